@@ -1,1 +1,31 @@
-//! placeholder
+//! Wire and data formats of Stargate Node.
+//!
+//! Everything that crosses a process boundary is defined here, free of any network or database:
+//!
+//! - [`Cid`] parsing and the codecs and hashes we accept ([`Codec`], [`HashCode`]);
+//! - [`Block`]: bytes together with the CID they were verified against. Every other crate stores,
+//!   serves and sends only `Block`s, so "a block whose bytes do not match its CID" cannot be
+//!   represented past the point where outside bytes enter;
+//! - dag-pb nodes ([`PbNode`]) and UnixFS metadata ([`unixfs::UnixFsData`]), byte-for-byte as Kubo
+//!   writes them;
+//! - the size limits every decoder of outside input enforces ([`limits`]).
+//!
+//! Non-goals: no I/O beyond what callers hand in, no global state.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod block;
+mod cid;
+mod dagpb;
+mod hash;
+pub mod limits;
+pub mod unixfs;
+
+pub use crate::block::{Block, BlockError};
+pub use crate::cid::{CidError, Codec, HashCode, check_supported, parse_cid};
+pub use crate::dagpb::{DagPbError, PbLink, PbNode};
+pub use crate::hash::{digest, sha2_256};
+pub use ::cid::{Cid, Version};
+pub use bytes::Bytes;
+
+/// The multihash type used throughout (64-byte digest capacity covers sha2-512 and blake3).
+pub type Multihash = multihash::Multihash<64>;

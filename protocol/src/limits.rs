@@ -1,0 +1,31 @@
+//! Size limits applied to everything that comes from outside.
+//!
+//! They follow Kubo where Kubo has one, so that what one node accepts the other accepts too.
+
+/// Largest block we store, serve or accept from a peer. Bitswap messages are capped at 4 MiB and
+/// Kubo refuses to exchange blocks over 2 MiB.
+pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
+
+/// Largest block `block put` accepts, as Kubo's default (without `--allow-big-block`).
+pub const MAX_PUT_BLOCK_SIZE: usize = 1024 * 1024;
+
+/// Kubo's default chunk size for `add`.
+pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;
+
+/// Largest chunk size `add --chunker size-N` accepts (Kubo's `ChunkSizeLimit`).
+pub const MAX_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// Most links per node in a balanced UnixFS file DAG (Kubo's `DefaultLinksPerBlock`).
+pub const DEFAULT_MAX_LINKS: usize = 174;
+
+/// Largest digest of an identity-hashed CID we accept: the capacity of our multihash type. Kubo
+/// inlines up to 32 bytes by default.
+pub const MAX_IDENTITY_DIGEST: usize = 64;
+
+/// Longest CID string we try to parse; anything longer is rejected before decoding.
+pub const MAX_CID_STRING_LEN: usize = 512;
+
+/// Longest content path (`/ipfs/<cid>/a/b/...`) and most segments in it.
+pub const MAX_PATH_LEN: usize = 4096;
+/// See [`MAX_PATH_LEN`].
+pub const MAX_PATH_SEGMENTS: usize = 256;
