@@ -1,1 +1,29 @@
-//! placeholder
+//! Shared helpers of Stargate's integration tests: where the built binaries
+//! and installed tools are, a real Kubo peer, the Node scripts that give a
+//! second UnixFS implementation and a CAR verifier, deterministic test data,
+//! loopback ports and deadlines.
+//!
+//! Everything here expects `scripts/install-test-deps.sh` to have run (it
+//! says so when something is missing) and the tests to run inside the
+//! loopback-only namespace of `scripts/test.sh`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod data;
+mod js;
+mod kubo;
+mod paths;
+mod process;
+mod wait;
+
+pub use data::{
+    BOUNDARY_FILES, CHUNK, MAX_LINKS, NamedFile, SHARD_THRESHOLD, SHARDED_DIR_FILES,
+    write_boundary_files, write_nested_dir, write_pseudo_random_file, write_sharded_dir,
+    write_text_file, write_threshold_dir,
+};
+pub use js::{
+    CarReport, ImportEntry, ImportOptions, ImportResult, js_car_verify, js_unixfs_import,
+};
+pub use kubo::{KeyType, KuboAdd, KuboOptions, KuboPeer, PubsubMessage, SubscriptionId};
+pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};
+pub use process::{CommandOutput, run_with_timeout, wait_or_kill};
+pub use wait::{free_loopback_port, wait_for, wait_until};
