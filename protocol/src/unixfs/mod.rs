@@ -1,5 +1,10 @@
 //! UnixFS: files, directories and symlinks as dag-pb DAGs, laid out as Kubo lays them out.
 
 mod data;
+mod import;
 
 pub use data::{DataType, UnixFsData, UnixFsError, UnixTime};
+pub use import::{
+    BlockSink, DEFAULT_SHARD_THRESHOLD, DirectoryBuilder, DiscardBlocks, ImportError,
+    ImportOptions, ImportedDirectory, ImportedFile, OptionsError, import_file, import_symlink,
+};
