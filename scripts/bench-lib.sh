@@ -12,11 +12,11 @@
 
 bench_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# Installs test dependencies and builds the release binaries (outside the
+# Installs the test tools and builds the release binaries (outside the
 # namespace: registries are the only network this touches).
 bench_setup() {
   cd "$bench_repo" || return 1
-  bash scripts/install-test-deps.sh >&2 || return 1
+  bash scripts/install-test-deps.sh --tools-only >&2 || return 1
   cargo build --release --workspace --bins --locked >&2 || return 1
 }
 

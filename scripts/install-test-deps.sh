@@ -8,7 +8,17 @@
 #
 # Needs: root for apt-get (only when a Debian package is missing), python3 with
 # venv, node >= 20 with npm, cargo. Run from anywhere inside the repo.
+#
+#   bash scripts/install-test-deps.sh               # tools + cargo fetch/build
+#   bash scripts/install-test-deps.sh --tools-only  # tools only (benchmarks)
 set -euo pipefail
+
+build=1
+case "${1:-}" in
+  "") ;;
+  --tools-only) build=0 ;;
+  *) echo "usage: install-test-deps.sh [--tools-only]" >&2; exit 2 ;;
+esac
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -81,6 +91,10 @@ fi
 # --- Rust: fetch every crate, build every binary and test -------------------
 # Tests then run with --offline inside the namespace and must not compile
 # anything that needs the network.
+if ((build == 0)); then
+  say "test tools ready (build skipped)"
+  exit 0
+fi
 say "cargo fetch"
 cargo fetch --locked
 say "building the workspace (bins + tests)"

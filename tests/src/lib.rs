@@ -8,6 +8,8 @@
 //! loopback-only namespace of `scripts/test.sh`.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+// One private module per subject; its API is re-exported below (a new module
+// is its `mod` line plus its `pub use` line).
 mod data;
 mod js;
 mod kubo;
