@@ -97,6 +97,14 @@ impl Block {
         Ok(Self { cid, data })
     }
 
+    /// Wraps bytes without hashing them, for a store that verified them against `cid`'s
+    /// multihash when it wrote them and serves them back under that multihash. Hashing again on
+    /// every read is what a store's `hash_on_read` option is for; everything that takes bytes
+    /// from outside must use [`Block::new`].
+    pub fn new_unchecked(cid: Cid, data: Bytes) -> Self {
+        Self { cid, data }
+    }
+
     /// The block an identity CID names: its digest is its content. `None` for other hashes.
     pub fn from_identity(cid: &Cid) -> Option<Self> {
         (cid.hash().code() == HashCode::Identity.code()).then(|| Self {

@@ -1,0 +1,121 @@
+//! Every table of the database, and the one place that creates them and checks the schema.
+//!
+//! Table names carry a version suffix (`blocks-…-1`): a change to a table's key or value layout
+//! gets a new name (and a migration), so an old file never gets misread. [`SCHEMA_VERSION`] in the
+//! `meta` table names the layout of the whole file and is checked at every open.
+//!
+//! Adding a table (e.g. anchors, wallet state) is additive: define it here, list it in
+//! [`create_all`], and open it through [`Store::read`](crate::Store) /
+//! [`Store::write`](crate::Store) closures with [`open_read`] / [`open_write`]. A database from
+//! before the table existed gets it created at its next open; that needs no schema bump.
+
+use std::path::Path;
+
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, TableHandle,
+    WriteTransaction,
+};
+
+use crate::StoreError;
+use crate::error::db_err;
+
+/// The layout version of the whole database. Bump it (and write a migration) whenever an
+/// existing table changes meaning; adding tables needs no bump.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
+
+/// Key `schema_version`: [`SCHEMA_VERSION`] of the code that created the file.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SCHEMA_KEY: &str = "schema_version";
+
+/// Multihash bytes -> (block length, codec it was first stored under).
+pub(crate) const BLOCK_INDEX: TableDefinition<&[u8], (u32, u64)> =
+    TableDefinition::new("block-index-1");
+
+/// Multihash bytes followed by a one-byte chunk number -> up to `CHUNK_LEN` bytes of the block.
+pub(crate) const BLOCK_DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block-data-1");
+
+/// Multihash bytes -> the concatenated binary CIDs the block links to, decoded under the codec
+/// in its index entry. Only blocks with at least one link have an entry.
+pub(crate) const BLOCK_LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block-links-1");
+
+/// Binary CID -> pin mode (see `pins::PinMode` encoding).
+pub(crate) const PINS: TableDefinition<&[u8], u8> = TableDefinition::new("pins-1");
+
+/// Creates every table that does not exist yet.
+fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let ctx = "creating the database tables";
+    txn.open_table(META).map_err(db_err(ctx))?;
+    txn.open_table(BLOCK_INDEX).map_err(db_err(ctx))?;
+    txn.open_table(BLOCK_DATA).map_err(db_err(ctx))?;
+    txn.open_table(BLOCK_LINKS).map_err(db_err(ctx))?;
+    txn.open_table(PINS).map_err(db_err(ctx))?;
+    Ok(())
+}
+
+/// Checks the schema of a freshly opened database, stamping a new one, and creates missing
+/// tables. Runs in one write transaction, so a failed check changes nothing.
+pub(crate) fn prepare(txn: &WriteTransaction, file: &Path) -> Result<(), StoreError> {
+    let ctx = "checking the database schema";
+    let found = {
+        let meta = txn.open_table(META).map_err(db_err(ctx))?;
+        meta.get(SCHEMA_KEY)
+            .map_err(db_err(ctx))?
+            .map(|v| v.value())
+    };
+    match found {
+        Some(SCHEMA_VERSION) => {}
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::SchemaTooNew {
+                path: file.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(found) => {
+            return Err(StoreError::SchemaTooOld {
+                path: file.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        None => {
+            let others: Vec<String> = txn
+                .list_tables()
+                .map_err(db_err(ctx))?
+                .map(|t| t.name().to_owned())
+                .filter(|name| name != META.name())
+                .collect();
+            if !others.is_empty() {
+                return Err(StoreError::NotAStore {
+                    path: file.to_owned(),
+                    reason: format!(
+                        "a redb database without a schema version, holding tables {}",
+                        others.join(", ")
+                    ),
+                });
+            }
+            let mut meta = txn.open_table(META).map_err(db_err(ctx))?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                .map_err(db_err(ctx))?;
+        }
+    }
+    create_all(txn)
+}
+
+/// Opens a table for reading. Every table exists once the store is open.
+pub(crate) fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<ReadOnlyTable<K, V>, StoreError> {
+    txn.open_table(table)
+        .map_err(db_err("opening a table to read"))
+}
+
+/// Opens a table for writing in a transaction.
+pub(crate) fn open_write<'txn, K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &'txn WriteTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Table<'txn, K, V>, StoreError> {
+    txn.open_table(table)
+        .map_err(db_err("opening a table to write"))
+}

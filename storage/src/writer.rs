@@ -1,0 +1,391 @@
+//! The write path: one thread owns every block write and commits what callers hand it in
+//! groups, so concurrent writers share transactions and fsyncs, and a caller filling a
+//! [`BlockWriter`] keeps working (hashing the next chunks) while earlier batches are committed.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use parking_lot::RawRwLock;
+use parking_lot::lock_api::ArcRwLockReadGuard;
+use redb::Database;
+use stargate_protocol::{Block, Cid};
+
+use crate::blocks::write_tables;
+use crate::error::db_err;
+use crate::metrics::Metrics;
+use crate::pins::{PinMode, insert_pin};
+use crate::tables::{PINS, open_write};
+use crate::{Store, StoreError};
+
+/// Jobs waiting for the writer thread; senders block beyond this.
+const QUEUE_JOBS: usize = 4;
+/// A group stops taking more queued jobs once it holds this many bytes.
+const MAX_GROUP_BYTES: usize = 64 << 20;
+/// Batches one [`BlockWriter`] may have queued or committing before `put` waits.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// What a write stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteSummary {
+    /// Blocks that were not in the store before.
+    pub blocks_new: u64,
+    /// Bytes of those blocks.
+    pub bytes_new: u64,
+    /// Blocks that were already stored (nothing written for them).
+    pub blocks_present: u64,
+}
+
+impl WriteSummary {
+    fn add(&mut self, other: Self) {
+        self.blocks_new += other.blocks_new;
+        self.bytes_new += other.bytes_new;
+        self.blocks_present += other.blocks_present;
+    }
+}
+
+type Reply = Result<WriteSummary, StoreError>;
+
+pub(crate) struct Job {
+    blocks: Vec<Block>,
+    bytes: usize,
+    pin: Option<(Cid, PinMode)>,
+    reply: SyncSender<Reply>,
+}
+
+/// The writer thread. Dropping it lets the thread finish the queued jobs and waits for it, so
+/// the database is closed when the last [`Store`] handle is gone.
+pub(crate) struct WriterThread {
+    queue: Option<SyncSender<Job>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WriterThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterThread").finish_non_exhaustive()
+    }
+}
+
+impl WriterThread {
+    pub(crate) fn spawn(db: Arc<Database>, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let (queue, jobs) = sync_channel(QUEUE_JOBS);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&db, &metrics, &jobs))?;
+        Ok(Self {
+            queue: Some(queue),
+            handle: Some(handle),
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.queue
+            .as_ref()
+            .ok_or(StoreError::WriterStopped)?
+            .send(job)
+            .map_err(|_| StoreError::WriterStopped)
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(handle) = self.handle.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the store writer thread panicked");
+        }
+    }
+}
+
+fn run(db: &Database, metrics: &Metrics, jobs: &Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut bytes = first.bytes;
+        let mut group = vec![first];
+        while bytes < MAX_GROUP_BYTES {
+            let Ok(job) = jobs.try_recv() else { break };
+            bytes += job.bytes;
+            group.push(job);
+        }
+        match commit_group(db, metrics, &group) {
+            Ok(replies) => {
+                for (job, reply) in group.iter().zip(replies) {
+                    // A writer that gave up waiting (dropped) does not need the answer.
+                    let _ = job.reply.send(reply);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = group.len(), "block write failed");
+                for job in &group {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Applies a group of jobs in one transaction. A job's pin that cannot be added fails that job
+/// alone (its blocks stay stored, unpinned); a database error fails the whole group.
+fn commit_group(db: &Database, metrics: &Metrics, group: &[Job]) -> Result<Vec<Reply>, StoreError> {
+    let ctx = "committing blocks";
+    let txn = db.begin_write().map_err(db_err(ctx))?;
+    let mut replies = Vec::with_capacity(group.len());
+    let mut written = WriteSummary::default();
+    {
+        let mut tables = write_tables(&txn)?;
+        let mut pins = open_write(&txn, PINS)?;
+        for job in group {
+            let mut summary = WriteSummary::default();
+            for block in &job.blocks {
+                if tables.insert(block)? {
+                    summary.blocks_new += 1;
+                    summary.bytes_new += block.data().len() as u64;
+                } else {
+                    summary.blocks_present += 1;
+                }
+            }
+            written.add(summary);
+            let reply = match &job.pin {
+                Some((cid, mode)) => insert_pin(&tables, &mut pins, cid, *mode).map(|()| summary),
+                None => Ok(summary),
+            };
+            if reply.is_err() {
+                metrics.reject();
+            }
+            replies.push(reply);
+        }
+    }
+    txn.commit().map_err(db_err(ctx))?;
+    metrics.commit();
+    metrics.put(written.blocks_new, written.bytes_new);
+    Ok(replies)
+}
+
+/// Stores many blocks in few transactions, and optionally pins in the last one.
+///
+/// `put` buffers blocks and hands full batches to the store's writer thread without waiting
+/// for them to commit (at most two batches ahead), so the caller overlaps its own work with
+/// the writes. [`BlockWriter::finish`] writes the rest and the pin together: the pin is only
+/// ever committed with, or after, every block of its DAG, so a crash at any point leaves no pin
+/// of an incomplete DAG. Blocks of an unfinished writer may be committed (unpinned) or not.
+///
+/// A writer holds off [`Store::gc`] from its creation until it is finished or dropped. Do not
+/// call `gc` on a thread that holds a writer: it would wait forever.
+pub struct BlockWriter {
+    store: Store,
+    _gc_guard: ArcRwLockReadGuard<RawRwLock, ()>,
+    batch: Vec<Block>,
+    batch_bytes: usize,
+    in_flight: VecDeque<Receiver<Reply>>,
+    summary: WriteSummary,
+    error: Option<StoreError>,
+}
+
+impl std::fmt::Debug for BlockWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockWriter")
+            .field("buffered", &self.batch.len())
+            .field("in_flight", &self.in_flight.len())
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockWriter {
+    pub(crate) fn new(store: Store, gc_guard: ArcRwLockReadGuard<RawRwLock, ()>) -> Self {
+        Self {
+            store,
+            _gc_guard: gc_guard,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            in_flight: VecDeque::new(),
+            summary: WriteSummary::default(),
+            error: None,
+        }
+    }
+
+    /// Adds a block. Blocks with identity CIDs are not stored (their CID holds them).
+    ///
+    /// # Errors
+    /// The error of an earlier batch that failed; the writer is then useless.
+    pub fn put(&mut self, block: Block) -> Result<(), StoreError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        if Block::from_identity(block.cid()).is_some() {
+            return Ok(());
+        }
+        self.batch_bytes += block.data().len();
+        self.batch.push(block);
+        if self.batch_bytes >= self.store.batch_bytes() {
+            self.send(None);
+        }
+        self.error.clone().map_or(Ok(()), Err)
+    }
+
+    /// Writes the remaining blocks and, with them, the pin if one is given; waits until all
+    /// of this writer's blocks are committed and durable.
+    ///
+    /// # Errors
+    /// The first error of any batch, or of the pin ([`StoreError::MissingBlock`] when the DAG
+    /// is incomplete). The pin is written only if every batch succeeded.
+    pub fn finish(mut self, pin: Option<(Cid, PinMode)>) -> Result<WriteSummary, StoreError> {
+        if self.error.is_none() && (!self.batch.is_empty() || pin.is_some()) {
+            self.send(pin);
+        }
+        while !self.in_flight.is_empty() {
+            self.wait_oldest();
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(self.summary),
+        }
+    }
+
+    fn send(&mut self, pin: Option<(Cid, PinMode)>) {
+        let (reply, answer) = sync_channel(1);
+        let job = Job {
+            blocks: std::mem::take(&mut self.batch),
+            bytes: std::mem::take(&mut self.batch_bytes),
+            pin,
+            reply,
+        };
+        if let Err(e) = self.store.writer_thread().submit(job) {
+            self.error.get_or_insert(e);
+            return;
+        }
+        self.in_flight.push_back(answer);
+        while self.in_flight.len() > MAX_IN_FLIGHT {
+            self.wait_oldest();
+        }
+    }
+
+    fn wait_oldest(&mut self) {
+        let Some(answer) = self.in_flight.pop_front() else {
+            return;
+        };
+        match answer.recv() {
+            Ok(Ok(summary)) => self.summary.add(summary),
+            Ok(Err(e)) => {
+                self.error.get_or_insert(e);
+            }
+            Err(_) => {
+                self.error.get_or_insert(StoreError::WriterStopped);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use crate::testutil::{node, open_with, raw};
+
+    fn small_batches() -> StoreOptions {
+        StoreOptions {
+            batch_bytes: 10_000,
+            ..StoreOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_writer_streams_batches_and_pins_last() {
+        let (_dir, store) = open_with(small_batches());
+        let leaves: Vec<Block> = (0..50u32)
+            .map(|i| raw(vec![i as u8; 3000 + i as usize]))
+            .collect();
+        let refs: Vec<&Block> = leaves.iter().collect();
+        let root = node(&refs, b"root");
+        let mut writer = store.writer();
+        for leaf in &leaves {
+            writer.put(leaf.clone()).unwrap();
+        }
+        writer.put(leaves[0].clone()).unwrap();
+        writer.put(root.clone()).unwrap();
+        let summary = writer
+            .finish(Some((*root.cid(), PinMode::Recursive)))
+            .unwrap();
+        assert_eq!(summary.blocks_new, 51);
+        assert_eq!(summary.blocks_present, 1);
+        assert_eq!(
+            summary.bytes_new,
+            leaves.iter().map(|b| b.data().len() as u64).sum::<u64>() + root.data().len() as u64
+        );
+        assert_eq!(
+            store.pin_type(root.cid()).unwrap(),
+            Some(crate::PinType::Recursive)
+        );
+        // About 15 batches; a writer has at most MAX_IN_FLIGHT + 1 of them outstanding, so
+        // grouping can merge at most that many per transaction.
+        assert!(
+            store.metrics().commits >= 15 / (MAX_IN_FLIGHT as u64 + 1),
+            "{:?}",
+            store.metrics()
+        );
+    }
+
+    #[test]
+    fn a_failed_pin_keeps_the_blocks_unpinned() {
+        let (_dir, store) = open_with(small_batches());
+        let missing = raw(&b"missing"[..]);
+        let present = raw(&b"present"[..]);
+        let root = node(&[&present, &missing], b"root");
+        let mut writer = store.writer();
+        writer.put(present.clone()).unwrap();
+        writer.put(root.clone()).unwrap();
+        let err = writer
+            .finish(Some((*root.cid(), PinMode::Recursive)))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MissingBlock { .. }));
+        assert!(store.has(root.cid()).unwrap());
+        assert!(store.pins(crate::PinFilter::All).unwrap().is_empty());
+    }
+
+    #[test]
+    fn concurrent_writers_all_land() {
+        let (_dir, store) = open_with(small_batches());
+        let roots: Vec<Block> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|t| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        let leaves: Vec<Block> =
+                            (0..20u8).map(|i| raw(vec![t, i, 1, 2, 3])).collect();
+                        let root = node(&leaves.iter().collect::<Vec<_>>(), &[t]);
+                        let mut w = store.writer();
+                        for leaf in leaves {
+                            w.put(leaf).unwrap();
+                        }
+                        w.put(root.clone()).unwrap();
+                        w.finish(Some((*root.cid(), PinMode::Recursive))).unwrap();
+                        root
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(store.stat().unwrap().blocks, 8 * 21);
+        for root in roots {
+            assert_eq!(
+                store.pin_type(root.cid()).unwrap(),
+                Some(crate::PinType::Recursive)
+            );
+        }
+    }
+
+    #[test]
+    fn dropping_a_writer_unfinished_writes_no_pin_and_releases_gc() {
+        let (_dir, store) = open_with(small_batches());
+        let mut writer = store.writer();
+        for i in 0..10u8 {
+            writer.put(raw(vec![i; 5000])).unwrap();
+        }
+        drop(writer);
+        let gc = store.gc().unwrap();
+        assert_eq!(gc.blocks_kept, 0);
+        assert!(store.pins(crate::PinFilter::All).unwrap().is_empty());
+    }
+}
