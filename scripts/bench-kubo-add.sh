@@ -13,5 +13,6 @@ trap 'rm -rf "$work"' EXIT
 bench_make_file "$work/input" "$size" 1
 kubo="$(bench_kubo_add "$work/input" "$runs")"
 echo "$kubo"
-echo "kubo add $size: only-hash $(bench_json_get "$kubo" .only_hash.median_mb_s) MB/s," \
-  "stored $(bench_json_get "$kubo" .stored.median_mb_s) MB/s (median of $runs)"
+echo "kubo add $size (median of $runs, wall / per CPU-second):" \
+  "only-hash $(bench_json_get "$kubo" .only_hash.median_mb_s) / $(bench_json_get "$kubo" .only_hash.median_cpu_mb_s) MB/s," \
+  "stored $(bench_json_get "$kubo" .stored.median_mb_s) / $(bench_json_get "$kubo" .stored.median_cpu_mb_s) MB/s"

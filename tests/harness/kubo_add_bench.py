@@ -3,10 +3,13 @@
 
 Prints one JSON line on stdout:
   {"bytes": N, "runs": R,
-   "only_hash": {"seconds": [..], "best_mb_s": x, "median_mb_s": y},
-   "stored":    {"seconds": [..], "best_mb_s": x, "median_mb_s": y}}
+   "only_hash": {"seconds": [..], "cpu_seconds": [..], "best_mb_s": x,
+                 "median_mb_s": y, "median_cpu_mb_s": z},
+   "stored":    {...same...}}
 MB/s are 10^6 bytes per second of wall time of the AddFile call alone (node
-start-up excluded). Every stored run uses a fresh repo (Kubo skips blocks it
+start-up excluded); cpu_seconds is the process's user + system CPU time
+during the call (all threads), so median_cpu_mb_s changes little when other
+work shares the machine. Every stored run uses a fresh repo (Kubo skips blocks it
 already has, so re-adding into the same repo would measure nothing); its
 datastore is Kubo's default flatfs with sync on.
 
@@ -19,6 +22,7 @@ node is configured loopback-only as in kubo_peer.py.
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -36,12 +40,24 @@ def start_peer(root, name):
     return peer
 
 
-def summary(size, seconds):
+def timed_add(peer, path, only_hash):
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    seconds = peer.add(path, only_hash)["seconds"]
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
+
+
+def summary(size, samples):
+    seconds = [s for s, _ in samples]
+    cpu = [c for _, c in samples]
     rates = [size / s / 1e6 for s in seconds]
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "best_mb_s": max(rates),
         "median_mb_s": statistics.median(rates),
+        "median_cpu_mb_s": size / statistics.median(cpu) / 1e6,
     }
 
 
@@ -62,17 +78,17 @@ def main():
             peer = start_peer(root, "only-hash")
             # One untimed pass warms the page cache and Go's allocator.
             peer.add(path, True)
-            seconds = [peer.add(path, True)["seconds"] for _ in range(args.runs)]
+            samples = [timed_add(peer, path, True) for _ in range(args.runs)]
             peer.close()
-            result["only_hash"] = summary(size, seconds)
+            result["only_hash"] = summary(size, samples)
         if args.mode in ("both", "stored"):
-            seconds = []
+            samples = []
             for i in range(args.runs):
                 peer = start_peer(root, f"stored-{i}")
-                seconds.append(peer.add(path, False)["seconds"])
+                samples.append(timed_add(peer, path, False))
                 peer.close()
                 shutil.rmtree(os.path.join(root, f"stored-{i}"), ignore_errors=True)
-            result["stored"] = summary(size, seconds)
+            result["stored"] = summary(size, samples)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     out.write(json.dumps(result) + "\n")
