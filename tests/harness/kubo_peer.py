@@ -61,6 +61,8 @@ def claim_stdout():
 
 DEFAULT_TIMEOUT = 120.0
 LONG_TIMEOUT = 900.0
+# Requests are small JSON objects; pubsub payloads go base64 inside them.
+MAX_REQUEST = 4 << 20
 
 
 def log(msg):
@@ -386,7 +388,16 @@ def main():
     reply({"ready": True, **ident})
     log(f"ready: {ident['peer_id']} {ident['addrs']}")
 
-    for line in sys.stdin:
+    while True:
+        line = sys.stdin.buffer.readline(MAX_REQUEST + 1)
+        if not line:
+            break
+        if len(line) > MAX_REQUEST:
+            reply({"error": f"request longer than {MAX_REQUEST} bytes"})
+            # Skip the rest of the overlong line.
+            while line and not line.endswith(b"\n"):
+                line = sys.stdin.buffer.readline(MAX_REQUEST)
+            continue
         line = line.strip()
         if not line:
             continue
