@@ -14,16 +14,19 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod block;
+pub mod car;
 mod cid;
 mod dagpb;
 mod hash;
 pub mod limits;
+mod path;
 pub mod unixfs;
 
 pub use crate::block::{Block, BlockError};
 pub use crate::cid::{CidError, Codec, HashCode, check_supported, parse_cid};
 pub use crate::dagpb::{DagPbError, PbLink, PbNode};
 pub use crate::hash::{digest, sha2_256};
+pub use crate::path::{ContentPath, PathError};
 pub use ::cid::{Cid, Version};
 pub use bytes::Bytes;
 

@@ -29,3 +29,15 @@ pub const MAX_CID_STRING_LEN: usize = 512;
 pub const MAX_PATH_LEN: usize = 4096;
 /// See [`MAX_PATH_LEN`].
 pub const MAX_PATH_SEGMENTS: usize = 256;
+
+/// Deepest DAG that export walks follow (path resolution, file reads, CAR and `get` walks).
+/// Kubo's balanced file DAGs stay under 6 levels even for terabytes and directory trees rarely
+/// nest beyond a few dozen; what a walk holds grows with depth, so a hostile DAG is cut off here.
+pub const MAX_DAG_DEPTH: usize = 256;
+
+/// Largest CARv1 header (the dag-cbor roots list) a CAR reader accepts: thousands of roots.
+pub const MAX_CAR_HEADER_SIZE: usize = 64 * 1024;
+
+/// Longest binary CID accepted in a CAR frame: version, codec and a 64-byte digest with their
+/// varints fit well within it.
+pub const MAX_CID_BYTES: usize = 128;

@@ -2,6 +2,7 @@
 
 mod data;
 mod import;
+pub mod export;
 
 pub use data::{DataType, UnixFsData, UnixFsError, UnixTime};
 pub use import::{

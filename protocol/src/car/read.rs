@@ -1,0 +1,234 @@
+//! Reading CARv1 from a stream, verifying every block as it arrives.
+
+use bytes::Bytes;
+use futures::{Sink, SinkExt, Stream};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+
+use super::CarError;
+use crate::limits::{MAX_BLOCK_SIZE, MAX_CAR_HEADER_SIZE, MAX_CID_BYTES};
+use crate::{Block, Cid};
+
+const MAX_FRAME: usize = MAX_BLOCK_SIZE + MAX_CID_BYTES;
+
+/// A CARv1 being read: the header is checked on open, blocks are verified one by one. After an
+/// error the reader yields nothing more, so nothing behind a bad block is ever used.
+#[derive(Debug)]
+pub struct CarReader<R> {
+    reader: BufReader<R>,
+    roots: Vec<Cid>,
+    offset: u64,
+    failed: bool,
+}
+
+impl<R: AsyncRead + Unpin> CarReader<R> {
+    /// Reads and checks the header.
+    ///
+    /// # Errors
+    /// [`CarError`] for a truncated, oversized or invalid header, or a failing reader.
+    pub async fn new(reader: R) -> Result<Self, CarError> {
+        let mut this = Self {
+            reader: BufReader::new(reader),
+            roots: Vec::new(),
+            offset: 0,
+            failed: false,
+        };
+        let Some(len) = this.read_len().await? else {
+            return Err(CarError::Truncated { offset: 0 });
+        };
+        if len > MAX_CAR_HEADER_SIZE as u64 {
+            return Err(CarError::HeaderTooLarge {
+                len,
+                max: MAX_CAR_HEADER_SIZE,
+            });
+        }
+        let header = this.read_frame(len, 0).await?;
+        let header = iroh_car::CarHeader::decode(&header).map_err(|e| CarError::BadHeader {
+            reason: e.to_string(),
+        })?;
+        if header.version() != 1 {
+            return Err(CarError::BadHeader {
+                reason: format!("version {} (only CARv1 is read)", header.version()),
+            });
+        }
+        this.roots = header.roots().to_vec();
+        Ok(this)
+    }
+
+    /// The roots the header names.
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next block, verified against its CID; `None` at the end of the CAR.
+    ///
+    /// # Errors
+    /// [`CarError`] for a truncated or oversized frame, an unreadable CID, a block that does not
+    /// match its CID. Every later call then returns `Ok(None)`.
+    pub async fn next_block(&mut self) -> Result<Option<Block>, CarError> {
+        if self.failed {
+            return Ok(None);
+        }
+        let res = self.read_block().await;
+        self.failed = res.is_err();
+        res
+    }
+
+    /// The blocks as a stream, ending after the first error.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Block, CarError>> {
+        futures::stream::try_unfold(self, |mut this| async move {
+            Ok(this.next_block().await?.map(|b| (b, this)))
+        })
+    }
+
+    async fn read_block(&mut self) -> Result<Option<Block>, CarError> {
+        let start = self.offset;
+        let Some(len) = self.read_len().await? else {
+            return Ok(None);
+        };
+        if len > MAX_FRAME as u64 {
+            return Err(CarError::FrameTooLarge {
+                offset: start,
+                len,
+                max: MAX_FRAME,
+            });
+        }
+        let frame = self.read_frame(len, start).await?;
+        let mut cursor = std::io::Cursor::new(&frame[..]);
+        let cid = Cid::read_bytes(&mut cursor).map_err(|e| CarError::BadCid {
+            offset: start,
+            reason: e.to_string(),
+        })?;
+        // The cursor stands inside `frame`, so its position fits in usize.
+        let data = frame.slice(cursor.position() as usize..);
+        Block::new(cid, data)
+            .map(Some)
+            .map_err(|e| CarError::BadBlock {
+                cid,
+                reason: e.to_string(),
+            })
+    }
+
+    /// A length prefix; `None` at a clean end of input (no byte of a new frame read).
+    async fn read_len(&mut self) -> Result<Option<u64>, CarError> {
+        let start = self.offset;
+        let mut buf = [0u8; 10];
+        for i in 0..buf.len() {
+            let n = self
+                .reader
+                .read(&mut buf[i..=i])
+                .await
+                .map_err(|e| self.io(e))?;
+            if n == 0 {
+                return if i == 0 {
+                    Ok(None)
+                } else {
+                    Err(CarError::Truncated { offset: start })
+                };
+            }
+            self.offset += 1;
+            if unsigned_varint::decode::is_last(buf[i]) {
+                return unsigned_varint::decode::u64(&buf[..=i])
+                    .map(|(v, _)| Some(v))
+                    .map_err(|e| CarError::BadLength {
+                        offset: start,
+                        reason: e.to_string(),
+                    });
+            }
+        }
+        Err(CarError::BadLength {
+            offset: start,
+            reason: "longer than any 64-bit varint".to_owned(),
+        })
+    }
+
+    /// `len` bytes of a frame that started at `start` (`len` already checked against a limit).
+    async fn read_frame(&mut self, len: u64, start: u64) -> Result<Bytes, CarError> {
+        let len = usize::try_from(len).map_err(|_| CarError::Truncated { offset: start })?;
+        if len == 0 {
+            return Err(CarError::BadCid {
+                offset: start,
+                reason: "empty frame".to_owned(),
+            });
+        }
+        let mut buf = vec![0u8; len];
+        match self.reader.read_exact(&mut buf).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(CarError::Truncated { offset: start });
+            }
+            Err(e) => return Err(self.io(e)),
+        }
+        self.offset += len as u64;
+        Ok(Bytes::from(buf))
+    }
+
+    fn io(&self, e: std::io::Error) -> CarError {
+        CarError::Io {
+            offset: self.offset,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// What an import read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarSummary {
+    /// The header's roots.
+    pub roots: Vec<Cid>,
+    /// Blocks read and handed to the sink.
+    pub blocks: u64,
+    /// Bytes of block data among them.
+    pub bytes: u64,
+}
+
+/// Reads a whole CAR from `reader` into `sink`, block by verified block (`dag import`). Stops at
+/// the first bad block; everything before it has been handed to the sink, nothing after it.
+///
+/// # Errors
+/// [`CarError`] from the reader, or [`CarError::Sink`] when the sink refuses a block.
+pub async fn import_car<R, S>(reader: R, mut sink: S) -> Result<CarSummary, CarError>
+where
+    R: AsyncRead + Unpin,
+    S: Sink<Block> + Unpin,
+    S::Error: std::fmt::Display,
+{
+    let mut car = CarReader::new(reader).await?;
+    let mut summary = CarSummary {
+        roots: car.roots().to_vec(),
+        blocks: 0,
+        bytes: 0,
+    };
+    while let Some(block) = car.next_block().await? {
+        let cid = *block.cid();
+        summary.blocks += 1;
+        summary.bytes += block.data().len() as u64;
+        sink.feed(block).await.map_err(|e| CarError::Sink {
+            reason: format!("block {cid}: {e}"),
+        })?;
+    }
+    sink.flush().await.map_err(|e| CarError::Sink {
+        reason: e.to_string(),
+    })?;
+    Ok(summary)
+}
+
+/// Reads a whole CAR held in memory: its roots and blocks, each verified.
+///
+/// # Errors
+/// As [`CarReader::next_block`].
+pub fn read_car(bytes: &[u8]) -> Result<(Vec<Cid>, Vec<Block>), CarError> {
+    // A byte slice never makes the reader wait, so polling to completion here does not block.
+    futures::executor::block_on(async {
+        let mut car = CarReader::new(bytes).await?;
+        let mut blocks = Vec::new();
+        while let Some(b) = car.next_block().await? {
+            blocks.push(b);
+        }
+        Ok((car.roots().to_vec(), blocks))
+    })
+}
