@@ -41,13 +41,21 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
                 max: MAX_CAR_HEADER_SIZE,
             });
         }
-        let header = this.read_frame(len, 0).await?;
-        let header = iroh_car::CarHeader::decode(&header).map_err(|e| CarError::BadHeader {
-            reason: e.to_string(),
-        })?;
+        let header_bytes = this.read_frame(len, 0).await?;
+        let header =
+            iroh_car::CarHeader::decode(&header_bytes).map_err(|e| CarError::BadHeader {
+                reason: e.to_string(),
+            })?;
         if header.version() != 1 {
             return Err(CarError::BadHeader {
                 reason: format!("version {} (only CARv1 is read)", header.version()),
+            });
+        }
+        // Serde would also accept an array for the map, byte strings for text and more; only the
+        // canonical encoding is dag-cbor, and accepting others lets a damaged header slip by.
+        if super::write::header_cbor(header.roots()) != header_bytes {
+            return Err(CarError::BadHeader {
+                reason: "not canonical dag-cbor".to_owned(),
             });
         }
         this.roots = header.roots().to_vec();

@@ -5,12 +5,17 @@ use futures::{Stream, StreamExt, stream};
 
 use crate::{Block, Cid};
 
+/// The dag-cbor of a CARv1 header naming `roots`.
+pub(super) fn header_cbor(roots: &[Cid]) -> Vec<u8> {
+    // Serialising a list of CIDs and an integer into a Vec cannot fail.
+    iroh_car::CarHeader::new_v1(roots.to_vec())
+        .encode()
+        .unwrap_or_default()
+}
+
 /// The CAR header naming `roots`, with its length prefix.
 pub fn encode_header(roots: &[Cid]) -> Bytes {
-    // Serialising a list of CIDs and an integer into a Vec cannot fail.
-    let cbor = iroh_car::CarHeader::new_v1(roots.to_vec())
-        .encode()
-        .unwrap_or_default();
+    let cbor = header_cbor(roots);
     let mut buf = unsigned_varint::encode::usize_buffer();
     let prefix = unsigned_varint::encode::usize(cbor.len(), &mut buf);
     let mut out = BytesMut::with_capacity(prefix.len() + cbor.len());

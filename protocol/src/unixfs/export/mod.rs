@@ -17,6 +17,8 @@ mod source;
 mod walk;
 
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod testdag;
 
 pub use error::ExportError;

@@ -99,9 +99,10 @@ impl EntityBytes {
         let size_i = i128::from(size);
         let resolve = |v: i64| {
             let v = i128::from(v);
-            if v < 0 { (size_i + v).max(0) } else { v }
+            if v < 0 { size_i + v } else { v }
         };
-        let from = resolve(self.from);
+        // A start before the beginning means the beginning; an end before it selects nothing.
+        let from = resolve(self.from).max(0);
         let last = self.to.map_or(size_i - 1, resolve).min(size_i - 1);
         if from > last {
             return None;
@@ -320,5 +321,225 @@ pub fn walk_dag(source: Arc<dyn BlockSource>, root: Cid, window: usize) -> Block
     };
     BlockWalk {
         walk: Dfs::new(source, visitor, window, vec![(root, Role::Terminal)]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::TryStreamExt;
+
+    use super::*;
+    use crate::unixfs::export::testdag::{self, Probe};
+    use crate::unixfs::export::{MemoryBlocks, resolve};
+
+    async fn cids(walk: BlockWalk) -> Vec<Cid> {
+        walk.map_ok(|b| *b.cid()).try_collect().await.unwrap()
+    }
+
+    fn opts(scope: DagScope, entity_bytes: Option<&str>) -> WalkOptions {
+        WalkOptions {
+            scope,
+            entity_bytes: entity_bytes.map(|s| s.parse().unwrap()),
+            window: 3,
+        }
+    }
+
+    #[test]
+    fn parses_parameters() {
+        assert_eq!("entity".parse::<DagScope>(), Ok(DagScope::Entity));
+        assert!("ALL".parse::<DagScope>().is_err());
+        let eb = |s: &str| s.parse::<EntityBytes>();
+        assert_eq!(eb("0:*"), Ok(EntityBytes { from: 0, to: None }));
+        assert_eq!(
+            eb("-1024:*"),
+            Ok(EntityBytes {
+                from: -1024,
+                to: None
+            })
+        );
+        assert_eq!(
+            eb("499:-1000"),
+            Ok(EntityBytes {
+                from: 499,
+                to: Some(-1000)
+            })
+        );
+        for bad in [
+            "",
+            "1",
+            "a:b",
+            "1:",
+            ":1",
+            "*:1",
+            "+1:2",
+            "1:2:3",
+            "99999999999999999999:1",
+        ] {
+            assert!(eb(bad).is_err(), "{bad:?}");
+        }
+        let r = |s: &str, size| eb(s).unwrap().range(size);
+        assert_eq!(r("0:*", 10), Some(0..10));
+        assert_eq!(r("2:4", 10), Some(2..5));
+        assert_eq!(r("-3:*", 10), Some(7..10));
+        assert_eq!(r("-30:*", 10), Some(0..10));
+        assert_eq!(r("5:100", 10), Some(5..10));
+        assert_eq!(r("1:-2", 10), Some(1..9));
+        assert_eq!(r("10:*", 10), None);
+        assert_eq!(r("4:3", 10), None);
+        assert_eq!(r("0:*", 0), None);
+        assert_eq!(r("0:-20", 10), None);
+    }
+
+    #[tokio::test]
+    async fn all_scope_is_depth_first_pre_order_without_duplicates() {
+        let dag = MemoryBlocks::new();
+        let data = testdag::bytes(50, 1);
+        let f = testdag::file(&dag, &data, 10, 2, false);
+        let same = f.clone();
+        let inline = Cid::new_v1(Codec::Raw.code(), crate::digest(HashCode::Identity, b"hi"));
+        let sub = testdag::dir(&dag, &[("f", &f)]);
+        let mut fs = crate::unixfs::UnixFsData::new(DataType::Directory);
+        fs.mode = Some(0o755);
+        let links = vec![
+            testdag::link(Some("a"), &sub),
+            testdag::link(Some("b"), &same),
+            crate::PbLink {
+                cid: inline,
+                name: Some("c".into()),
+                tsize: Some(2),
+            },
+        ];
+        let root = testdag::pb(&dag, links, &fs);
+        let src: Arc<dyn BlockSource> = Arc::new(dag.clone());
+        let resolved = resolve(&*src, *root.cid(), &[]).await.unwrap();
+        let got = cids(walk_blocks(src.clone(), &resolved, WalkOptions::default())).await;
+
+        // Expected: pre-order over links, each block once, the identity block never.
+        fn preorder(dag: &MemoryBlocks, cid: Cid, out: &mut Vec<Cid>) {
+            if cid.hash().code() == 0 || out.contains(&cid) {
+                return;
+            }
+            out.push(cid);
+            let b = futures::executor::block_on(dag.get(cid)).unwrap();
+            if let Ok(n) = crate::PbNode::decode(b.data()) {
+                for l in n.links {
+                    preorder(dag, l.cid, out);
+                }
+            }
+        }
+        let mut want = Vec::new();
+        preorder(&dag, *root.cid(), &mut want);
+        assert_eq!(got, want);
+        // root, sub, then the file once: 5 leaves under 3 + 2 + 1 nodes.
+        assert_eq!(got.len(), 2 + 6 + 5);
+        assert!(!got.contains(&inline));
+    }
+
+    #[tokio::test]
+    async fn path_blocks_come_first_then_the_scope() {
+        let dag = MemoryBlocks::new();
+        let data = testdag::bytes(40, 2);
+        let f = testdag::file(&dag, &data, 10, 4, true);
+        let sub = testdag::dir(&dag, &[("f", &f)]);
+        let root = testdag::dir(&dag, &[("sub", &sub)]);
+        let src: Arc<dyn BlockSource> = Arc::new(dag);
+        let path = ["sub".to_owned(), "f".to_owned()];
+        let resolved = resolve(&*src, *root.cid(), &path).await.unwrap();
+        let block = cids(walk_blocks(
+            src.clone(),
+            &resolved,
+            opts(DagScope::Block, None),
+        ))
+        .await;
+        assert_eq!(block, [*root.cid(), *sub.cid(), *f.cid()]);
+        let entity = cids(walk_blocks(
+            src.clone(),
+            &resolved,
+            opts(DagScope::Entity, None),
+        ))
+        .await;
+        assert_eq!(entity.len(), 3 + 4);
+        let dir = resolve(&*src, *root.cid(), &path[..1]).await.unwrap();
+        let dir_entity = cids(walk_blocks(src.clone(), &dir, opts(DagScope::Entity, None))).await;
+        assert_eq!(dir_entity, [*root.cid(), *sub.cid()]);
+        let dir_all = cids(walk_blocks(src, &dir, opts(DagScope::All, None))).await;
+        assert_eq!(dir_all.len(), 2 + 1 + 4);
+    }
+
+    #[tokio::test]
+    async fn entity_bytes_select_only_the_blocks_of_the_range() {
+        let dag = MemoryBlocks::new();
+        let data = testdag::bytes(1000, 3);
+        let f = testdag::file(&dag, &data, 10, 4, true);
+        let probe = Probe::new(dag, std::time::Duration::ZERO);
+        let src: Arc<dyn BlockSource> = probe.clone();
+        let resolved = resolve(&*src, *f.cid(), &[]).await.unwrap();
+        let blocks: Vec<Block> = walk_blocks(
+            src.clone(),
+            &resolved,
+            opts(DagScope::Entity, Some("495:524")),
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        let leaves: Vec<&[u8]> = blocks
+            .iter()
+            .filter(|b| b.cid().codec() == Codec::Raw.code())
+            .map(|b| &b.data()[..])
+            .collect();
+        let want: Vec<&[u8]> = data[490..530].chunks(10).collect();
+        assert_eq!(leaves, want);
+        assert_eq!(blocks[0].cid(), f.cid());
+        // Interior nodes on the way only: one per level (4 levels above the leaves here).
+        assert!(blocks.len() - leaves.len() <= 5, "{}", blocks.len());
+
+        // Negative and open-ended ranges, and ranges selecting nothing.
+        let tail = walk_blocks(src.clone(), &resolved, opts(DagScope::All, Some("-5:*")));
+        let tail: Vec<Block> = tail.try_collect().await.unwrap();
+        assert_eq!(tail.last().unwrap().data(), &data[990..]);
+        let none = cids(walk_blocks(
+            src,
+            &resolved,
+            opts(DagScope::Entity, Some("2000:*")),
+        ))
+        .await;
+        assert_eq!(none, [*f.cid()]);
+    }
+
+    #[tokio::test]
+    async fn entity_of_a_sharded_directory_is_its_shard_nodes() {
+        let dag = MemoryBlocks::new();
+        let entries: Vec<(String, Cid)> = (0..700)
+            .map(|i| {
+                let n = format!("e{i}");
+                let cid = *testdag::raw(&dag, n.as_bytes()).cid();
+                (n, cid)
+            })
+            .collect();
+        let root = testdag::hamt(&dag, &entries, 256);
+        let src: Arc<dyn BlockSource> = Arc::new(dag);
+        let resolved = resolve(&*src, *root.cid(), &[]).await.unwrap();
+        let entity = cids(walk_blocks(
+            src.clone(),
+            &resolved,
+            opts(DagScope::Entity, None),
+        ))
+        .await;
+        assert!(entity.len() > 1);
+        assert!(entity.iter().all(|c| c.codec() == Codec::DagPb.code()));
+        let all = cids(walk_dag(src, *root.cid(), 4)).await;
+        assert_eq!(all.len(), entity.len() + entries.len());
+        assert_eq!(all[0], *root.cid());
+    }
+
+    #[tokio::test]
+    async fn a_missing_block_ends_the_walk_with_an_error() {
+        let dag = MemoryBlocks::new();
+        let f = testdag::file(&dag, &testdag::bytes(100, 4), 10, 4, true);
+        let leaf = testdag::raw(&dag, &testdag::bytes(100, 4)[50..60]);
+        dag.remove(leaf.cid());
+        let src: Arc<dyn BlockSource> = Arc::new(dag);
+        let res: Result<Vec<Block>, _> = walk_dag(src, *f.cid(), 4).try_collect().await;
+        assert!(matches!(res, Err(ExportError::Source(_))));
     }
 }
