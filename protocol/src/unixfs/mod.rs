@@ -1,8 +1,8 @@
 //! UnixFS: files, directories and symlinks as dag-pb DAGs, laid out as Kubo lays them out.
 
 mod data;
-mod import;
 pub mod export;
+mod import;
 
 pub use data::{DataType, UnixFsData, UnixFsError, UnixTime};
 pub use import::{
