@@ -100,7 +100,7 @@ pub enum CarError {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use futures::{StreamExt, TryStreamExt};
+    use futures::TryStreamExt;
     use proptest::prelude::*;
 
     use super::*;
@@ -268,21 +268,19 @@ mod tests {
             })
             .collect();
         let bytes = write(vec![*blocks[0].cid()], blocks.clone()).await;
-        let (tx, rx) = futures::channel::mpsc::channel(2);
-        let collect = tokio::spawn(rx.collect::<Vec<Block>>());
-        let summary = import_car(&bytes[..], tx).await.unwrap();
+        let mut stored = Vec::new();
+        let summary = import_car(&bytes[..], &mut stored).await.unwrap();
         assert_eq!(summary.blocks, 5);
         assert_eq!(summary.bytes, 40);
-        assert_eq!(collect.await.unwrap(), blocks);
+        assert_eq!(stored, blocks);
 
         let mut corrupt = bytes.clone();
         corrupt[last_data_byte(&blocks, 3)] ^= 1;
-        let (tx, rx) = futures::channel::mpsc::channel(8);
-        let collect = tokio::spawn(rx.collect::<Vec<Block>>());
+        let mut stored = Vec::new();
         assert!(matches!(
-            import_car(&corrupt[..], tx).await,
+            import_car(&corrupt[..], &mut stored).await,
             Err(CarError::BadBlock { .. })
         ));
-        assert_eq!(collect.await.unwrap(), blocks[..3]);
+        assert_eq!(stored, blocks[..3]);
     }
 }

@@ -1,11 +1,12 @@
 //! Reading CARv1 from a stream, verifying every block as it arrives.
 
 use bytes::Bytes;
-use futures::{Sink, SinkExt, Stream};
+use futures::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use super::CarError;
 use crate::limits::{MAX_BLOCK_SIZE, MAX_CAR_HEADER_SIZE, MAX_CID_BYTES};
+use crate::unixfs::BlockSink;
 use crate::{Block, Cid};
 
 const MAX_FRAME: usize = MAX_BLOCK_SIZE + MAX_CID_BYTES;
@@ -194,16 +195,16 @@ pub struct CarSummary {
     pub bytes: u64,
 }
 
-/// Reads a whole CAR from `reader` into `sink`, block by verified block (`dag import`). Stops at
-/// the first bad block; everything before it has been handed to the sink, nothing after it.
+/// Reads a whole CAR from `reader` into `sink` (the store's batched writer, as `add` uses),
+/// block by verified block: `dag import`. Stops at the first bad block; everything before it has
+/// been handed to the sink, nothing after it.
 ///
 /// # Errors
 /// [`CarError`] from the reader, or [`CarError::Sink`] when the sink refuses a block.
-pub async fn import_car<R, S>(reader: R, mut sink: S) -> Result<CarSummary, CarError>
+pub async fn import_car<R, S>(reader: R, sink: &mut S) -> Result<CarSummary, CarError>
 where
     R: AsyncRead + Unpin,
-    S: Sink<Block> + Unpin,
-    S::Error: std::fmt::Display,
+    S: BlockSink + ?Sized,
 {
     let mut car = CarReader::new(reader).await?;
     let mut summary = CarSummary {
@@ -215,13 +216,10 @@ where
         let cid = *block.cid();
         summary.blocks += 1;
         summary.bytes += block.data().len() as u64;
-        sink.feed(block).await.map_err(|e| CarError::Sink {
+        sink.put(block).map_err(|e| CarError::Sink {
             reason: format!("block {cid}: {e}"),
         })?;
     }
-    sink.flush().await.map_err(|e| CarError::Sink {
-        reason: e.to_string(),
-    })?;
     Ok(summary)
 }
 

@@ -233,3 +233,45 @@ impl<V: Visitor> Stream for Dfs<V> {
         }
     }
 }
+
+/// A walk whose visitor yields batches, as a stream of their items.
+pub(crate) struct Flat<V: Visitor<Out = Vec<T>>, T> {
+    walk: Dfs<V>,
+    pending: VecDeque<T>,
+}
+
+impl<V: Visitor<Out = Vec<T>>, T> Flat<V, T> {
+    pub(crate) fn new(walk: Dfs<V>) -> Self {
+        Self {
+            walk,
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+impl<V: Visitor<Out = Vec<T>>, T> std::fmt::Debug for Flat<V, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flat")
+            .field("walk", &self.walk)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+impl<V: Visitor<Out = Vec<T>>, T: Unpin> Stream for Flat<V, T> {
+    type Item = Result<T, ExportError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            match Pin::new(&mut self.walk).poll_next(cx) {
+                Poll::Ready(Some(Ok(batch))) => self.pending.extend(batch),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}

@@ -1,13 +1,12 @@
 //! Listing directories, basic or sharded, as a stream of entries.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::dfs::{Dfs, Visit, Visitor};
+use super::dfs::{Dfs, Flat, Visit, Visitor};
 use super::hamt::ShardLink;
 use super::node::{Decoded, EntryKind};
 use super::resolve::shard_params;
@@ -63,37 +62,22 @@ impl Visitor for ShardVisitor {
 /// The entries of a directory. A basic directory's come from its one block; a sharded one is
 /// walked shard by shard (each shard node's own entries first, then its sub-shards), so only the
 /// shards in flight are held, however large the directory.
-pub struct DirListing {
-    pending: VecDeque<DirEntry>,
-    shards: Option<Dfs<ShardVisitor>>,
-}
+#[derive(Debug)]
+pub struct DirListing(Listing);
 
-impl std::fmt::Debug for DirListing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirListing")
-            .field("pending", &self.pending.len())
-            .field("sharded", &self.shards.is_some())
-            .finish()
-    }
+#[derive(Debug)]
+enum Listing {
+    Basic(std::vec::IntoIter<DirEntry>),
+    Sharded(Flat<ShardVisitor, DirEntry>),
 }
 
 impl Stream for DirListing {
     type Item = Result<DirEntry, ExportError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Poll::Ready(Some(Ok(e)));
-            }
-            let Some(shards) = self.shards.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match Pin::new(shards).poll_next(cx) {
-                Poll::Ready(Some(Ok(entries))) => self.pending.extend(entries),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-                Poll::Ready(None) => self.shards = None,
-                Poll::Pending => return Poll::Pending,
-            }
+        match &mut self.0 {
+            Listing::Basic(entries) => Poll::Ready(entries.next().map(Ok)),
+            Listing::Sharded(walk) => Pin::new(walk).poll_next(cx),
         }
     }
 }
@@ -109,8 +93,8 @@ pub fn list_directory(
 ) -> Result<DirListing, ExportError> {
     let decoded = Decoded::new(&dir)?;
     match (decoded.kind(&dir)?, decoded) {
-        (EntryKind::Directory, Decoded::Pb { node, .. }) => Ok(DirListing {
-            pending: node
+        (EntryKind::Directory, Decoded::Pb { node, .. }) => {
+            let entries: Vec<DirEntry> = node
                 .links
                 .into_iter()
                 .map(|l| DirEntry {
@@ -118,13 +102,12 @@ pub fn list_directory(
                     cid: l.cid,
                     tsize: l.tsize,
                 })
-                .collect(),
-            shards: None,
-        }),
-        (EntryKind::ShardedDirectory, _) => Ok(DirListing {
-            pending: VecDeque::new(),
-            shards: Some(Dfs::from_block(source, ShardVisitor, window, dir, ())),
-        }),
+                .collect();
+            Ok(DirListing(Listing::Basic(entries.into_iter())))
+        }
+        (EntryKind::ShardedDirectory, _) => Ok(DirListing(Listing::Sharded(Flat::new(
+            Dfs::from_block(source, ShardVisitor, window, dir, ()),
+        )))),
         (kind, _) => Err(ExportError::NotADirectoryNode {
             cid: dir.cid().to_string(),
             kind: kind.name(),

@@ -9,6 +9,7 @@
 mod dfs;
 mod error;
 mod file;
+mod get;
 mod hamt;
 mod list;
 mod node;
@@ -23,6 +24,7 @@ mod testdag;
 
 pub use error::ExportError;
 pub use file::{DEFAULT_WINDOW, FileStream, SNIFF_LEN, file_len, read_file, read_head};
+pub use get::{GetEvent, GetWalk, RelPath, check_entry_name, get};
 pub use list::{DirEntry, DirListing, list_directory, stat};
 pub use node::{EntryKind, kind_of};
 pub use resolve::{Resolved, resolve, resolve_path};
