@@ -84,8 +84,8 @@ if ! stamp_ok tests/js/node_modules/.installed "$lock"; then
 fi
 
 # --- regtest stack (chain helper) -------------------------------------------
-# HOOK: the Bitcoin regtest tooling installs here (bcoin + e-x); the chain
-# helper adds the call, e.g. `bash scripts/install-regtest.sh`.
+# bcoin (npm) into tests/regtest, e-x (PyPI) into .venv; idempotent.
+bash scripts/install-regtest.sh
 # --- end of regtest hook ----------------------------------------------------
 
 # --- Rust: fetch every crate, build every binary and test -------------------

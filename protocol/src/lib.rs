@@ -8,11 +8,13 @@
 //!   represented past the point where outside bytes enter;
 //! - dag-pb nodes ([`PbNode`]) and UnixFS metadata ([`unixfs::UnixFsData`]), byte-for-byte as Kubo
 //!   writes them;
-//! - the size limits every decoder of outside input enforces ([`limits`]).
+//! - the size limits every decoder of outside input enforces ([`limits`]);
+//! - Bitcoin anchor payloads, batch Merkle trees and offline proofs ([`anchor`]).
 //!
 //! Non-goals: no I/O beyond what callers hand in, no global state.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod anchor;
 mod block;
 pub mod car;
 mod cid;

@@ -1,7 +1,7 @@
 //! Shared helpers of Stargate's integration tests: where the built binaries
 //! and installed tools are, a real Kubo peer, the Node scripts that give a
 //! second UnixFS implementation and a CAR verifier, deterministic test data,
-//! loopback ports and deadlines.
+//! loopback ports and deadlines, and a Bitcoin regtest stack (bcoin + e-x).
 //!
 //! Everything here expects `scripts/install-test-deps.sh` to have run (it
 //! says so when something is missing) and the tests to run inside the
@@ -15,6 +15,7 @@ mod js;
 mod kubo;
 mod paths;
 mod process;
+mod regtest;
 mod wait;
 
 pub use data::{
@@ -28,4 +29,5 @@ pub use js::{
 pub use kubo::{KeyType, KuboAdd, KuboOptions, KuboPeer, PubsubMessage, SubscriptionId};
 pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};
 pub use process::{CommandOutput, run_with_timeout, wait_or_kill};
+pub use regtest::{BURN_ADDRESS, COINBASE_MATURITY, Regtest, SEGWIT_HEIGHT};
 pub use wait::{free_loopback_port, wait_for, wait_until};
