@@ -138,6 +138,7 @@ proptest! {
         let opts = ImportOptions::default().with_shard_threshold(threshold);
         let mut blocks = Vec::new();
         let mut dir = DirectoryBuilder::new(&opts);
+        dir.add_directory("sub").unwrap();
         let mut expected = BTreeMap::new();
         for name in names.iter().filter(|n| *n != "." && *n != "..") {
             let f = import_file(name.as_bytes(), &opts, &mut blocks, |_| {}).unwrap();
