@@ -16,7 +16,11 @@ fn cpu_seconds() -> Result<f64, Box<dyn std::error::Error>> {
     let mut ns = 0u64;
     for task in std::fs::read_dir("/proc/self/task")? {
         let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
-        ns += stat.split_whitespace().next().unwrap_or("0").parse::<u64>()?;
+        ns += stat
+            .split_whitespace()
+            .next()
+            .unwrap_or("0")
+            .parse::<u64>()?;
     }
     Ok(ns as f64 / 1e9)
 }
