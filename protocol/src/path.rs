@@ -29,7 +29,7 @@ pub enum PathError {
     /// The first segment is not a CID we can use.
     #[error("invalid root of content path: {0}")]
     Cid(#[from] CidError),
-    /// The path is longer than any we resolve.
+    /// The path is longer than any we resolve (decoded, or as text with escapes).
     #[error("content path of {len} bytes exceeds the {max}-byte limit")]
     TooLong {
         /// Its length.
@@ -105,10 +105,11 @@ impl ContentPath {
     /// # Errors
     /// [`PathError`] naming what is wrong.
     pub fn parse(text: &str) -> Result<Self, PathError> {
-        if text.len() > MAX_PATH_LEN {
+        // Checked before any work; the limit on what the path means comes after decoding.
+        if text.len() > MAX_ESCAPED_LEN {
             return Err(PathError::TooLong {
                 len: text.len(),
-                max: MAX_PATH_LEN,
+                max: MAX_ESCAPED_LEN,
             });
         }
         let rest = if let Some(rest) = text.strip_prefix("/ipfs/") {
@@ -148,6 +149,7 @@ impl ContentPath {
             }
             segments.push(decode_segment(seg)?);
         }
+        check_len(&root, &segments)?;
         Ok(Self {
             root,
             segments,
@@ -175,19 +177,12 @@ impl ContentPath {
             }
             check_name(s)?;
         }
-        let path = Self {
+        check_len(&root, &segments)?;
+        Ok(Self {
             root,
             segments,
             trailing_slash: false,
-        };
-        let len = path.to_string().len();
-        if len > MAX_PATH_LEN {
-            return Err(PathError::TooLong {
-                len,
-                max: MAX_PATH_LEN,
-            });
-        }
-        Ok(path)
+        })
     }
 
     /// The CID the path starts from, as given.
@@ -218,6 +213,24 @@ impl fmt::Display for ContentPath {
         }
         Ok(())
     }
+}
+
+/// Longest path text accepted: a path at the limit with every byte percent-escaped.
+const MAX_ESCAPED_LEN: usize = 3 * MAX_PATH_LEN;
+
+/// Applies [`MAX_PATH_LEN`] to what the path means, `/ipfs/<cid>/<decoded names>`, so that the
+/// limit does not depend on how the text was escaped or which multibase spelled the CID.
+fn check_len(root: &Cid, segments: &[String]) -> Result<(), PathError> {
+    let len = "/ipfs/".len()
+        + root.to_string().len()
+        + segments.iter().map(|s| 1 + s.len()).sum::<usize>();
+    if len > MAX_PATH_LEN {
+        return Err(PathError::TooLong {
+            len,
+            max: MAX_PATH_LEN,
+        });
+    }
+    Ok(())
 }
 
 fn decode_segment(raw: &str) -> Result<String, PathError> {
@@ -345,6 +358,21 @@ mod tests {
         let long = format!("/ipfs/{CID}/{}", "a".repeat(MAX_PATH_LEN));
         assert!(matches!(
             ContentPath::parse(&long),
+            Err(PathError::TooLong { .. })
+        ));
+        let huge = "a".repeat(MAX_ESCAPED_LEN + 1);
+        assert!(matches!(
+            ContentPath::parse(&huge),
+            Err(PathError::TooLong { .. })
+        ));
+        // Escapes do not count against the limit; what they decode to does.
+        let fits = MAX_PATH_LEN - "/ipfs/".len() - CID.len() - 1;
+        let escaped = format!("/ipfs/{CID}/{}", "%22".repeat(fits));
+        let p = ContentPath::parse(&escaped).unwrap();
+        assert_eq!(ContentPath::parse(&p.to_string()).unwrap(), p);
+        let over = format!("/ipfs/{CID}/{}", "%22".repeat(fits + 1));
+        assert!(matches!(
+            ContentPath::parse(&over),
             Err(PathError::TooLong { .. })
         ));
         let many = format!("/ipfs/{CID}{}", "/a".repeat(MAX_PATH_SEGMENTS + 1));
