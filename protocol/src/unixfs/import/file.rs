@@ -1,12 +1,14 @@
 //! Importing one file: fixed-size chunks, leaves hashed on every core, a balanced DAG.
 //!
-//! Hashing is the whole cost of an add, so leaves are hashed in parallel while the input is read
-//! and the previous batch is handed to the sink, in three batches at most: memory stays bounded
-//! by `3 × BATCH_BYTES` whatever the file size, and the output order is the input order.
+//! Hashing is the whole cost of an add, so leaves are hashed in parallel on rayon's pool while the
+//! calling thread reads the next batch and hands the previous one to the sink: three batches at
+//! most, so memory stays bounded by `3 × BATCH_BYTES` whatever the file size, and the output
+//! order is the input order.
 //! Each chunk is read straight into the buffer that becomes its block, with room left in front
 //! for the leaf's dag-pb/UnixFS header, so no chunk byte is copied after the read.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -15,6 +17,7 @@ use super::balanced::{Balanced, Child};
 use super::error::{ImportError, put};
 use super::node::write_node;
 use super::options::ImportOptions;
+use super::pool::BufferPool;
 use super::sink::BlockSink;
 use crate::unixfs::{DataType, UnixFsData};
 use crate::{Block, BlockError, Cid, Codec, HashCode, Version};
@@ -56,19 +59,21 @@ pub fn import_file<R, S, P>(
     mut progress: P,
 ) -> Result<ImportedFile, ImportError>
 where
-    R: Read + Send,
-    S: BlockSink + Send + ?Sized,
-    P: FnMut(u64) + Send,
+    R: Read,
+    S: BlockSink + ?Sized,
+    P: FnMut(u64),
 {
-    let leaves = LeafEncoder::new(opts);
+    let per_batch = (BATCH_BYTES / opts.chunk_size()).clamp(1, MAX_BATCH_CHUNKS);
+    // One batch being read, one hashed, one with the sink.
+    let leaves = LeafEncoder::new(opts, 3 * per_batch);
     let mut input = Input {
         reader,
         chunk_size: opts.chunk_size(),
         room: leaves.room(),
+        pool: Arc::clone(&leaves.pool),
         offset: 0,
         eof: false,
     };
-    let per_batch = (BATCH_BYTES / opts.chunk_size()).clamp(1, MAX_BATCH_CHUNKS);
     let mut tree = Balanced::new(opts.cid_version());
     let mut fed = 0u64;
 
@@ -77,20 +82,23 @@ where
     while !read.is_empty() || !hashed.is_empty() {
         let to_hash = std::mem::take(&mut read);
         let to_feed = std::mem::take(&mut hashed);
-        let (next, encoded) = rayon::join(
-            || -> Result<_, ImportError> {
-                for (block, child) in to_feed {
-                    fed += child.filesize;
-                    put(sink, block)?;
-                    tree.push_leaf(child, sink)?;
-                }
-                progress(fed);
-                input.read_batch(per_batch)
-            },
-            || leaves.encode_all(to_hash),
-        );
+        let mut encoded = None;
+        // The pool hashes this batch while the calling thread hands the previous one to the sink
+        // and reads the next: slow sinks and readers never hold up a hashing thread, and neither
+        // needs to be `Send`.
+        let next = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| encoded = Some(leaves.encode_all(to_hash)));
+            for (block, child) in to_feed {
+                fed += child.filesize;
+                put(sink, block)?;
+                tree.push_leaf(child, sink)?;
+            }
+            progress(fed);
+            input.read_batch(per_batch)
+        });
         read = next?;
-        hashed = encoded?;
+        // The scope has joined the spawned job, so `encoded` is set.
+        hashed = encoded.transpose()?.unwrap_or_default();
     }
 
     let root = match tree.finish(sink)? {
@@ -109,6 +117,7 @@ struct Input<R> {
     reader: R,
     chunk_size: usize,
     room: (usize, usize),
+    pool: Arc<BufferPool>,
     offset: u64,
     eof: bool,
 }
@@ -120,7 +129,8 @@ impl<R: Read> Input<R> {
         let (head, tail) = self.room;
         let mut chunks = Vec::new();
         while !self.eof && chunks.len() < max {
-            let mut buf = Vec::with_capacity(head + self.chunk_size + tail);
+            let mut buf = self.pool.take();
+            debug_assert!(buf.capacity() >= head + self.chunk_size + tail);
             buf.resize(head, 0);
             // `read_to_end` fills the spare capacity without zeroing it first and retries short
             // reads, so a chunk is full unless the input ended.
@@ -137,6 +147,8 @@ impl<R: Read> Input<R> {
             }
             if n > 0 {
                 chunks.push(buf);
+            } else {
+                self.pool.put(buf);
             }
         }
         Ok(chunks)
@@ -148,23 +160,28 @@ impl<R: Read> Input<R> {
 struct LeafEncoder {
     raw: bool,
     version: Version,
+    pool: Arc<BufferPool>,
 }
 
 impl LeafEncoder {
-    fn new(opts: &ImportOptions) -> Self {
+    /// An encoder whose pool keeps up to `buffers` chunk buffers for reuse.
+    fn new(opts: &ImportOptions, buffers: usize) -> Self {
+        let raw = opts.raw_leaves();
+        let (head, tail) = Self::room_for(raw);
         Self {
-            raw: opts.raw_leaves(),
+            raw,
             version: opts.cid_version(),
+            pool: BufferPool::new(head + opts.chunk_size() + tail, buffers),
         }
     }
 
     /// Bytes to leave before and after each chunk.
     fn room(&self) -> (usize, usize) {
-        if self.raw {
-            (0, 0)
-        } else {
-            (HEAD_ROOM, TAIL_ROOM)
-        }
+        Self::room_for(self.raw)
+    }
+
+    fn room_for(raw: bool) -> (usize, usize) {
+        if raw { (0, 0) } else { (HEAD_ROOM, TAIL_ROOM) }
     }
 
     fn encode_all(&self, chunks: Vec<Vec<u8>>) -> Result<Vec<(Block, Child)>, ImportError> {
@@ -178,25 +195,28 @@ impl LeafEncoder {
     fn encode(&self, mut buf: Vec<u8>) -> Result<(Block, Child), BlockError> {
         let (head, _) = self.room();
         let len = buf.len() - head;
-        // The file's last chunk may be far smaller than its buffer; a sink that batches blocks
-        // should not hold the slack.
-        let shrink = buf.capacity() > 2 * (buf.len() + TAIL_ROOM);
-        let block = if self.raw {
-            if shrink {
-                buf.shrink_to_fit();
-            }
-            // Kubo makes raw leaves CIDv1 even when the file's nodes are CIDv0.
-            Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, buf)?
+        let start = if self.raw {
+            0
         } else {
             let (prefix, suffix) = leaf_framing(len);
             let start = head - prefix.len();
             buf[start..head].copy_from_slice(&prefix);
             buf.extend_from_slice(&suffix);
-            let bytes = if shrink {
-                Bytes::copy_from_slice(&buf[start..])
-            } else {
-                Bytes::from(buf).slice(start..)
-            };
+            start
+        };
+        // The file's last chunk may be far smaller than its buffer; a sink that batches blocks
+        // should not hold the slack.
+        let bytes = if buf.capacity() > 2 * buf.len() {
+            let small = Bytes::copy_from_slice(&buf[start..]);
+            self.pool.put(buf);
+            small
+        } else {
+            self.pool.share(buf).slice(start..)
+        };
+        let block = if self.raw {
+            // Kubo makes raw leaves CIDv1 even when the file's nodes are CIDv0.
+            Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, bytes)?
+        } else {
             Block::encode(self.version, Codec::DagPb, HashCode::Sha2_256, bytes)?
         };
         let child = Child {

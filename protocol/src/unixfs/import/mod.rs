@@ -19,6 +19,7 @@ mod file;
 mod hamt;
 mod node;
 mod options;
+mod pool;
 mod sink;
 
 pub use directory::{DirectoryBuilder, ImportedDirectory, import_symlink};
