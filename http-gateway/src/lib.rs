@@ -1,1 +1,17 @@
-//! placeholder
+//! The HTTP surface of Stargate Node.
+//!
+//! - the IPFS path gateway and trustless gateway (`/ipfs/<cid>[/path]`), read-only;
+//! - the Kubo-compatible RPC subset (`POST /api/v0/...`) that the `stargate` CLI speaks, whether
+//!   to a running daemon over TCP or to an in-process router when no daemon runs;
+//! - `/health` and Prometheus `/metrics` on both listeners.
+//!
+//! This crate depends on `protocol` and `storage` and on narrow traits that the node implements
+//! (block retrieval from peers, later publishing and anchoring); never on the node itself.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod health;
+mod metrics;
+mod serve;
+
+pub use crate::metrics::{HttpMetrics, Observability};
+pub use crate::serve::serve;

@@ -1,0 +1,209 @@
+//! Command-line interface. Command names, flags and output follow Kubo's `ipfs` where both have
+//! the command, so that scripts written for one work with the other.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stargate",
+    version,
+    about = "Stargate Node: an IPFS peer with Bitcoin anchoring"
+)]
+pub(crate) struct Cli {
+    /// Data directory (default: ~/.stargate).
+    #[arg(long, global = true, env = "STARGATE_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the data dir with a commented default configuration.
+    Init,
+    /// Run the node: gateway, API, and (later) the peer-to-peer swarm.
+    Daemon(DaemonArgs),
+    /// Add files or directories, printing their CIDs.
+    Add(AddArgs),
+    /// Print the content of a file.
+    Cat(CatArgs),
+    /// Download a file or directory.
+    Get(GetArgs),
+    /// List the links of a directory.
+    Ls(LsArgs),
+    /// Pin or unpin content so that garbage collection keeps or drops it.
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Work with raw blocks.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// Maintain the store.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// Gateway listen address (overrides [gateway] addr).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) gateway_addr: Option<SocketAddr>,
+    /// API listen address (overrides [api] addr).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) api_addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Paths to add.
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Add directories recursively.
+    #[arg(short, long)]
+    pub(crate) recursive: bool,
+    /// Print only the final CID.
+    #[arg(short = 'Q', long)]
+    pub(crate) quieter: bool,
+    /// Print only CIDs, one per line.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Only compute the CIDs; store nothing.
+    #[arg(short = 'n', long)]
+    pub(crate) only_hash: bool,
+    /// CID version (0 or 1). Version 1 implies --raw-leaves.
+    #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub(crate) cid_version: Option<u8>,
+    /// Use raw blocks for leaves (--raw-leaves=false to turn off the CIDv1 default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub(crate) raw_leaves: Option<bool>,
+    /// Chunking algorithm: size-<bytes>.
+    #[arg(
+        short = 's',
+        long,
+        default_value = "size-262144",
+        value_name = "size-N"
+    )]
+    pub(crate) chunker: String,
+    /// Pin what is added (default true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true", require_equals = true, value_name = "BOOL")]
+    pub(crate) pin: bool,
+    /// Show a progress bar (default: when stderr is a terminal).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    pub(crate) progress: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CatArgs {
+    /// CID or content path (CID/path/inside).
+    pub(crate) path: String,
+    /// Byte offset to start at.
+    #[arg(short, long, default_value_t = 0)]
+    pub(crate) offset: u64,
+    /// Most bytes to print.
+    #[arg(short, long)]
+    pub(crate) length: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// CID or content path.
+    pub(crate) path: String,
+    /// Where to write (default: the CID or last path segment, in the current directory).
+    #[arg(short, long, value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// CIDs or content paths of directories.
+    #[arg(required = true)]
+    pub(crate) paths: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PinCommand {
+    /// Pin content (recursively by default).
+    Add {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Pin the whole DAG (--recursive=false pins only the block).
+        #[arg(short, long, num_args = 0..=1, default_missing_value = "true", default_value = "true", require_equals = true, value_name = "BOOL")]
+        recursive: bool,
+    },
+    /// Remove pins.
+    Rm {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Remove a recursive pin (--recursive=false removes a direct one).
+        #[arg(short, long, num_args = 0..=1, default_missing_value = "true", default_value = "true", require_equals = true, value_name = "BOOL")]
+        recursive: bool,
+    },
+    /// List pins.
+    Ls {
+        /// Only these CIDs.
+        paths: Vec<String>,
+        /// direct, indirect, recursive or all.
+        #[arg(short = 't', long = "type", default_value = "all")]
+        kind: String,
+        /// Print only CIDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlockCommand {
+    /// Print a block's raw bytes.
+    Get { cid: String },
+    /// Store the bytes of each file (or stdin) as a block and print its CID.
+    Put {
+        /// Files to store; none reads stdin.
+        files: Vec<PathBuf>,
+        /// Codec of the new CID: raw, dag-pb, dag-cbor, dag-json.
+        #[arg(long, default_value = "raw")]
+        cid_codec: String,
+        /// Hash function: sha2-256, sha2-512, blake3.
+        #[arg(long = "mhtype", default_value = "sha2-256")]
+        mhtype: String,
+        /// Pin the block.
+        #[arg(long)]
+        pin: bool,
+        /// Accept blocks up to 2 MiB instead of 1 MiB.
+        #[arg(long)]
+        allow_big_block: bool,
+    },
+    /// Print a block's CID and size.
+    Stat { cid: String },
+    /// Remove blocks (pinned blocks are refused).
+    Rm {
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Ignore blocks that are not there.
+        #[arg(short, long)]
+        force: bool,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RepoCommand {
+    /// Remove every block that no pin keeps.
+    Gc {
+        /// Print nothing but errors.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Re-hash every block; exit non-zero if any does not match its CID.
+    Verify,
+    /// Show store size and counts.
+    Stat {
+        /// Print sizes in human units.
+        #[arg(long)]
+        human: bool,
+    },
+}

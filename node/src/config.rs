@@ -1,0 +1,248 @@
+//! Configuration: a TOML file in the data dir, overridden by `STARGATE_*` environment variables,
+//! overridden by flags.
+//!
+//! The commented default file (`default-config.toml`) is the single source of the defaults: it is
+//! what `stargate init` writes and what [`Config::default`] parses, so documentation and
+//! behaviour cannot drift apart.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The commented default configuration file.
+pub(crate) const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// Name of the configuration file inside the data dir.
+pub(crate) const CONFIG_FILE: &str = "config.toml";
+
+const ENV_PREFIX: &str = "STARGATE_";
+
+/// Environment variables that are not configuration keys (they are read elsewhere).
+const ENV_NOT_KEYS: &[&str] = &["STARGATE_DATA_DIR", "STARGATE_LOG"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    pub(crate) api: ApiConfig,
+    pub(crate) gateway: GatewayConfig,
+    pub(crate) store: StoreConfig,
+    pub(crate) log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiConfig {
+    pub(crate) addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewayConfig {
+    pub(crate) addr: SocketAddr,
+    pub(crate) http_timeout_sec: u64,
+    pub(crate) max_concurrent_requests: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StoreConfig {
+    pub(crate) hash_on_read: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogConfig {
+    pub(crate) format: LogFormat,
+    pub(crate) level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The embedded file is checked by a unit test; failing here is a build defect.
+        toml::from_str(DEFAULT_CONFIG).expect("embedded default configuration parses")
+    }
+}
+
+impl Config {
+    /// Loads `<data_dir>/config.toml` (the defaults when it does not exist), then applies
+    /// `STARGATE_*` variables from `env`.
+    pub(crate) fn load(
+        data_dir: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_owned(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Self::from_sources(&text, env).with_context(|| format!("in {}", path.display()))
+    }
+
+    fn from_sources(file: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut value: toml::Table = toml::from_str(DEFAULT_CONFIG).context("default config")?;
+        let file: toml::Table = toml::from_str(file).context("invalid TOML")?;
+        merge(&mut value, file);
+        for (name, raw) in env {
+            apply_env(&mut value, &name, &raw)?;
+        }
+        toml::Value::Table(value)
+            .try_into()
+            .context("invalid configuration")
+    }
+}
+
+/// Writes the commented default configuration into `data_dir` unless a file is already there.
+/// Returns whether it wrote one.
+pub(crate) fn write_default(data_dir: &Path) -> Result<bool> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let path = data_dir.join(CONFIG_FILE);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(DEFAULT_CONFIG.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// The data dir: `--data-dir` / `STARGATE_DATA_DIR` (clap handles both), else `~/.stargate`.
+pub(crate) fn data_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .context("HOME is not set: pass --data-dir or set STARGATE_DATA_DIR")?;
+    Ok(PathBuf::from(home).join(".stargate"))
+}
+
+/// Overlays `over` onto `base`, recursing into tables.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Applies one environment variable if it names a key of the configuration. Unknown
+/// `STARGATE_*` variables are an error, so that a typo does not silently do nothing.
+fn apply_env(value: &mut toml::Table, name: &str, raw: &str) -> Result<()> {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+        return Ok(());
+    };
+    if ENV_NOT_KEYS.contains(&name) || is_secret(name) {
+        return Ok(());
+    }
+    let rest = rest.to_ascii_lowercase();
+    for (section, table) in value.iter_mut() {
+        let Some(key) = rest.strip_prefix(&format!("{section}_")) else {
+            continue;
+        };
+        let toml::Value::Table(table) = table else {
+            continue;
+        };
+        if let Some(slot) = table.get_mut(key) {
+            *slot = parse_env_value(raw);
+            return Ok(());
+        }
+    }
+    bail!("{name} is not a configuration key (see `stargate init` for the list)")
+}
+
+/// Secrets are read where they are used, never through the configuration tables.
+fn is_secret(name: &str) -> bool {
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "COOKIE"]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    // A TOML literal if it is one (`true`, `30`, `"x"`, `[..]`), else the text as a string.
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_parse() {
+        let c = Config::default();
+        assert_eq!(c.api.addr.to_string(), "127.0.0.1:5001");
+        assert_eq!(c.gateway.addr.to_string(), "127.0.0.1:8080");
+        assert!(!c.store.hash_on_read);
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let file = "[gateway]\naddr = \"127.0.0.1:9000\"\nhttp_timeout_sec = 5\n";
+        let c = Config::from_sources(
+            file,
+            env(&[
+                ("STARGATE_GATEWAY_HTTP_TIMEOUT_SEC", "7"),
+                ("STARGATE_STORE_HASH_ON_READ", "true"),
+                ("STARGATE_LOG_FORMAT", "json"),
+                ("STARGATE_DATA_DIR", "/elsewhere"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway.addr.port(), 9000);
+        assert_eq!(c.gateway.http_timeout_sec, 7);
+        assert!(c.store.hash_on_read);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(Config::from_sources("[gateway]\nadress = \"x\"\n", env(&[])).is_err());
+        assert!(Config::from_sources("", env(&[("STARGATE_GATEWAY_ADRESS", "x")])).is_err());
+        assert!(Config::from_sources("", env(&[("STARGATE_GATEWAY_ADDR", "nonsense")])).is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_config_keys() {
+        assert!(Config::from_sources("", env(&[("STARGATE_API_KEY", "s3cret")])).is_ok());
+    }
+
+    #[test]
+    fn write_default_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(write_default(dir.path()).unwrap());
+        assert!(!write_default(dir.path()).unwrap());
+        let c = Config::load(dir.path(), env(&[])).unwrap();
+        assert_eq!(c.api.addr.port(), 5001);
+    }
+}

@@ -1,0 +1,24 @@
+//! Tracing set-up: text or JSON to stderr, filtered by `STARGATE_LOG` or the configured level.
+
+use anyhow::{Result, anyhow};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber. `STARGATE_LOG` (a tracing filter) wins over the config.
+pub(crate) fn init(cfg: &LogConfig) -> Result<()> {
+    let filter = match std::env::var("STARGATE_LOG") {
+        Ok(f) if !f.is_empty() => EnvFilter::try_new(&f),
+        _ => EnvFilter::try_new(&cfg.level),
+    }
+    .map_err(|e| anyhow!("invalid log filter: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let result = match cfg.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow!("installing the log subscriber: {e}"))
+}
