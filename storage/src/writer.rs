@@ -389,3 +389,12 @@ mod tests {
         assert!(store.pins(crate::PinFilter::All).unwrap().is_empty());
     }
 }
+
+/// The importer writes `add`s straight into a writer.
+impl stargate_protocol::unixfs::BlockSink for BlockWriter {
+    type Error = StoreError;
+
+    fn put(&mut self, block: Block) -> Result<(), StoreError> {
+        BlockWriter::put(self, block)
+    }
+}

@@ -1,0 +1,389 @@
+//! `add`: files, directories and symlinks arrive as multipart parts (Kubo's encoding: one part
+//! per entry, in depth-first order, file names percent-encoded paths, directories typed
+//! `application/x-directory`, symlinks `application/symlink`); each entry's CID is streamed back
+//! as soon as it is known.
+//!
+//! The async side only reads the request and forwards entries; one blocking worker owns the
+//! import, the store writer and the directory builders, so hashing never runs on an executor
+//! thread and the whole add is one writer whose pins are written after all of its blocks.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use axum::extract::{Multipart, State};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::json;
+use stargate_protocol::unixfs::{
+    BlockSink, DirectoryBuilder, DiscardBlocks, ImportOptions, ImportedFile, import_file,
+    import_symlink,
+};
+use stargate_protocol::{Cid, Version};
+use stargate_storage::{PinMode, Store};
+use tokio::sync::mpsc;
+
+use super::response::JsonLines;
+use super::{Params, RpcError, RpcResult};
+use crate::AppState;
+
+/// Chunks of one file in flight between the request reader and the importer.
+const CHUNKS_IN_FLIGHT: usize = 16;
+/// Entries queued for the worker.
+const ENTRIES_IN_FLIGHT: usize = 4;
+/// Longest symlink target we accept (Kubo's is the block limit; a path is far shorter).
+const MAX_SYMLINK_TARGET: usize = 64 * 1024;
+/// Progress is reported at most once per this many bytes.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    params: Params,
+    mut multipart: Multipart,
+) -> RpcResult<Response> {
+    let opts = AddOptions::from_params(&params)?;
+    let (lines, response) = JsonLines::new();
+    let (entries, queue) = mpsc::channel(ENTRIES_IN_FLIGHT);
+    let store = state.store().clone();
+    let worker_lines = lines.clone();
+    let worker = tokio::task::spawn_blocking(move || run_worker(&store, &opts, queue, &worker_lines));
+    tokio::spawn(async move {
+        let read = forward_entries(&mut multipart, &entries).await;
+        drop(entries);
+        let outcome = match (read, worker.await) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Ok(done)) => done,
+            (Ok(()), Err(join)) => Err(RpcError::from(join)),
+        };
+        if let Err(e) = outcome {
+            lines.fail(&e).await;
+        }
+    });
+    Ok(response)
+}
+
+/// The options of one add.
+#[derive(Debug)]
+struct AddOptions {
+    import: ImportOptions,
+    only_hash: bool,
+    pin: bool,
+    progress: bool,
+    wrap: bool,
+}
+
+impl AddOptions {
+    fn from_params(p: &Params) -> RpcResult<Self> {
+        p.only(&[
+            "quiet",
+            "quieter",
+            "silent",
+            "progress",
+            "only-hash",
+            "wrap-with-directory",
+            "chunker",
+            "raw-leaves",
+            "cid-version",
+            "hash",
+            "pin",
+            "trickle",
+            "nocopy",
+            "fscache",
+            "inline",
+        ])?;
+        for unsupported in ["trickle", "nocopy", "fscache", "inline"] {
+            if p.flag(unsupported, false)? {
+                return Err(RpcError::client(format!("--{unsupported} is not supported")));
+            }
+        }
+        if let Some(hash) = p.get("hash") {
+            if hash != "sha2-256" {
+                return Err(RpcError::client(format!(
+                    "hash function {hash:?} is not supported for add; use sha2-256"
+                )));
+            }
+        }
+        let mut import = ImportOptions::default();
+        match p.number::<u8>("cid-version")? {
+            None | Some(0) => {}
+            Some(1) => import = import.with_cid_version(Version::V1),
+            Some(v) => return Err(RpcError::client(format!("unknown CID version {v}"))),
+        }
+        if let Some(raw) = p.get("raw-leaves") {
+            import = import.with_raw_leaves(p.flag("raw-leaves", raw.is_empty())?);
+        }
+        if let Some(chunker) = p.get("chunker") {
+            import = import.with_chunker(chunker).map_err(RpcError::client)?;
+        }
+        Ok(Self {
+            import,
+            only_hash: p.flag("only-hash", false)?,
+            pin: p.flag("pin", true)?,
+            progress: p.flag("progress", false)?,
+            wrap: p.flag("wrap-with-directory", false)?,
+        })
+    }
+}
+
+/// One entry of the multipart body, as the worker gets it.
+#[derive(Debug)]
+enum Entry {
+    File {
+        path: String,
+        chunks: mpsc::Receiver<Bytes>,
+    },
+    Directory {
+        path: String,
+    },
+    Symlink {
+        path: String,
+        target: Bytes,
+    },
+}
+
+/// Reads the multipart body, handing entries (and file bytes as they arrive) to the worker.
+async fn forward_entries(
+    multipart: &mut Multipart,
+    entries: &mpsc::Sender<Entry>,
+) -> RpcResult<()> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        RpcError::client(format!("reading the request: {e}"))
+    };
+    let mut any = false;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        any = true;
+        let name = field
+            .file_name()
+            .ok_or_else(|| RpcError::client("a multipart part has no file name"))?;
+        let path = entry_path(name)?;
+        let content_type = field.content_type().unwrap_or("").to_owned();
+        let entry_gone = || RpcError::failed("the import stopped");
+        match content_type.as_str() {
+            "application/x-directory" => entries
+                .send(Entry::Directory { path })
+                .await
+                .map_err(|_| entry_gone())?,
+            "application/symlink" => {
+                let mut target = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if target.len() + chunk.len() > MAX_SYMLINK_TARGET {
+                        return Err(RpcError::client(format!("symlink {path:?}: target too long")));
+                    }
+                    target.extend_from_slice(&chunk);
+                }
+                entries
+                    .send(Entry::Symlink {
+                        path,
+                        target: target.into(),
+                    })
+                    .await
+                    .map_err(|_| entry_gone())?;
+            }
+            _ => {
+                let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+                entries
+                    .send(Entry::File { path, chunks: rx })
+                    .await
+                    .map_err(|_| entry_gone())?;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    if tx.send(chunk).await.is_err() {
+                        // The worker failed; its error is what the client will see.
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    if !any {
+        return Err(RpcError::client("no files in the request"));
+    }
+    Ok(())
+}
+
+/// A part's file name as an entry path: percent-decoded (`+` is a space, as in Kubo's
+/// `url.QueryUnescape`), relative, without empty, `.` or `..` segments.
+fn entry_path(name: &str) -> RpcResult<String> {
+    let decoded: String = form_urlencoded::parse(format!("p={name}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let trimmed = decoded.trim_matches('/');
+    if trimmed.is_empty()
+        || trimmed
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('\0'))
+    {
+        return Err(RpcError::client(format!("invalid file name {decoded:?}")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Runs the import on a blocking thread: into the store, or nowhere for `--only-hash`.
+fn run_worker(
+    store: &Store,
+    opts: &AddOptions,
+    queue: mpsc::Receiver<Entry>,
+    lines: &JsonLines,
+) -> RpcResult<()> {
+    if opts.only_hash {
+        import_entries(opts, queue, lines, &mut DiscardBlocks).map(|_| ())
+    } else {
+        let mut writer = store.writer();
+        let roots = import_entries(opts, queue, lines, &mut writer)?;
+        let mut roots = roots.into_iter().filter(|_| opts.pin);
+        // The first pin is written with the last blocks; any further ones after them.
+        writer.finish(roots.next().map(|cid| (cid, PinMode::Recursive)))?;
+        for cid in roots {
+            store.pin(&cid, PinMode::Recursive)?;
+        }
+        Ok(())
+    }
+}
+
+/// Imports every entry, reporting each, and returns the top-level roots to pin.
+fn import_entries<S>(
+    opts: &AddOptions,
+    mut queue: mpsc::Receiver<Entry>,
+    lines: &JsonLines,
+    sink: &mut S,
+) -> RpcResult<Vec<Cid>>
+where
+    S: BlockSink + Send,
+{
+    let import_err = |e: stargate_protocol::unixfs::ImportError| RpcError::failed(e);
+    // Top-level name -> the builder of that directory (or of the wrapping directory, keyed "").
+    let mut dirs: BTreeMap<String, DirectoryBuilder> = BTreeMap::new();
+    let mut top_files: Vec<Cid> = Vec::new();
+    while let Some(entry) = queue.blocking_recv() {
+        let (path, imported) = match entry {
+            Entry::Directory { path } => {
+                let (top, rest) = place(&path, opts.wrap);
+                dirs.entry(top)
+                    .or_insert_with(|| DirectoryBuilder::new(&opts.import))
+                    .add_directory(&rest)
+                    .map_err(import_err)?;
+                continue;
+            }
+            Entry::Symlink { path, target } => {
+                let file = import_symlink(&target, &opts.import, sink).map_err(import_err)?;
+                (path, file)
+            }
+            Entry::File { path, chunks } => {
+                let reader = ChannelReader::new(chunks);
+                let mut next_report = PROGRESS_STEP;
+                let file = import_file(reader, &opts.import, sink, |done| {
+                    if opts.progress && done >= next_report {
+                        next_report = done + PROGRESS_STEP;
+                        lines.blocking_send(&json!({ "Name": path, "Bytes": done }));
+                    }
+                })
+                .map_err(import_err)?;
+                (path, file)
+            }
+        };
+        report(lines, &path, &imported);
+        let (top, rest) = place(&path, opts.wrap);
+        if rest.is_empty() {
+            top_files.push(imported.cid);
+        } else {
+            dirs.entry(top)
+                .or_insert_with(|| DirectoryBuilder::new(&opts.import))
+                .add_file(&rest, &imported)
+                .map_err(import_err)?;
+        }
+    }
+    let mut roots = top_files;
+    for (top, builder) in dirs {
+        for dir in builder.finish(sink).map_err(import_err)? {
+            let path = match (top.as_str(), dir.path.as_str()) {
+                (top, "") => top.to_owned(),
+                ("", rest) => rest.to_owned(),
+                (top, rest) => format!("{top}/{rest}"),
+            };
+            report(
+                lines,
+                &path,
+                &ImportedFile {
+                    cid: dir.cid,
+                    size: dir.tsize,
+                    tsize: dir.tsize,
+                },
+            );
+            if dir.path.is_empty() {
+                roots.push(dir.cid);
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// Splits an entry path into the directory builder it belongs to and its path inside it.
+/// Without wrapping, each top-level directory is its own root; with it, all share the root "".
+fn place(path: &str, wrap: bool) -> (String, String) {
+    if wrap {
+        return (String::new(), path.to_owned());
+    }
+    match path.split_once('/') {
+        Some((top, rest)) => (top.to_owned(), rest.to_owned()),
+        None => (path.to_owned(), String::new()),
+    }
+}
+
+/// Kubo's line for an added entry. `Size` is a string there, the encoded DAG size.
+fn report(lines: &JsonLines, path: &str, file: &ImportedFile) {
+    lines.blocking_send(&json!({
+        "Name": path,
+        "Hash": file.cid.to_string(),
+        "Size": file.tsize.to_string(),
+    }));
+}
+
+/// A `Read` over file chunks arriving from the request.
+struct ChannelReader {
+    chunks: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    fn new(chunks: mpsc::Receiver<Bytes>) -> Self {
+        Self {
+            chunks,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths() {
+        assert_eq!(entry_path("dir%2Fa%20b.txt").unwrap(), "dir/a b.txt");
+        assert_eq!(entry_path("a+b").unwrap(), "a b");
+        assert_eq!(entry_path("/abs/x").unwrap(), "abs/x");
+        for bad in ["", "..", "a/../b", "a//b", "./a", "%2E%2E", "a%00b"] {
+            assert!(entry_path(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn placement() {
+        assert_eq!(place("a.txt", false), ("a.txt".into(), String::new()));
+        assert_eq!(place("d/sub/x", false), ("d".into(), "sub/x".into()));
+        assert_eq!(place("d/sub/x", true), (String::new(), "d/sub/x".into()));
+    }
+}

@@ -1,0 +1,40 @@
+//! The Kubo-compatible RPC subset (`POST /api/v0/<command>`): arguments in the query string
+//! (`arg` repeated, options by their long names), answers in Kubo's JSON shapes, streamed as
+//! newline-delimited JSON where Kubo streams, errors as `{"Message", "Code", "Type": "error"}`.
+
+mod add;
+mod blocks;
+mod content;
+mod params;
+mod pins;
+mod repo;
+mod response;
+
+use axum::Router;
+use axum::routing::post;
+
+use crate::AppState;
+
+pub(crate) use params::Params;
+pub(crate) use response::{RpcError, RpcResult};
+
+/// The `/api/v0` router over `state`.
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v0/add", post(add::add))
+        .route("/api/v0/cat", post(content::cat))
+        .route("/api/v0/get", post(content::get))
+        .route("/api/v0/ls", post(content::ls))
+        .route("/api/v0/block/get", post(blocks::get))
+        .route("/api/v0/block/put", post(blocks::put))
+        .route("/api/v0/block/stat", post(blocks::stat))
+        .route("/api/v0/block/rm", post(blocks::rm))
+        .route("/api/v0/pin/add", post(pins::add))
+        .route("/api/v0/pin/rm", post(pins::rm))
+        .route("/api/v0/pin/ls", post(pins::ls))
+        .route("/api/v0/repo/gc", post(repo::gc))
+        .route("/api/v0/repo/verify", post(repo::verify))
+        .route("/api/v0/repo/stat", post(repo::stat))
+        .route("/api/v0/version", post(repo::version))
+        .with_state(state)
+}

@@ -1,0 +1,156 @@
+//! `pin add|rm|ls`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+use stargate_protocol::Cid;
+use stargate_protocol::unixfs::{DagScope, WalkOptions, walk_blocks};
+use stargate_storage::{PinFilter, PinMode, PinType, StoreError};
+
+use super::content::resolve_arg;
+use super::response::JsonLines;
+use super::{Params, RpcError, RpcResult};
+use crate::AppState;
+
+pub(crate) async fn add(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    params.only(&["recursive", "progress", "name"])?;
+    let mode = if params.flag("recursive", true)? {
+        PinMode::Recursive
+    } else {
+        PinMode::Direct
+    };
+    let mut pinned = Vec::new();
+    for arg in params.required_args()? {
+        let cid = resolve_arg(&state, arg).await?;
+        pin_fetching(&state, cid, mode).await?;
+        pinned.push(cid.to_string());
+    }
+    Ok(Json(json!({ "Pins": pinned })).into_response())
+}
+
+/// Pins `cid`; blocks the store lacks are first fetched through the state's block source
+/// (peers, once the node has them), as Kubo's `pin add` does.
+async fn pin_fetching(state: &AppState, cid: Cid, mode: PinMode) -> RpcResult<()> {
+    let store = state.store().clone();
+    match tokio::task::spawn_blocking(move || store.pin(&cid, mode)).await? {
+        Err(StoreError::MissingBlock { .. }) => {}
+        other => return Ok(other?),
+    }
+    let scope = match mode {
+        PinMode::Recursive => DagScope::All,
+        PinMode::Direct => DagScope::Block,
+    };
+    let mut walk = walk_blocks(state.blocks(), cid, WalkOptions::new(scope));
+    let mut writer_blocks = Vec::new();
+    while let Some(block) = walk.next().await {
+        writer_blocks.push(block?);
+        if writer_blocks.len() >= 256 {
+            put_all(state, std::mem::take(&mut writer_blocks)).await?;
+        }
+    }
+    put_all(state, writer_blocks).await?;
+    let store = state.store().clone();
+    tokio::task::spawn_blocking(move || store.pin(&cid, mode)).await??;
+    Ok(())
+}
+
+async fn put_all(state: &AppState, blocks: Vec<stargate_protocol::Block>) -> RpcResult<()> {
+    let store = state.store().clone();
+    tokio::task::spawn_blocking(move || store.put_many(blocks)).await??;
+    Ok(())
+}
+
+pub(crate) async fn rm(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    params.only(&["recursive"])?;
+    let recursive = params.flag("recursive", true)?;
+    let mut removed = Vec::new();
+    for arg in params.required_args()? {
+        let cid = resolve_arg(&state, arg).await?;
+        let store = state.store().clone();
+        tokio::task::spawn_blocking(move || -> RpcResult<()> {
+            match store.pin_type(&cid)? {
+                Some(PinType::Recursive) if !recursive => Err(RpcError::failed(format!(
+                    "{cid} is pinned recursively; use --recursive=true to unpin it"
+                ))),
+                Some(PinType::Indirect { via }) => Err(RpcError::failed(format!(
+                    "{cid} is pinned indirectly through {via}, not by a pin of its own"
+                ))),
+                None => Err(RpcError::failed(format!("{cid} is not pinned"))),
+                Some(_) => {
+                    store.unpin(&cid)?;
+                    Ok(())
+                }
+            }
+        })
+        .await??;
+        removed.push(cid.to_string());
+    }
+    Ok(Json(json!({ "Pins": removed })).into_response())
+}
+
+pub(crate) async fn ls(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    params.only(&["type", "quiet", "stream", "names"])?;
+    let filter = match params.get("type").unwrap_or("all") {
+        "all" => PinFilter::All,
+        "recursive" => PinFilter::Recursive,
+        "direct" => PinFilter::Direct,
+        "indirect" => PinFilter::Indirect,
+        other => {
+            return Err(RpcError::client(format!(
+                "invalid type {other:?}: use all, direct, indirect or recursive"
+            )));
+        }
+    };
+    let stream = params.flag("stream", false)?;
+    let mut wanted = Vec::new();
+    for arg in params.args() {
+        wanted.push(resolve_arg(&state, arg).await?);
+    }
+    let store = state.store().clone();
+    let pins = tokio::task::spawn_blocking(move || -> RpcResult<Vec<(Cid, PinType)>> {
+        if wanted.is_empty() {
+            return Ok(store.pins(filter)?);
+        }
+        let mut out = Vec::new();
+        for cid in wanted {
+            match store.pin_type(&cid)? {
+                Some(how) if matches_filter(filter, &how) => out.push((cid, how)),
+                _ => return Err(RpcError::failed(format!("path '{cid}' is not pinned"))),
+            }
+        }
+        Ok(out)
+    })
+    .await??;
+    let type_name = |how: &PinType| match how {
+        PinType::Indirect { via } => format!("indirect through {via}"),
+        other => other.name().to_owned(),
+    };
+    if stream {
+        let (lines, response) = JsonLines::new();
+        tokio::spawn(async move {
+            for (cid, how) in pins {
+                let line = json!({ "Cid": cid.to_string(), "Type": type_name(&how) });
+                if !lines.send(&line).await {
+                    break;
+                }
+            }
+        });
+        return Ok(response);
+    }
+    let mut keys = Map::new();
+    for (cid, how) in pins {
+        keys.entry(cid.to_string())
+            .or_insert_with(|| json!({ "Type": type_name(&how) }));
+    }
+    Ok(Json(json!({ "Keys": Value::Object(keys) })).into_response())
+}
+
+fn matches_filter(filter: PinFilter, how: &PinType) -> bool {
+    match filter {
+        PinFilter::Recursive => matches!(how, PinType::Recursive),
+        PinFilter::Direct => matches!(how, PinType::Direct),
+        PinFilter::Indirect => matches!(how, PinType::Indirect { .. }),
+        _ => true,
+    }
+}
