@@ -11,7 +11,11 @@
 
 mod health;
 mod metrics;
+mod rpc;
 mod serve;
+mod state;
 
 pub use crate::metrics::{HttpMetrics, Observability};
+pub use crate::rpc::api_router;
 pub use crate::serve::serve;
+pub use crate::state::{AppState, HttpOptions};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stargate_protocol::unixfs::BlockSource;
+use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::Store;
 
 /// Limits and timeouts of the HTTP surface.
@@ -67,6 +67,11 @@ impl AppState {
     /// Where content is read from.
     pub(crate) fn blocks(&self) -> &dyn BlockSource {
         self.inner.blocks.as_ref()
+    }
+
+    /// Where content is read from, shareable with streams that outlive the handler.
+    pub(crate) fn blocks_arc(&self) -> Arc<dyn BlockSource> {
+        Arc::clone(&self.inner.blocks)
     }
 
     /// The limits.

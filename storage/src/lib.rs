@@ -33,6 +33,7 @@ pub use crate::error::StoreError;
 pub use crate::gc::GcSummary;
 pub use crate::metrics::MetricsSnapshot;
 pub use crate::pins::{PinFilter, PinMode, PinType};
+pub use crate::tables::SCHEMA_VERSION;
 pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat};
 pub use crate::verify::{CorruptBlock, VerifyProgress, VerifyReport};
 pub use crate::writer::{BlockWriter, WriteSummary};

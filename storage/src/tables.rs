@@ -21,7 +21,7 @@ use crate::error::db_err;
 
 /// The layout version of the whole database. Bump it (and write a migration) whenever an
 /// existing table changes meaning; adding tables needs no bump.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 1;
 
 /// Key `schema_version`: [`SCHEMA_VERSION`] of the code that created the file.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");

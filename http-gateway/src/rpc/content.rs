@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde_json::{Value, json};
 use stargate_protocol::Cid;
-use stargate_protocol::path::ContentPath;
+use stargate_protocol::ContentPath;
 use stargate_protocol::unixfs::export::{
     BlockSource, DEFAULT_WINDOW, EntryKind, ExportError, Resolved, list_directory, read_file,
     resolve_path, stat,
@@ -32,8 +32,8 @@ impl From<ExportError> for RpcError {
     }
 }
 
-impl From<stargate_protocol::path::PathError> for RpcError {
-    fn from(e: stargate_protocol::path::PathError) -> Self {
+impl From<stargate_protocol::PathError> for RpcError {
+    fn from(e: stargate_protocol::PathError) -> Self {
         Self::client(e)
     }
 }

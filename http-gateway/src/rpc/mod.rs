@@ -9,6 +9,7 @@ mod params;
 mod pins;
 mod repo;
 mod response;
+mod tar;
 
 use axum::Router;
 use axum::routing::post;

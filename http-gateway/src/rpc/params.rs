@@ -61,7 +61,11 @@ impl Params {
 
     /// The last value of option `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.values(name).last()
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean option: absent gives `default`; present and empty, `true`, `1` mean true.

@@ -1,11 +1,12 @@
 //! `pin add|rm|ls`.
 
 use axum::Json;
+use futures::TryStreamExt;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use stargate_protocol::Cid;
-use stargate_protocol::unixfs::{DagScope, WalkOptions, walk_blocks};
+use stargate_protocol::unixfs::export::{DEFAULT_WINDOW, walk_dag};
 use stargate_storage::{PinFilter, PinMode, PinType, StoreError};
 
 use super::content::resolve_arg;
@@ -37,23 +38,27 @@ async fn pin_fetching(state: &AppState, cid: Cid, mode: PinMode) -> RpcResult<()
         Err(StoreError::MissingBlock { .. }) => {}
         other => return Ok(other?),
     }
-    let scope = match mode {
-        PinMode::Recursive => DagScope::All,
-        PinMode::Direct => DagScope::Block,
-    };
-    let mut walk = walk_blocks(state.blocks(), cid, WalkOptions::new(scope));
-    let mut writer_blocks = Vec::new();
-    while let Some(block) = walk.next().await {
-        writer_blocks.push(block?);
-        if writer_blocks.len() >= 256 {
-            put_all(state, std::mem::take(&mut writer_blocks)).await?;
+    match mode {
+        PinMode::Recursive => {
+            let mut walk = walk_dag(state.blocks_arc(), cid, DEFAULT_WINDOW);
+            let mut batch = Vec::new();
+            while let Some(block) = walk.try_next().await? {
+                batch.push(block);
+                if batch.len() >= FETCH_BATCH {
+                    put_all(state, std::mem::take(&mut batch)).await?;
+                }
+            }
+            put_all(state, batch).await?;
         }
+        PinMode::Direct => put_all(state, vec![state.blocks().get(cid).await?]).await?,
     }
-    put_all(state, writer_blocks).await?;
     let store = state.store().clone();
     tokio::task::spawn_blocking(move || store.pin(&cid, mode)).await??;
     Ok(())
 }
+
+/// Fetched blocks stored per transaction while pinning.
+const FETCH_BATCH: usize = 256;
 
 async fn put_all(state: &AppState, blocks: Vec<stargate_protocol::Block>) -> RpcResult<()> {
     let store = state.store().clone();

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
-use stargate_protocol::unixfs::SourceError;
+use stargate_protocol::unixfs::export::SourceError;
 use stargate_storage::StoreError;
 use tokio::sync::mpsc;
 
@@ -45,6 +45,12 @@ impl RpcError {
     /// The error as one line of a JSON stream.
     pub(crate) fn to_json(&self) -> serde_json::Value {
         json!({ "Message": self.message, "Code": self.code(), "Type": "error" })
+    }
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -96,9 +102,9 @@ impl JsonLines {
     /// A stream and the response that carries it.
     pub(crate) fn new() -> (Self, Response) {
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
-        let body = Body::from_stream(
-            tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::io::Error>),
-        );
+        let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|line| (Ok::<_, std::io::Error>(line), rx))
+        }));
         let mut res = body.into_response();
         let headers = res.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -132,5 +138,3 @@ impl JsonLines {
         self.send(&e.to_json()).await;
     }
 }
-
-use futures::StreamExt as _;
