@@ -70,6 +70,12 @@ pub(crate) struct AddArgs {
     /// Print only CIDs, one per line.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Include files whose names start with a dot (recursive adds skip them by default).
+    #[arg(short = 'H', long)]
+    pub(crate) hidden: bool,
+    /// Wrap everything in a directory and print its CID last.
+    #[arg(short, long)]
+    pub(crate) wrap_with_directory: bool,
     /// Only compute the CIDs; store nothing.
     #[arg(short = 'n', long)]
     pub(crate) only_hash: bool,

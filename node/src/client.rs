@@ -130,7 +130,9 @@ impl Client {
     pub(crate) fn bytes(
         res: Response<Body>,
     ) -> impl Stream<Item = Result<bytes::Bytes>> + Send + Unpin {
-        res.into_body().into_data_stream().map_err(anyhow::Error::from)
+        res.into_body()
+            .into_data_stream()
+            .map_err(anyhow::Error::from)
     }
 }
 

@@ -1,6 +1,6 @@
 //! `stargate daemon`: builds every part of the node, serves until a signal, shuts down in order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -8,7 +8,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use stargate_http_gateway::Observability;
+use stargate_http_gateway::{AppState, HttpOptions, Observability};
+use stargate_storage::{Store, StoreOptions};
 
 use crate::cli::DaemonArgs;
 use crate::config::{self, Config};
@@ -27,12 +28,19 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let http_metrics = stargate_http_gateway::HttpMetrics::register(&mut registry);
     let registry = Arc::new(registry);
 
+    let store = open_store(&data_dir, &config)?;
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(store.clone()),
+        http_options(&config),
+    );
     let obs = Observability::new(registry, http_metrics);
     let gateway = obs.wrap(axum::Router::new());
-    let api = obs.wrap(axum::Router::new());
+    let api = obs.wrap(stargate_http_gateway::api_router(state));
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;
     let api_listener = bind(config.api.addr, "API").await?;
+    let api_file = ApiFile::write(&data_dir, api_listener.local_addr()?)?;
 
     let token = CancellationToken::new();
     shutdown::on_signal(token.clone()).context("installing signal handlers")?;
@@ -46,10 +54,49 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         stargate_http_gateway::serve(gateway_listener, gateway, stop(&token)),
         stargate_http_gateway::serve(api_listener, api, stop(&token)),
     );
+    drop(api_file);
     g.context("gateway server")?;
     a.context("API server")?;
+    // Last handle: the writer thread drains its queue and the database closes cleanly.
+    drop(store);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the store in the data dir; a second daemon on the same dir fails here.
+pub(crate) fn open_store(data_dir: &Path, config: &Config) -> Result<Store> {
+    let mut options = StoreOptions::default();
+    options.hash_on_read = config.store.hash_on_read;
+    Store::open(data_dir, options).context("opening the store")
+}
+
+/// The HTTP limits from the configuration.
+pub(crate) fn http_options(config: &Config) -> HttpOptions {
+    let mut options = HttpOptions::default();
+    options.timeout = std::time::Duration::from_secs(config.gateway.http_timeout_sec);
+    options.max_concurrent_requests = config.gateway.max_concurrent_requests;
+    options
+}
+
+/// `<data_dir>/api`, naming the API address while the daemon runs (the CLI reads it); removed
+/// when dropped.
+struct ApiFile(PathBuf);
+
+impl ApiFile {
+    fn write(data_dir: &Path, addr: std::net::SocketAddr) -> Result<Self> {
+        let path = data_dir.join(crate::client::API_FILE);
+        std::fs::write(&path, addr.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for ApiFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "could not remove the api file");
+        }
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener> {

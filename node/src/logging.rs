@@ -5,11 +5,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the global subscriber. `STARGATE_LOG` (a tracing filter) wins over the config.
-pub(crate) fn init(cfg: &LogConfig) -> Result<()> {
+/// Installs the global subscriber. `STARGATE_LOG` (a tracing filter) wins over the config;
+/// client commands log only warnings unless asked, so their output stays Kubo's.
+pub(crate) fn init(cfg: &LogConfig, daemon: bool) -> Result<()> {
     let filter = match std::env::var("STARGATE_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::try_new(&f),
-        _ => EnvFilter::try_new(&cfg.level),
+        _ if daemon => EnvFilter::try_new(&cfg.level),
+        _ => EnvFilter::try_new("warn"),
     }
     .map_err(|e| anyhow!("invalid log filter: {e}"))?;
     let builder = tracing_subscriber::fmt()

@@ -3,6 +3,8 @@
 //! store directly when no daemon runs).
 
 mod cli;
+mod client;
+mod commands;
 mod config;
 mod daemon;
 mod logging;
@@ -14,6 +16,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::client::Client;
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -39,7 +42,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let config = Config::load(&data_dir, std::env::vars())?;
-    logging::init(&config.log)?;
+    logging::init(&config.log, matches!(cli.command, Command::Daemon(_)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -47,8 +50,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         match cli.command {
             Command::Init => unreachable!("handled above"),
             Command::Daemon(args) => daemon::run(data_dir, config, args).await,
-            other => anyhow::bail!("{other:?} is not available yet"),
+            command => {
+                let client = connect(&data_dir, &config).await?;
+                commands::run(&client, command).await
+            }
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running daemon's API if one holds the data dir, else an in-process API over the store.
+async fn connect(data_dir: &std::path::Path, config: &Config) -> Result<Client> {
+    if let Some(client) = Client::running_daemon(data_dir).await? {
+        return Ok(client);
+    }
+    let store = daemon::open_store(data_dir, config)?;
+    let state = stargate_http_gateway::AppState::new(
+        store.clone(),
+        std::sync::Arc::new(store),
+        daemon::http_options(config),
+    );
+    Ok(Client::local(stargate_http_gateway::api_router(state)))
 }

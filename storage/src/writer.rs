@@ -278,6 +278,15 @@ impl BlockWriter {
     }
 }
 
+/// The importer writes `add`s straight into a writer.
+impl stargate_protocol::unixfs::BlockSink for BlockWriter {
+    type Error = StoreError;
+
+    fn put(&mut self, block: Block) -> Result<(), StoreError> {
+        BlockWriter::put(self, block)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,14 +396,5 @@ mod tests {
         let gc = store.gc().unwrap();
         assert_eq!(gc.blocks_kept, 0);
         assert!(store.pins(crate::PinFilter::All).unwrap().is_empty());
-    }
-}
-
-/// The importer writes `add`s straight into a writer.
-impl stargate_protocol::unixfs::BlockSink for BlockWriter {
-    type Error = StoreError;
-
-    fn put(&mut self, block: Block) -> Result<(), StoreError> {
-        BlockWriter::put(self, block)
     }
 }

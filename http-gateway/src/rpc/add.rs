@@ -45,7 +45,8 @@ pub(crate) async fn add(
     let (entries, queue) = mpsc::channel(ENTRIES_IN_FLIGHT);
     let store = state.store().clone();
     let worker_lines = lines.clone();
-    let worker = tokio::task::spawn_blocking(move || run_worker(&store, &opts, queue, &worker_lines));
+    let worker =
+        tokio::task::spawn_blocking(move || run_worker(&store, &opts, queue, &worker_lines));
     tokio::spawn(async move {
         let read = forward_entries(&mut multipart, &entries).await;
         drop(entries);
@@ -92,15 +93,15 @@ impl AddOptions {
         ])?;
         for unsupported in ["trickle", "nocopy", "fscache", "inline"] {
             if p.flag(unsupported, false)? {
-                return Err(RpcError::client(format!("--{unsupported} is not supported")));
-            }
-        }
-        if let Some(hash) = p.get("hash") {
-            if hash != "sha2-256" {
                 return Err(RpcError::client(format!(
-                    "hash function {hash:?} is not supported for add; use sha2-256"
+                    "--{unsupported} is not supported"
                 )));
             }
+        }
+        if let Some(hash) = p.get("hash").filter(|h| *h != "sha2-256") {
+            return Err(RpcError::client(format!(
+                "hash function {hash:?} is not supported for add; use sha2-256"
+            )));
         }
         let mut import = ImportOptions::default();
         match p.number::<u8>("cid-version")? {
@@ -166,7 +167,9 @@ async fn forward_entries(
                 let mut target = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     if target.len() + chunk.len() > MAX_SYMLINK_TARGET {
-                        return Err(RpcError::client(format!("symlink {path:?}: target too long")));
+                        return Err(RpcError::client(format!(
+                            "symlink {path:?}: target too long"
+                        )));
                     }
                     target.extend_from_slice(&chunk);
                 }

@@ -40,7 +40,14 @@ pub(crate) async fn put(
     params: Params,
     mut multipart: Multipart,
 ) -> RpcResult<Response> {
-    params.only(&["cid-codec", "mhtype", "mhlen", "pin", "allow-big-block", "format"])?;
+    params.only(&[
+        "cid-codec",
+        "mhtype",
+        "mhlen",
+        "pin",
+        "allow-big-block",
+        "format",
+    ])?;
     let codec_name = params.get("cid-codec").unwrap_or("raw");
     let codec = Codec::from_name(codec_name)
         .ok_or_else(|| RpcError::client(format!("unknown codec {codec_name:?}")))?;
@@ -48,10 +55,13 @@ pub(crate) async fn put(
     let hash = HashCode::from_name(hash_name)
         .filter(|h| *h != HashCode::Identity)
         .ok_or_else(|| RpcError::client(format!("unsupported hash function {hash_name:?}")))?;
-    if let Some(len) = params.number::<i64>("mhlen")? {
-        if len != -1 && usize::try_from(len).ok() != Some(hash_len(hash)) {
-            return Err(RpcError::client(format!("{hash_name} digests cannot be {len} bytes")));
-        }
+    if let Some(len) = params
+        .number::<i64>("mhlen")?
+        .filter(|&l| l != -1 && usize::try_from(l).ok() != Some(hash_len(hash)))
+    {
+        return Err(RpcError::client(format!(
+            "{hash_name} digests cannot be {len} bytes"
+        )));
     }
     let pin = params.flag("pin", false)?;
     let max = if params.flag("allow-big-block", false)? {

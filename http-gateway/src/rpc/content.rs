@@ -59,13 +59,21 @@ pub(crate) async fn cat(State(state): State<AppState>, params: Params) -> RpcRes
         Some(len) => offset.saturating_add(len),
         None => u64::MAX,
     };
-    let stream = read_file(state.blocks_arc(), resolved.block, offset..end, DEFAULT_WINDOW)?;
+    let stream = read_file(
+        state.blocks_arc(),
+        resolved.block,
+        offset..end,
+        DEFAULT_WINDOW,
+    )?;
     let len = stream.len();
     let body = Body::from_stream(stream.map_err(std::io::Error::other));
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain".to_owned()),
-            ("x-content-length".parse().expect("valid header name"), len.to_string()),
+            (
+                "x-content-length".parse().expect("valid header name"),
+                len.to_string(),
+            ),
         ],
         body,
     )
@@ -88,7 +96,12 @@ pub(crate) async fn ls(State(state): State<AppState>, params: Params) -> RpcResu
                 } else {
                     None
                 };
-                links.push(link_json(&entry.name, entry.cid, entry.tsize, kind.as_ref()));
+                links.push(link_json(
+                    &entry.name,
+                    entry.cid,
+                    entry.tsize,
+                    kind.as_ref(),
+                ));
             }
         }
         objects.push(json!({ "Hash": arg, "Links": links }));
@@ -101,9 +114,7 @@ fn link_json(name: &str, cid: Cid, tsize: Option<u64>, kind: Option<&EntryKind>)
     let (type_num, size, target) = match kind {
         Some(EntryKind::File { size } | EntryKind::Raw { size }) => (2, *size, String::new()),
         Some(EntryKind::Directory | EntryKind::ShardedDirectory) => (1, 0, String::new()),
-        Some(EntryKind::Symlink { target }) => {
-            (4, 0, String::from_utf8_lossy(target).into_owned())
-        }
+        Some(EntryKind::Symlink { target }) => (4, 0, String::from_utf8_lossy(target).into_owned()),
         Some(_) | None => (0, tsize.unwrap_or(0), String::new()),
     };
     json!({ "Name": name, "Hash": cid.to_string(), "Size": size, "Type": type_num, "Target": target })
@@ -136,11 +147,7 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-tar")],
-        body,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 
 /// Streams a tar of the DAG at `resolved`, named `name`, depth-first. Directories are listed

@@ -21,6 +21,7 @@ pub(crate) use response::{RpcError, RpcResult};
 
 /// The `/api/v0` router over `state`.
 pub fn api_router(state: AppState) -> Router {
+    let limit = state.options().max_concurrent_requests;
     Router::new()
         .route("/api/v0/add", post(add::add))
         .route("/api/v0/cat", post(content::cat))
@@ -37,5 +38,8 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/repo/verify", post(repo::verify))
         .route("/api/v0/repo/stat", post(repo::stat))
         .route("/api/v0/version", post(repo::version))
+        // `add` streams bodies of any size through bounded channels; the others read small ones.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(limit))
         .with_state(state)
 }

@@ -1,9 +1,9 @@
 //! `pin add|rm|ls`.
 
 use axum::Json;
-use futures::TryStreamExt;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
 use stargate_protocol::Cid;
 use stargate_protocol::unixfs::export::{DEFAULT_WINDOW, walk_dag};

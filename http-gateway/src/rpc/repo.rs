@@ -43,7 +43,9 @@ pub(crate) async fn verify(State(state): State<AppState>, params: Params) -> Rpc
             Err(e) => return lines.fail(&RpcError::from(e)).await,
         };
         for bad in &report.corrupt {
-            lines.send(&json!({ "Msg": bad.to_string(), "Progress": 0 })).await;
+            lines
+                .send(&json!({ "Msg": bad.to_string(), "Progress": 0 }))
+                .await;
         }
         if report.corrupt.is_empty() {
             lines

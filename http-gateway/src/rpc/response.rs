@@ -103,20 +103,24 @@ impl JsonLines {
     pub(crate) fn new() -> (Self, Response) {
         let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
         let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|line| (Ok::<_, std::io::Error>(line), rx))
+            rx.recv()
+                .await
+                .map(|line| (Ok::<_, std::io::Error>(line), rx))
         }));
         let mut res = body.into_response();
         let headers = res.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         headers.insert("x-chunked-output", HeaderValue::from_static("1"));
         (Self(tx), res)
     }
 
     /// Sends one value; false when the client went away.
     pub(crate) async fn send(&self, value: &impl Serialize) -> bool {
-        let mut line = match serde_json::to_vec(value) {
-            Ok(line) => line,
-            Err(_) => return false,
+        let Ok(mut line) = serde_json::to_vec(value) else {
+            return false;
         };
         line.push(b'\n');
         self.0.send(Bytes::from(line)).await.is_ok()
@@ -124,9 +128,8 @@ impl JsonLines {
 
     /// Sends a value from a blocking thread; false when the client went away.
     pub(crate) fn blocking_send(&self, value: &impl Serialize) -> bool {
-        let mut line = match serde_json::to_vec(value) {
-            Ok(line) => line,
-            Err(_) => return false,
+        let Ok(mut line) = serde_json::to_vec(value) else {
+            return false;
         };
         line.push(b'\n');
         self.0.blocking_send(Bytes::from(line)).is_ok()

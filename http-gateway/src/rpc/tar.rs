@@ -22,9 +22,10 @@ pub(crate) fn header(path: &str, entry: Entry<'_>) -> RpcResult<Bytes> {
         Entry::File(size) => (::tar::EntryType::Regular, 0o644, size),
         Entry::Directory => (::tar::EntryType::Directory, 0o755, 0),
         Entry::Symlink(target) => {
-            let target = std::path::Path::new(std::str::from_utf8(target).map_err(|_| {
-                RpcError::failed(format!("{path}: symlink target is not UTF-8"))
-            })?);
+            let target =
+                std::path::Path::new(std::str::from_utf8(target).map_err(|_| {
+                    RpcError::failed(format!("{path}: symlink target is not UTF-8"))
+                })?);
             if h.set_link_name(target).is_err() {
                 return Err(RpcError::failed(format!("{path}: symlink target too long")));
             }
@@ -61,8 +62,9 @@ fn set_path(h: &mut ::tar::Header, name: &str) -> RpcResult<()> {
 fn long_name(out: &mut Vec<u8>, name: &str) {
     let mut h = ::tar::Header::new_gnu();
     let data = [name.as_bytes(), b"\0"].concat();
-    h.as_gnu_mut()
-        .map(|g| g.name[..13].copy_from_slice(b"././@LongLink"));
+    if let Some(g) = h.as_gnu_mut() {
+        g.name[..13].copy_from_slice(b"././@LongLink");
+    }
     h.set_entry_type(::tar::EntryType::GNULongName);
     h.set_mode(0o644);
     h.set_size(data.len() as u64);

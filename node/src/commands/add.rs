@@ -1,0 +1,281 @@
+//! `stargate add`: walks the given paths, streams them to the API as Kubo's multipart encoding,
+//! prints `added <cid> <name>` lines (or less with -q/-Q) and a progress bar on a terminal.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use crate::cli::AddArgs;
+use crate::client::{Client, ndjson};
+
+/// An entry to send: its name as the API sees it and where it is on disk.
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    path: PathBuf,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    File(u64),
+    Directory,
+    Symlink(String),
+}
+
+/// One line of the answer: an added entry, a progress report, or an error.
+#[derive(Debug, Deserialize)]
+struct Event {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Hash")]
+    hash: Option<String>,
+    #[serde(rename = "Bytes")]
+    bytes: Option<u64>,
+    #[serde(rename = "Message")]
+    message: Option<String>,
+}
+
+pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
+    let mut entries = Vec::new();
+    for path in &args.paths {
+        collect(path, args.recursive, args.hidden, &mut entries)?;
+    }
+    let total: u64 = entries
+        .iter()
+        .map(|e| match e.kind {
+            Kind::File(n) => n,
+            _ => 0,
+        })
+        .sum();
+    let show_progress = args
+        .progress
+        .unwrap_or_else(|| std::io::stderr().is_terminal() && !args.quieter);
+    let bar = show_progress.then(|| progress_bar(total));
+
+    let mut query = vec![
+        ("only-hash", args.only_hash.to_string()),
+        ("pin", args.pin.to_string()),
+        ("chunker", args.chunker.clone()),
+        ("progress", show_progress.to_string()),
+        ("wrap-with-directory", args.wrap_with_directory.to_string()),
+    ];
+    if let Some(v) = args.cid_version {
+        query.push(("cid-version", v.to_string()));
+    }
+    if let Some(raw) = args.raw_leaves {
+        query.push(("raw-leaves", raw.to_string()));
+    }
+    let boundary = format!("stargate-{:032x}", rand::random::<u128>());
+    let body = Body::from_stream(multipart(entries, boundary.clone()));
+    let res = client
+        .call(
+            "add",
+            &query,
+            Some((format!("multipart/form-data; boundary={boundary}"), body)),
+        )
+        .await?;
+
+    let mut events = ndjson::<Event>(res);
+    let mut done_files: u64 = 0;
+    let mut current: (String, u64) = (String::new(), 0);
+    let mut last = None;
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if let Some(message) = event.message {
+            if let Some(bar) = &bar {
+                bar.abandon();
+            }
+            bail!("{message}");
+        }
+        if let Some(bytes) = event.bytes {
+            if current.0 != event.name {
+                current = (event.name.clone(), 0);
+            }
+            current.1 = bytes;
+            if let Some(bar) = &bar {
+                bar.set_position(done_files + current.1);
+            }
+            continue;
+        }
+        let Some(hash) = event.hash else { continue };
+        if let Some(size) = sizes_done(&event.name, &current) {
+            done_files += size;
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(done_files.max(bar.position()));
+        }
+        let line = if args.quiet {
+            Some(hash.clone())
+        } else if args.quieter {
+            None
+        } else {
+            Some(format!("added {hash} {}", event.name))
+        };
+        if let Some(line) = line {
+            match &bar {
+                Some(bar) => bar.println(line),
+                None => println!("{line}"),
+            }
+        }
+        last = Some(hash);
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match last {
+        Some(root) if args.quieter => println!("{root}"),
+        Some(_) => {}
+        None => bail!("the API reported nothing added"),
+    }
+    Ok(())
+}
+
+/// The bytes a finished file contributed to the progress bar.
+fn sizes_done(name: &str, current: &(String, u64)) -> Option<u64> {
+    (current.0 == name).then_some(current.1)
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{wide_bar}] {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Lists what to send for `path`, depth-first with names sorted as Kubo's CLI sends them.
+fn collect(path: &Path, recursive: bool, hidden: bool, out: &mut Vec<Entry>) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot add {}", path.display()))?;
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .or_else(|| {
+            std::fs::canonicalize(path)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        })
+        .with_context(|| format!("{} has no file name", path.display()))?;
+    if meta.is_dir() && !recursive {
+        bail!(
+            "{} is a directory, use the '-r' flag to add it",
+            path.display()
+        );
+    }
+    // The top-level path is followed if it is a symlink, as Kubo does.
+    let meta = if meta.file_type().is_symlink() {
+        std::fs::metadata(path).with_context(|| format!("cannot follow {}", path.display()))?
+    } else {
+        meta
+    };
+    walk(path, base, &meta, hidden, out)
+}
+
+fn walk(
+    path: &Path,
+    name: String,
+    meta: &std::fs::Metadata,
+    hidden: bool,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path)
+            .with_context(|| format!("reading symlink {}", path.display()))?;
+        out.push(Entry {
+            name,
+            path: path.to_owned(),
+            kind: Kind::Symlink(target.to_string_lossy().into_owned()),
+        });
+    } else if meta.is_dir() {
+        out.push(Entry {
+            name: name.clone(),
+            path: path.to_owned(),
+            kind: Kind::Directory,
+        });
+        let mut children: Vec<_> = std::fs::read_dir(path)
+            .with_context(|| format!("listing {}", path.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("listing {}", path.display()))?;
+        children.sort_by_key(std::fs::DirEntry::file_name);
+        for child in children {
+            let child_name = child.file_name().to_string_lossy().into_owned();
+            if !hidden && child_name.starts_with('.') {
+                continue;
+            }
+            let child_meta = std::fs::symlink_metadata(child.path())
+                .with_context(|| format!("reading {}", child.path().display()))?;
+            walk(
+                &child.path(),
+                format!("{name}/{child_name}"),
+                &child_meta,
+                hidden,
+                out,
+            )?;
+        }
+    } else if meta.is_file() {
+        out.push(Entry {
+            name,
+            path: path.to_owned(),
+            kind: Kind::File(meta.len()),
+        });
+    } else {
+        bail!("{} is not a file, directory or symlink", path.display());
+    }
+    Ok(())
+}
+
+/// The multipart body: one part per entry, file contents streamed from disk.
+fn multipart(
+    entries: Vec<Entry>,
+    boundary: String,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let closing = Bytes::from(format!("--{boundary}--\r\n"));
+    futures::stream::iter(entries)
+        .then(move |entry| {
+            let boundary = boundary.clone();
+            async move { part(entry, &boundary).await }
+        })
+        .try_flatten()
+        .chain(futures::stream::once(async move { Ok(closing) }))
+}
+
+async fn part(
+    entry: Entry,
+    boundary: &str,
+) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<>, std::io::Error> {
+    let name: String = form_urlencoded::byte_serialize(entry.name.as_bytes()).collect();
+    let (content_type, body): (&str, futures::stream::BoxStream<'static, _>) = match entry.kind {
+        Kind::Directory => ("application/x-directory", futures::stream::empty().boxed()),
+        Kind::Symlink(target) => (
+            "application/symlink",
+            futures::stream::once(async move { Ok(Bytes::from(target)) }).boxed(),
+        ),
+        Kind::File(_) => {
+            let file = tokio::fs::File::open(&entry.path).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("{}: {e}", entry.path.display()))
+            })?;
+            (
+                "application/octet-stream",
+                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+            )
+        }
+    };
+    let head = Bytes::from(format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    ));
+    Ok(futures::stream::once(async move { Ok(head) })
+        .chain(body)
+        .chain(futures::stream::once(async {
+            Ok(Bytes::from_static(b"\r\n"))
+        })))
+}

@@ -1,0 +1,42 @@
+//! The client commands: each turns its arguments into RPC calls and prints Kubo's output.
+
+mod add;
+mod block;
+mod content;
+mod pin;
+mod repo;
+
+use anyhow::Result;
+
+use crate::cli::Command;
+use crate::client::Client;
+
+/// Runs a client command against `client`.
+pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
+    match command {
+        Command::Add(args) => add::run(client, args).await,
+        Command::Cat(args) => content::cat(client, args).await,
+        Command::Get(args) => content::get(client, args).await,
+        Command::Ls(args) => content::ls(client, args).await,
+        Command::Pin(cmd) => pin::run(client, cmd).await,
+        Command::Block(cmd) => block::run(client, cmd).await,
+        Command::Repo(cmd) => repo::run(client, cmd).await,
+        Command::Init | Command::Daemon(_) => {
+            unreachable!("init and daemon are not client commands")
+        }
+    }
+}
+
+/// Writes a stream of byte chunks to stdout.
+async fn copy_to_stdout(
+    mut chunks: impl futures::Stream<Item = Result<bytes::Bytes>> + Unpin,
+) -> Result<()> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let mut out = tokio::io::stdout();
+    while let Some(chunk) = chunks.next().await {
+        out.write_all(&chunk?).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}

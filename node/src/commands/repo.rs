@@ -1,0 +1,88 @@
+//! `repo gc|verify|stat`.
+
+use anyhow::{Result, bail};
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::cli::RepoCommand;
+use crate::client::{Client, ndjson};
+
+#[derive(Debug, Deserialize)]
+struct Gc {
+    #[serde(rename = "BlocksRemoved")]
+    removed: u64,
+    #[serde(rename = "BytesFreed")]
+    freed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifyLine {
+    #[serde(rename = "Msg", default)]
+    msg: String,
+    #[serde(rename = "Progress")]
+    progress: Option<u64>,
+    #[serde(rename = "Total")]
+    total: Option<u64>,
+    #[serde(rename = "Message")]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Stat {
+    #[serde(rename = "NumObjects")]
+    objects: u64,
+    #[serde(rename = "RepoSize")]
+    size: u64,
+    #[serde(rename = "BlockBytes")]
+    block_bytes: u64,
+    #[serde(rename = "RepoPath")]
+    path: String,
+    #[serde(rename = "Version")]
+    version: String,
+}
+
+pub(crate) async fn run(client: &Client, cmd: RepoCommand) -> Result<()> {
+    match cmd {
+        RepoCommand::Gc { quiet } => {
+            let gc: Gc = client.json("repo/gc", &[]).await?;
+            if !quiet {
+                println!("removed {} blocks ({} bytes)", gc.removed, gc.freed);
+            }
+        }
+        RepoCommand::Verify => {
+            let res = client.call("repo/verify", &[], None).await?;
+            let mut lines = ndjson::<VerifyLine>(res);
+            let mut failure = None;
+            while let Some(line) = lines.next().await {
+                let line = line?;
+                if let Some(m) = line.message {
+                    failure = Some(m);
+                } else if !line.msg.is_empty() {
+                    println!("{}", line.msg);
+                } else if let (Some(done), Some(total)) = (line.progress, line.total) {
+                    eprint!("\r{done}/{total} blocks checked");
+                }
+            }
+            eprintln!();
+            if let Some(m) = failure {
+                bail!("{m}");
+            }
+        }
+        RepoCommand::Stat { human } => {
+            let stat: Stat = client.json("repo/stat", &[]).await?;
+            let size = |n: u64| {
+                if human {
+                    indicatif::HumanBytes(n).to_string()
+                } else {
+                    n.to_string()
+                }
+            };
+            println!("NumObjects: {}", stat.objects);
+            println!("RepoSize:   {}", size(stat.size));
+            println!("BlockBytes: {}", size(stat.block_bytes));
+            println!("RepoPath:   {}", stat.path);
+            println!("Version:    {}", stat.version);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The store as a [`BlockSource`]: what exports read from when no network is involved.
+
+use futures::future::BoxFuture;
+use stargate_protocol::unixfs::export::{BlockSource, SourceError};
+use stargate_protocol::{Block, Cid};
+
+use crate::{Store, StoreError};
+
+impl BlockSource for Store {
+    fn get(&self, cid: Cid) -> BoxFuture<'_, Result<Block, SourceError>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let unavailable = |reason: String| SourceError::Unavailable {
+                cid: cid.to_string(),
+                reason,
+            };
+            match tokio::task::spawn_blocking(move || store.get(&cid)).await {
+                Ok(Ok(Some(block))) => Ok(block),
+                Ok(Ok(None)) => Err(SourceError::NotFound {
+                    cid: cid.to_string(),
+                }),
+                Ok(Err(e @ StoreError::CorruptBlock { .. })) => Err(SourceError::Invalid {
+                    cid: cid.to_string(),
+                    reason: e.to_string(),
+                }),
+                Ok(Err(e)) => Err(unavailable(e.to_string())),
+                Err(e) => Err(unavailable(format!("store task failed: {e}"))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stargate_protocol::{Codec, HashCode, Version};
+
+    #[tokio::test]
+    async fn serves_stored_blocks_and_reports_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), crate::StoreOptions::default()).unwrap();
+        let block = Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, &b"x"[..]).unwrap();
+        assert!(matches!(
+            BlockSource::get(&store, *block.cid()).await,
+            Err(SourceError::NotFound { .. })
+        ));
+        store.put(block.clone()).unwrap();
+        assert_eq!(BlockSource::get(&store, *block.cid()).await.unwrap(), block);
+    }
+}
