@@ -70,3 +70,46 @@ async fn js_importer_sharded_directory_resolves_lists_and_reads() {
     assert_eq!(roots, [root]);
     assert_eq!(again, walked);
 }
+
+#[tokio::test]
+async fn the_trustless_probe_cid_resolves_and_exports_as_an_empty_car() {
+    let probe = crate::parse_cid("bafkqaaa").unwrap();
+    let empty: Arc<dyn BlockSource> = Arc::new(MemoryBlocks::new());
+    let r = resolve(&*empty, probe, &[]).await.unwrap();
+    assert_eq!(r.kind, EntryKind::Raw { size: 0 });
+    let chunks: Vec<Bytes> = car_stream(
+        vec![probe],
+        walk_blocks(empty.clone(), &r, WalkOptions::default()),
+    )
+    .try_collect()
+    .await
+    .unwrap();
+    let (roots, blocks) = read_car(&chunks.concat()).unwrap();
+    assert_eq!(roots, [probe]);
+    assert!(blocks.is_empty(), "identity blocks are never sent");
+    let bytes: Vec<Bytes> = read_file(empty, r.block, 0..u64::MAX, 1)
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(bytes.concat().is_empty());
+}
+
+#[test]
+fn streams_can_be_response_bodies() {
+    fn body<T: futures::Stream + Send + 'static>(_: &T) {}
+    let src: Arc<dyn BlockSource> = Arc::new(MemoryBlocks::new());
+    let block = crate::Block::from_identity(&crate::parse_cid("bafkqaaa").unwrap()).unwrap();
+    let resolved = Resolved {
+        block: block.clone(),
+        kind: EntryKind::Raw { size: 0 },
+        visited: vec![*block.cid()],
+    };
+    body(&read_file(src.clone(), block.clone(), 0..1, 1).unwrap());
+    body(&walk_blocks(src.clone(), &resolved, WalkOptions::default()));
+    body(&car_stream(
+        vec![*block.cid()],
+        walk_dag(src.clone(), *block.cid(), 1),
+    ));
+    body(&get(src, &resolved, 1));
+}
