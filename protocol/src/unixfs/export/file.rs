@@ -299,6 +299,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blocks_held_stay_within_window_plus_depth() {
+        let dag = MemoryBlocks::new();
+        let data = testdag::bytes(8 * 300, 5);
+        // 8-byte leaves, 4 links per node: 300 leaves under 5 levels of interior nodes.
+        let root = testdag::file(&dag, &data, 8, 4, false);
+        let probe = Probe::new(dag, Duration::from_millis(1));
+        let got = read_all(probe.clone(), root, 0..u64::MAX, 3).await.unwrap();
+        assert_eq!(got, data);
+        let max = probe.max_in_flight.load(SeqCst);
+        assert!(max <= 3 + 5, "max in flight {max}");
+    }
+
+    #[tokio::test]
     async fn missing_leaf_ends_the_stream_with_its_cid() {
         let dag = MemoryBlocks::new();
         let data = testdag::bytes(100, 1);

@@ -173,14 +173,21 @@ impl Probe {
 impl super::BlockSource for Probe {
     fn get(&self, cid: Cid) -> futures::future::BoxFuture<'_, Result<Block, super::SourceError>> {
         use std::sync::atomic::Ordering::SeqCst;
+        /// Counts a fetch as over when it completes or is dropped (a walk cancels prefetches).
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, SeqCst);
+            }
+        }
         Box::pin(async move {
             self.fetched.lock().unwrap().push(cid);
             let now = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.max_in_flight.fetch_max(now, SeqCst);
+            let _guard = InFlight(&self.in_flight);
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
             }
-            self.in_flight.fetch_sub(1, SeqCst);
             self.inner.get(cid).await
         })
     }
