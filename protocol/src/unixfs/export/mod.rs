@@ -28,7 +28,7 @@ pub use get::{GetEvent, GetWalk, RelPath, check_entry_name, get};
 pub use list::{DirEntry, DirListing, list_directory, stat};
 pub use node::{EntryKind, kind_of};
 pub use resolve::{Resolved, resolve, resolve_path};
-pub use source::{BlockSource, MemoryBlocks, SourceError};
+pub use source::{BlockSource, MemoryBlocks, SourceError, fetch};
 pub use walk::{
     BlockWalk, DagScope, EntityBytes, WalkOptions, WalkParamError, walk_blocks, walk_dag,
 };

@@ -71,8 +71,13 @@ pub trait BlockSource: Send + Sync {
 }
 
 /// Fetches `cid` from `source`, answering identity CIDs from the CID itself and refusing CIDs we
-/// cannot verify before anyone is asked.
-pub(crate) async fn fetch(source: &dyn BlockSource, cid: Cid) -> Result<Block, SourceError> {
+/// cannot verify before anyone is asked. Prefer this to calling [`BlockSource::get`] directly,
+/// which knows nothing of identity CIDs.
+///
+/// # Errors
+/// [`SourceError`] from the source, or `Invalid` for a CID we cannot verify or a source that
+/// answers with another block.
+pub async fn fetch(source: &dyn BlockSource, cid: Cid) -> Result<Block, SourceError> {
     check_supported(&cid).map_err(|e| SourceError::Invalid {
         cid: cid.to_string(),
         reason: e.to_string(),
