@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use stargate_protocol::Cid;
 use stargate_protocol::ContentPath;
 use stargate_protocol::unixfs::export::{
-    BlockSource, DEFAULT_WINDOW, EntryKind, ExportError, Resolved, list_directory, read_file,
-    resolve_path, stat,
+    BlockSource, DEFAULT_WINDOW, EntryKind, ExportError, GetEvent, RelPath, Resolved,
+    list_directory, read_file, resolve_path, stat,
 };
 use tokio::sync::mpsc;
 
@@ -139,7 +139,7 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(TAR_BUFFER);
     let source = state.blocks_arc();
     tokio::spawn(async move {
-        if let Err(e) = write_tar(&source, resolved, &name, &tx).await {
+        if let Err(e) = write_tar(source, &resolved, &name, &tx).await {
             tracing::debug!(error = %e, "get stopped");
             let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
@@ -150,11 +150,11 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
     Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 
-/// Streams a tar of the DAG at `resolved`, named `name`, depth-first. Directories are listed
-/// one at a time; file bytes stream through without being held.
+/// Streams a tar of the DAG at `resolved`, named `name`, from the exporter's `get` walk:
+/// names are checked there, directories stream shard by shard, file bytes pass straight through.
 async fn write_tar(
-    source: &Arc<dyn BlockSource>,
-    resolved: Resolved,
+    source: Arc<dyn BlockSource>,
+    resolved: &Resolved,
     name: &str,
     out: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> RpcResult<()> {
@@ -163,43 +163,37 @@ async fn write_tar(
             .await
             .map_err(|_| RpcError::failed("client went away"))
     };
-    let mut stack = vec![(name.to_owned(), resolved.block)];
-    while let Some((path, block)) = stack.pop() {
-        let kind = stargate_protocol::unixfs::export::kind_of(&block)?;
-        match kind {
-            EntryKind::Directory | EntryKind::ShardedDirectory => {
-                send(tar::header(&path, tar::Entry::Directory)?).await?;
-                let mut children = Vec::new();
-                let mut listing = list_directory(Arc::clone(source), block, DEFAULT_WINDOW)?;
-                while let Some(entry) = listing.try_next().await? {
-                    tar::check_name(&entry.name)?;
-                    children.push(entry);
-                }
-                // Pushed in reverse so they come off the stack in link order.
-                for entry in children.into_iter().rev() {
-                    let child = source.get(entry.cid).await?;
-                    stack.push((format!("{path}/{}", entry.name), child));
-                }
-            }
-            EntryKind::Symlink { target } => {
-                send(tar::header(&path, tar::Entry::Symlink(&target))?).await?;
-            }
-            EntryKind::File { size } | EntryKind::Raw { size } => {
-                send(tar::header(&path, tar::Entry::File(size))?).await?;
-                let mut bytes = read_file(Arc::clone(source), block, 0..size, DEFAULT_WINDOW)?;
-                while let Some(chunk) = bytes.try_next().await? {
-                    send(chunk).await?;
-                }
-                send(tar::padding(size)).await?;
-            }
-            EntryKind::Other { codec } => {
-                return Err(RpcError::failed(format!(
-                    "{path}: cannot export a {} block as a file",
-                    codec.name()
-                )));
-            }
-            _ => return Err(RpcError::failed(format!("{path}: unsupported entry"))),
+    let path_of = |rel: &RelPath| {
+        std::iter::once(name)
+            .chain(rel.components().iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    // Size of the file being streamed, owed its padding once its bytes are out.
+    let mut open_file: Option<u64> = None;
+    let mut walk = stargate_protocol::unixfs::export::get(source, resolved, DEFAULT_WINDOW);
+    while let Some(event) = walk.try_next().await? {
+        if let Some(size) = open_file.filter(|_| !matches!(event, GetEvent::Data(_))) {
+            open_file = None;
+            send(tar::padding(size)).await?;
         }
+        match event {
+            GetEvent::Directory { path } => {
+                send(tar::header(&path_of(&path), tar::Entry::Directory)?).await?;
+            }
+            GetEvent::File { path, size } => {
+                send(tar::header(&path_of(&path), tar::Entry::File(size))?).await?;
+                open_file = Some(size);
+            }
+            GetEvent::Data(bytes) => send(bytes).await?,
+            GetEvent::Symlink { path, target } => {
+                send(tar::header(&path_of(&path), tar::Entry::Symlink(&target))?).await?;
+            }
+            _ => return Err(RpcError::failed("unexpected entry in the walk")),
+        }
+    }
+    if let Some(size) = open_file {
+        send(tar::padding(size)).await?;
     }
     send(tar::end()).await
 }

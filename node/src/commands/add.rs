@@ -157,15 +157,17 @@ fn progress_bar(total: u64) -> ProgressBar {
 fn collect(path: &Path, recursive: bool, hidden: bool, out: &mut Vec<Entry>) -> Result<()> {
     let meta = std::fs::symlink_metadata(path)
         .with_context(|| format!("cannot add {}", path.display()))?;
-    let base = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .or_else(|| {
-            std::fs::canonicalize(path)
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        })
-        .with_context(|| format!("{} has no file name", path.display()))?;
+    let base = match path.file_name() {
+        Some(name) => utf8_name(name, path)?,
+        None => {
+            let full = std::fs::canonicalize(path)
+                .with_context(|| format!("cannot add {}", path.display()))?;
+            let name = full
+                .file_name()
+                .with_context(|| format!("{} has no file name", path.display()))?;
+            utf8_name(name, path)?
+        }
+    };
     if meta.is_dir() && !recursive {
         bail!(
             "{} is a directory, use the '-r' flag to add it",
@@ -191,10 +193,11 @@ fn walk(
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(path)
             .with_context(|| format!("reading symlink {}", path.display()))?;
+        let target = utf8_name(target.as_os_str(), path)?;
         out.push(Entry {
             name,
             path: path.to_owned(),
-            kind: Kind::Symlink(target.to_string_lossy().into_owned()),
+            kind: Kind::Symlink(target),
         });
     } else if meta.is_dir() {
         out.push(Entry {
@@ -208,7 +211,7 @@ fn walk(
             .with_context(|| format!("listing {}", path.display()))?;
         children.sort_by_key(std::fs::DirEntry::file_name);
         for child in children {
-            let child_name = child.file_name().to_string_lossy().into_owned();
+            let child_name = utf8_name(&child.file_name(), &child.path())?;
             if !hidden && child_name.starts_with('.') {
                 continue;
             }
@@ -232,6 +235,16 @@ fn walk(
         bail!("{} is not a file, directory or symlink", path.display());
     }
     Ok(())
+}
+
+/// UnixFS names are UTF-8; a name that is not cannot be added faithfully.
+fn utf8_name(name: &std::ffi::OsStr, path: &Path) -> Result<String> {
+    name.to_str().map(str::to_owned).with_context(|| {
+        format!(
+            "{}: the name is not valid UTF-8, which UnixFS cannot store",
+            path.display()
+        )
+    })
 }
 
 /// The multipart body: one part per entry, file contents streamed from disk.

@@ -46,9 +46,13 @@ pub(crate) async fn get(client: &Client, args: GetArgs) -> Result<()> {
 }
 
 /// Unpacks the tar the API sends: its first path component (the CID or name) becomes
-/// `output`. Nothing is written outside `output`: entry paths must be plain relative names,
-/// and nothing is written through a symlink.
+/// `output`, which must not exist yet. Nothing is written outside `output`: entry paths must be
+/// plain relative names, everything is created anew (never opened if it exists), and nothing is
+/// written through a symlink.
 fn extract(reader: impl std::io::Read, output: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(output).is_ok() {
+        bail!("{} already exists", output.display());
+    }
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().context("reading the archive")? {
         let mut entry = entry.context("reading the archive")?;
@@ -64,14 +68,10 @@ fn extract(reader: impl std::io::Read, output: &Path) -> Result<()> {
         }
         check_no_symlink_between(output, &dest)?;
         match entry.header().entry_type() {
-            tar::EntryType::Directory => std::fs::create_dir_all(&dest)
+            tar::EntryType::Directory => std::fs::create_dir(&dest)
                 .with_context(|| format!("creating {}", dest.display()))?,
             tar::EntryType::Regular => {
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("creating {}", parent.display()))?;
-                }
-                let mut file = std::fs::File::create(&dest)
+                let mut file = std::fs::File::create_new(&dest)
                     .with_context(|| format!("creating {}", dest.display()))?;
                 std::io::copy(&mut entry, &mut file)
                     .with_context(|| format!("writing {}", dest.display()))?;
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn refuses_escapes() {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
+        let out = dir.path().join("out2");
         let dotdot = tar_of(&[("r/../../evil", tar::EntryType::Regular, b"x", None)]);
         assert!(extract(dotdot.as_slice(), &out).is_err());
         let through_link = tar_of(&[
