@@ -9,12 +9,14 @@
 //! - dag-pb nodes ([`PbNode`]) and UnixFS metadata ([`unixfs::UnixFsData`]), byte-for-byte as Kubo
 //!   writes them;
 //! - the size limits every decoder of outside input enforces ([`limits`]);
-//! - Bitcoin anchor payloads, batch Merkle trees and offline proofs ([`anchor`]).
+//! - Bitcoin anchor payloads, batch Merkle trees and offline proofs ([`anchor`]);
+//! - the Bitswap 1.0.0/1.1.0/1.2.0 message ([`bitswap`]).
 //!
 //! Non-goals: no I/O beyond what callers hand in, no global state.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod anchor;
+pub mod bitswap;
 mod block;
 pub mod car;
 mod cid;
