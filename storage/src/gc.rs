@@ -92,8 +92,9 @@ impl Store {
     }
 
     /// Removes every block that no pin protects: marks by walking from every pin, then sweeps
-    /// the rest in batches. Adds and pins wait while it runs (and it waits for those in
-    /// progress), so it never removes a block of a DAG that is being added.
+    /// the rest in batches. Writers and pins wait while it runs (and it waits for those in
+    /// progress), so it never removes a block of a DAG that is being added. Plain
+    /// [`Store::put`]s go on meanwhile; what they store is unpinned and may be removed.
     ///
     /// Must not be called by a thread that holds a [`BlockWriter`](crate::BlockWriter).
     ///
@@ -243,6 +244,31 @@ mod tests {
         let summary = gc.join().unwrap().unwrap();
         assert_eq!(summary.blocks_removed, 0);
         assert_eq!(summary.blocks_kept, 6);
+    }
+
+    #[test]
+    fn a_thread_holding_a_writer_can_pin_while_a_gc_waits() {
+        let (_dir, store) = open();
+        let block = raw(&b"pinned while GC waits"[..]);
+        let mut writer = store.writer();
+        writer.put(block.clone()).unwrap();
+        let gc_store = store.clone();
+        let gc = std::thread::spawn(move || gc_store.gc());
+        // Let the GC start waiting for the writer.
+        std::thread::sleep(Duration::from_millis(100));
+        store.put(raw(&b"plain put"[..])).unwrap();
+        let other = raw(&b"second writer"[..]);
+        let mut second = store.writer();
+        second.put(other.clone()).unwrap();
+        second
+            .finish(Some((*other.cid(), PinMode::Direct)))
+            .unwrap();
+        writer
+            .finish(Some((*block.cid(), PinMode::Direct)))
+            .unwrap();
+        let summary = gc.join().unwrap().unwrap();
+        assert_eq!(summary.blocks_kept, 2);
+        assert!(store.has(block.cid()).unwrap() && store.has(other.cid()).unwrap());
     }
 
     #[test]

@@ -110,44 +110,51 @@ pub(crate) fn all_pins<P: ReadableTable<&'static [u8], u8>>(
     Ok(out)
 }
 
-/// Adds a pin after checking that what it protects is stored: the whole DAG for a recursive
-/// pin, the block for a direct one. Called inside the write transaction that commits it.
-pub(crate) fn insert_pin(
+/// Adds pins after checking that what each protects is stored: the whole DAG for a recursive
+/// pin, the block for a direct one. All or none: the first pin that cannot be added fails the
+/// lot and nothing is written. Called inside the write transaction that commits them.
+pub(crate) fn insert_pins(
     tables: &WriteTables<'_>,
     pins: &mut Table<'_, &'static [u8], u8>,
-    cid: &Cid,
-    mode: PinMode,
+    wanted: &[(Cid, PinMode)],
 ) -> Result<(), StoreError> {
     let ctx = "writing a pin";
-    let key = cid.to_bytes();
-    let existing = pins
-        .get(key.as_slice())
-        .map_err(db_err(ctx))?
-        .and_then(|v| PinMode::from_byte(v.value()));
-    match (mode, existing) {
-        (PinMode::Recursive, Some(PinMode::Recursive))
-        | (PinMode::Direct, Some(PinMode::Direct)) => {
-            return Ok(());
+    let mut planned: Vec<(Vec<u8>, PinMode)> = Vec::new();
+    for (cid, mode) in wanted {
+        let key = cid.to_bytes();
+        let existing = match planned.iter().rev().find(|(k, _)| *k == key) {
+            Some((_, m)) => Some(*m),
+            None => pins
+                .get(key.as_slice())
+                .map_err(db_err(ctx))?
+                .and_then(|v| PinMode::from_byte(v.value())),
+        };
+        match (mode, existing) {
+            (PinMode::Recursive, Some(PinMode::Recursive))
+            | (PinMode::Direct, Some(PinMode::Direct)) => continue,
+            (PinMode::Direct, Some(PinMode::Recursive)) => {
+                return Err(StoreError::AlreadyPinnedRecursively {
+                    cid: cid.to_string(),
+                });
+            }
+            _ => {}
         }
-        (PinMode::Direct, Some(PinMode::Recursive)) => {
-            return Err(StoreError::AlreadyPinnedRecursively {
-                cid: cid.to_string(),
+        let missing = match mode {
+            PinMode::Recursive => tables.first_missing(cid)?,
+            PinMode::Direct => (!tables.contains(cid)?).then_some(*cid),
+        };
+        if let Some(missing) = missing {
+            return Err(StoreError::MissingBlock {
+                root: cid.to_string(),
+                missing: missing.to_string(),
             });
         }
-        _ => {}
+        planned.push((key, *mode));
     }
-    let missing = match mode {
-        PinMode::Recursive => tables.first_missing(cid)?,
-        PinMode::Direct => (!tables.contains(cid)?).then_some(*cid),
-    };
-    if let Some(missing) = missing {
-        return Err(StoreError::MissingBlock {
-            root: cid.to_string(),
-            missing: missing.to_string(),
-        });
+    for (key, mode) in planned {
+        pins.insert(key.as_slice(), mode.to_byte())
+            .map_err(db_err(ctx))?;
     }
-    pins.insert(key.as_slice(), mode.to_byte())
-        .map_err(db_err(ctx))?;
     Ok(())
 }
 

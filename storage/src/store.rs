@@ -242,7 +242,9 @@ impl Store {
         Ok(self.put_many([block])?.blocks_new == 1)
     }
 
-    /// Stores blocks in as few transactions as the batch size allows; durable on return.
+    /// Stores blocks in as few transactions as the batch size allows; durable on return. Does
+    /// not wait for a GC: the blocks are unpinned, and a GC running meanwhile may remove them.
+    /// To store blocks and pin them safely, use [`Store::writer`].
     ///
     /// # Errors
     /// A database error; blocks of batches committed before it stay stored.
@@ -250,7 +252,7 @@ impl Store {
         &self,
         blocks: impl IntoIterator<Item = Block>,
     ) -> Result<WriteSummary, StoreError> {
-        let mut writer = self.writer();
+        let mut writer = BlockWriter::new(self.clone(), None);
         for block in blocks {
             writer.put(block)?;
         }
@@ -258,9 +260,13 @@ impl Store {
     }
 
     /// A writer for a stream of blocks that ends, optionally, in a pin (an `add`, a fetched
-    /// DAG). Waits while a GC runs.
+    /// DAG). Waits while a GC runs; a GC waits for it to finish.
     pub fn writer(&self) -> BlockWriter {
-        BlockWriter::new(self.clone(), self.inner.gc_gate.read_arc())
+        // Recursive: a thread that holds a writer may open another (or pin) while a GC waits;
+        // a fair lock would then deadlock. The price is that overlapping writers can hold a GC
+        // off for as long as they keep overlapping.
+        let guard = self.inner.gc_gate.read_arc_recursive();
+        BlockWriter::new(self.clone(), Some(guard))
     }
 
     /// Every stored block, in multihash order, read from one snapshot of the database.

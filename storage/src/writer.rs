@@ -15,7 +15,7 @@ use stargate_protocol::{Block, Cid};
 use crate::blocks::write_tables;
 use crate::error::db_err;
 use crate::metrics::Metrics;
-use crate::pins::{PinMode, insert_pin};
+use crate::pins::{PinMode, insert_pins};
 use crate::tables::{PINS, open_write};
 use crate::{Store, StoreError};
 
@@ -51,7 +51,7 @@ type Reply = Result<WriteSummary, StoreError>;
 pub(crate) struct Job {
     blocks: Vec<Block>,
     bytes: usize,
-    pin: Option<(Cid, PinMode)>,
+    pins: Vec<(Cid, PinMode)>,
     reply: SyncSender<Reply>,
 }
 
@@ -126,7 +126,7 @@ fn run(db: &Database, metrics: &Metrics, jobs: &Receiver<Job>) {
     }
 }
 
-/// Applies a group of jobs in one transaction. A job's pin that cannot be added fails that job
+/// Applies a group of jobs in one transaction. A job's pins that cannot be added fail that job
 /// alone (its blocks stay stored, unpinned); a database error fails the whole group.
 fn commit_group(db: &Database, metrics: &Metrics, group: &[Job]) -> Result<Vec<Reply>, StoreError> {
     let ctx = "committing blocks";
@@ -147,10 +147,7 @@ fn commit_group(db: &Database, metrics: &Metrics, group: &[Job]) -> Result<Vec<R
                 }
             }
             written.add(summary);
-            let reply = match &job.pin {
-                Some((cid, mode)) => insert_pin(&tables, &mut pins, cid, *mode).map(|()| summary),
-                None => Ok(summary),
-            };
+            let reply = insert_pins(&tables, &mut pins, &job.pins).map(|()| summary);
             if reply.is_err() {
                 metrics.reject();
             }
@@ -167,15 +164,17 @@ fn commit_group(db: &Database, metrics: &Metrics, group: &[Job]) -> Result<Vec<R
 ///
 /// `put` buffers blocks and hands full batches to the store's writer thread without waiting
 /// for them to commit (at most two batches ahead), so the caller overlaps its own work with
-/// the writes. [`BlockWriter::finish`] writes the rest and the pin together: the pin is only
+/// the writes. [`BlockWriter::finish`] writes the rest and the pins together: a pin is only
 /// ever committed with, or after, every block of its DAG, so a crash at any point leaves no pin
 /// of an incomplete DAG. Blocks of an unfinished writer may be committed (unpinned) or not.
 ///
-/// A writer holds off [`Store::gc`] from its creation until it is finished or dropped. Do not
-/// call `gc` on a thread that holds a writer: it would wait forever.
+/// A writer from [`Store::writer`] holds off [`Store::gc`] from its creation until it is
+/// finished or dropped, so GC never removes the blocks of an add in progress. Do not call `gc`
+/// on a thread that holds a writer: it would wait forever. Its methods block (they wait for the
+/// writer thread); use them from a blocking context.
 pub struct BlockWriter {
     store: Store,
-    _gc_guard: ArcRwLockReadGuard<RawRwLock, ()>,
+    _gc_guard: Option<ArcRwLockReadGuard<RawRwLock, ()>>,
     batch: Vec<Block>,
     batch_bytes: usize,
     in_flight: VecDeque<Receiver<Reply>>,
@@ -194,7 +193,9 @@ impl std::fmt::Debug for BlockWriter {
 }
 
 impl BlockWriter {
-    pub(crate) fn new(store: Store, gc_guard: ArcRwLockReadGuard<RawRwLock, ()>) -> Self {
+    /// A writer; `gc_guard` is `None` for plain puts, which pin nothing and so need not hold
+    /// off GC (their blocks are unpinned and GC may take them in any case).
+    pub(crate) fn new(store: Store, gc_guard: Option<ArcRwLockReadGuard<RawRwLock, ()>>) -> Self {
         Self {
             store,
             _gc_guard: gc_guard,
@@ -220,20 +221,25 @@ impl BlockWriter {
         self.batch_bytes += block.data().len();
         self.batch.push(block);
         if self.batch_bytes >= self.store.batch_bytes() {
-            self.send(None);
+            self.send(Vec::new());
         }
         self.error.clone().map_or(Ok(()), Err)
     }
 
-    /// Writes the remaining blocks and, with them, the pin if one is given; waits until all
-    /// of this writer's blocks are committed and durable.
+    /// Writes the remaining blocks and, in the same transaction, the pins (none, one as
+    /// `Some((cid, mode))`, or several); waits until all of this writer's blocks are committed
+    /// and durable.
     ///
     /// # Errors
-    /// The first error of any batch, or of the pin ([`StoreError::MissingBlock`] when the DAG
-    /// is incomplete). The pin is written only if every batch succeeded.
-    pub fn finish(mut self, pin: Option<(Cid, PinMode)>) -> Result<WriteSummary, StoreError> {
-        if self.error.is_none() && (!self.batch.is_empty() || pin.is_some()) {
-            self.send(pin);
+    /// The first error of any batch, or of the pins ([`StoreError::MissingBlock`] when a DAG is
+    /// incomplete). The pins are written all or none, and only if every batch succeeded.
+    pub fn finish(
+        mut self,
+        pins: impl IntoIterator<Item = (Cid, PinMode)>,
+    ) -> Result<WriteSummary, StoreError> {
+        let pins: Vec<_> = pins.into_iter().collect();
+        if self.error.is_none() && (!self.batch.is_empty() || !pins.is_empty()) {
+            self.send(pins);
         }
         while !self.in_flight.is_empty() {
             self.wait_oldest();
@@ -244,12 +250,12 @@ impl BlockWriter {
         }
     }
 
-    fn send(&mut self, pin: Option<(Cid, PinMode)>) {
+    fn send(&mut self, pins: Vec<(Cid, PinMode)>) {
         let (reply, answer) = sync_channel(1);
         let job = Job {
             blocks: std::mem::take(&mut self.batch),
             bytes: std::mem::take(&mut self.batch_bytes),
-            pin,
+            pins,
             reply,
         };
         if let Err(e) = self.store.writer_thread().submit(job) {
@@ -354,6 +360,41 @@ mod tests {
     }
 
     #[test]
+    fn several_pins_are_written_all_or_none() {
+        let (_dir, store) = open_with(small_batches());
+        let (a, b) = (raw(&b"a"[..]), raw(&b"b"[..]));
+        let missing = raw(&b"missing"[..]);
+        let broken = node(&[&missing], b"broken");
+        let mut writer = store.writer();
+        writer.put(a.clone()).unwrap();
+        writer.put(b.clone()).unwrap();
+        writer.put(broken.clone()).unwrap();
+        let err = writer
+            .finish([
+                (*a.cid(), PinMode::Recursive),
+                (*broken.cid(), PinMode::Recursive),
+            ])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MissingBlock { .. }));
+        assert!(store.pins(crate::PinFilter::All).unwrap().is_empty());
+
+        // A later entry sees the earlier ones: recursive then direct of one CID is refused.
+        let err = store
+            .writer()
+            .finish([(*a.cid(), PinMode::Recursive), (*a.cid(), PinMode::Direct)])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyPinnedRecursively { .. }));
+        store
+            .writer()
+            .finish(vec![
+                (*a.cid(), PinMode::Direct),
+                (*b.cid(), PinMode::Recursive),
+            ])
+            .unwrap();
+        assert_eq!(store.pins(crate::PinFilter::All).unwrap().len(), 2);
+    }
+
+    #[test]
     fn concurrent_writers_all_land() {
         let (_dir, store) = open_with(small_batches());
         let roots: Vec<Block> = std::thread::scope(|s| {
@@ -383,6 +424,22 @@ mod tests {
                 Some(crate::PinType::Recursive)
             );
         }
+    }
+
+    #[test]
+    fn an_import_streams_into_a_writer_and_pins_its_root() {
+        use stargate_protocol::unixfs::{ImportOptions, import_file};
+        let (_dir, store) = open_with(StoreOptions::default());
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut writer = store.writer();
+        let file = import_file(&data[..], &ImportOptions::default(), &mut writer, |_| {}).unwrap();
+        writer.finish(Some((file.cid, PinMode::Recursive))).unwrap();
+        assert_eq!(
+            store.pin_type(&file.cid).unwrap(),
+            Some(crate::PinType::Recursive)
+        );
+        // Four 256 KiB leaves and their root.
+        assert_eq!(store.stat().unwrap().blocks, 5);
     }
 
     #[test]
