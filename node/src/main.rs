@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod daemon;
 mod logging;
+mod p2p;
 mod shutdown;
 
 use std::process::ExitCode;

@@ -1,0 +1,393 @@
+//! The connection handler: reads messages from every inbound Bitswap stream, decodes and
+//! verifies them on the rayon pool (never on the connection or swarm task), and writes what the
+//! behaviour sends on one outbound stream per connection.
+//!
+//! Backpressure: at most `max_inbound_streams` streams are read at once (more are refused), and
+//! at most `max_verifying` messages are being decoded and hashed at once; while that window is
+//! full no stream is read, so a fast sender is slowed by its stream's flow control.
+
+use std::collections::VecDeque;
+use std::task::{Context, Poll};
+
+use futures::channel::oneshot;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
+use futures::{FutureExt, StreamExt};
+use libp2p::Stream;
+use libp2p::swarm::handler::{
+    ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+};
+use libp2p::swarm::{
+    ConnectionHandler, ConnectionHandlerEvent, StreamUpgradeError, SubstreamProtocol,
+};
+use rayon::prelude::*;
+use stargate_protocol::bitswap::{BlockPresence, Message, ProtocolVersion, WantEntry, WantType};
+use stargate_protocol::{Block, Bytes};
+
+use super::stream::{ReadError, Upgrade, read_message, write_frame};
+
+/// How often a message that failed to send is tried again on a new stream.
+const SEND_ATTEMPTS: u8 = 2;
+/// How often opening the outbound stream may fail (other than "protocol not supported") before
+/// queued messages are dropped.
+const OPEN_ATTEMPTS: u8 = 3;
+
+/// What the handler needs to know of the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HandlerConfig {
+    pub(super) max_message_bytes: usize,
+    pub(super) max_inbound_streams: usize,
+    pub(super) max_verifying: usize,
+}
+
+/// A message received and checked: decoded within the limits, every block hashed under its
+/// prefix. Whether the blocks were asked for is the behaviour's to judge.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(super) wantlist: Vec<WantEntry>,
+    pub(super) full: bool,
+    pub(super) blocks: Vec<Block>,
+    pub(super) presences: Vec<BlockPresence>,
+    /// Length of the message body.
+    pub(super) bytes: usize,
+}
+
+/// A message to send, with what the behaviour counts for it (echoed back once it is written or
+/// dropped).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(super) message: Message,
+    pub(super) account: Account,
+}
+
+/// What a message counts for: its size as the behaviour measured it, its blocks, and whether it
+/// is an answer of the server (whose unsent bytes per peer are limited).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Account {
+    pub(super) bytes: usize,
+    pub(super) blocks: usize,
+    pub(super) from_server: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum FromBehaviour {
+    Send(Box<Outgoing>),
+    /// Whether the behaviour needs the connection (wants outstanding with the peer).
+    KeepAlive(bool),
+}
+
+#[derive(Debug)]
+pub(crate) enum ToBehaviour {
+    Received(Box<Incoming>),
+    /// The peer sent an oversized or undecodable message, or a block that cannot be hashed
+    /// under its prefix.
+    Malformed(String),
+    /// Written to the stream (`sent`) or given up (`!sent`).
+    Done {
+        account: Account,
+        sent: bool,
+    },
+    /// The protocol version of our outbound stream.
+    Version(ProtocolVersion),
+    /// The peer does not speak Bitswap.
+    Unsupported,
+}
+
+type Reading = BoxFuture<'static, (Stream, Result<Option<Bytes>, ReadError>)>;
+type Verifying = BoxFuture<'static, Result<Box<Incoming>, String>>;
+type Writing = BoxFuture<'static, (Stream, std::io::Result<()>)>;
+
+enum Outbound {
+    /// No stream; one is requested when there is something to send.
+    None,
+    Opening,
+    Idle(Stream),
+    Writing(Writing, Box<Outgoing>, u8),
+    /// The peer does not speak Bitswap; nothing will be sent.
+    Unsupported,
+}
+
+pub(crate) struct Handler {
+    config: HandlerConfig,
+    version: ProtocolVersion,
+    outbound: Outbound,
+    queue: VecDeque<(Box<Outgoing>, u8)>,
+    open_failures: u8,
+    keep_alive: bool,
+    reading: FuturesUnordered<Reading>,
+    verifying: FuturesOrdered<Verifying>,
+    events: VecDeque<ToBehaviour>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("queued", &self.queue.len())
+            .field("reading", &self.reading.len())
+            .field("verifying", &self.verifying.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler {
+    pub(super) fn new(config: HandlerConfig) -> Self {
+        Self {
+            config,
+            version: ProtocolVersion::V120,
+            outbound: Outbound::None,
+            queue: VecDeque::new(),
+            open_failures: 0,
+            keep_alive: false,
+            reading: FuturesUnordered::new(),
+            verifying: FuturesOrdered::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    fn read_next(&mut self, mut stream: Stream) {
+        let max = self.config.max_message_bytes;
+        self.reading.push(
+            async move {
+                let result = read_message(&mut stream, max).await;
+                (stream, result)
+            }
+            .boxed(),
+        );
+    }
+
+    fn drop_queue(&mut self) {
+        for (out, _) in self.queue.drain(..) {
+            self.events.push_back(ToBehaviour::Done {
+                account: out.account,
+                sent: false,
+            });
+        }
+    }
+
+    fn start_write(&mut self, mut stream: Stream, out: Box<Outgoing>, attempt: u8) {
+        let frame = encode_for(&out.message, self.version);
+        let writing = async move {
+            let result = write_frame(&mut stream, &frame).await;
+            (stream, result)
+        }
+        .boxed();
+        self.outbound = Outbound::Writing(writing, out, attempt);
+    }
+}
+
+/// The message as a peer speaking `version` understands it: without want-have (a want of the
+/// block instead) and send-dont-have before 1.2.0.
+fn encode_for(message: &Message, version: ProtocolVersion) -> Vec<u8> {
+    if version.supports_have() {
+        return message.encode_framed(version);
+    }
+    let mut m = message.clone();
+    for e in &mut m.wantlist {
+        e.want_type = WantType::Block;
+        e.send_dont_have = false;
+    }
+    m.encode_framed(version)
+}
+
+/// Decodes and hashes a message body on the rayon pool.
+fn verify(body: Bytes) -> Verifying {
+    let (tx, rx) = oneshot::channel();
+    rayon::spawn(move || {
+        let bytes = body.len();
+        let result = Message::decode(&body)
+            .and_then(|m| {
+                let blocks = m
+                    .payload
+                    .into_par_iter()
+                    .map(|p| p.into_block())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Box::new(Incoming {
+                    wantlist: m.wantlist,
+                    full: m.full,
+                    blocks,
+                    presences: m.presences,
+                    bytes,
+                }))
+            })
+            .map_err(|e| e.to_string());
+        let _ = tx.send(result);
+    });
+    async move {
+        rx.await
+            .unwrap_or_else(|_| Err("message verification was cancelled".to_owned()))
+    }
+    .boxed()
+}
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = FromBehaviour;
+    type ToBehaviour = ToBehaviour;
+    type InboundProtocol = Upgrade;
+    type OutboundProtocol = Upgrade;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = ();
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, Self::InboundOpenInfo> {
+        SubstreamProtocol::new(Upgrade, ())
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        self.keep_alive
+            || !self.queue.is_empty()
+            || matches!(self.outbound, Outbound::Writing(..) | Outbound::Opening)
+            || !self.verifying.is_empty()
+    }
+
+    fn on_behaviour_event(&mut self, event: FromBehaviour) {
+        match event {
+            FromBehaviour::Send(out) => {
+                if matches!(self.outbound, Outbound::Unsupported) {
+                    self.events.push_back(ToBehaviour::Done {
+                        account: out.account,
+                        sent: false,
+                    });
+                } else {
+                    self.queue.push_back((out, 0));
+                }
+            }
+            FromBehaviour::KeepAlive(keep) => self.keep_alive = keep,
+        }
+    }
+
+    fn on_connection_event(
+        &mut self,
+        event: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol>,
+    ) {
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                protocol: (mut stream, _),
+                ..
+            }) => {
+                if self.reading.len() >= self.config.max_inbound_streams {
+                    tracing::debug!("too many inbound Bitswap streams; refusing one");
+                    return;
+                }
+                // Idle streams (Kubo keeps one open for its wantlists) do not hold the
+                // connection open; wants in flight do (`keep_alive`).
+                stream.ignore_for_keep_alive();
+                self.read_next(stream);
+            }
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                protocol: (mut stream, version),
+                ..
+            }) => {
+                stream.ignore_for_keep_alive();
+                self.open_failures = 0;
+                self.version = version;
+                self.events.push_back(ToBehaviour::Version(version));
+                self.outbound = Outbound::Idle(stream);
+            }
+            ConnectionEvent::DialUpgradeError(DialUpgradeError { error, .. }) => match error {
+                StreamUpgradeError::NegotiationFailed => {
+                    self.outbound = Outbound::Unsupported;
+                    self.drop_queue();
+                    self.events.push_back(ToBehaviour::Unsupported);
+                }
+                other => {
+                    tracing::debug!(error = %other, "cannot open a Bitswap stream");
+                    self.outbound = Outbound::None;
+                    self.open_failures += 1;
+                    if self.open_failures >= OPEN_ATTEMPTS {
+                        self.open_failures = 0;
+                        self.drop_queue();
+                    }
+                }
+            },
+            _ => {}
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, (), Self::ToBehaviour>> {
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
+            }
+
+            // Verified messages, in the order each stream delivered them.
+            if let Poll::Ready(Some(result)) = self.verifying.poll_next_unpin(cx) {
+                let event = match result {
+                    Ok(incoming) => ToBehaviour::Received(incoming),
+                    Err(reason) => ToBehaviour::Malformed(reason),
+                };
+                return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
+            }
+
+            // Reading, while the verification window has room.
+            if self.verifying.len() < self.config.max_verifying
+                && let Poll::Ready(Some((stream, result))) = self.reading.poll_next_unpin(cx)
+            {
+                match result {
+                    Ok(Some(body)) => {
+                        self.verifying.push_back(verify(body));
+                        self.read_next(stream);
+                    }
+                    Ok(None) => {}
+                    Err(ReadError::TooLarge { len, max }) => {
+                        self.events.push_back(ToBehaviour::Malformed(format!(
+                            "message of {len} bytes exceeds the {max}-byte limit"
+                        )));
+                    }
+                    Err(ReadError::BadLength) => {
+                        self.events.push_back(ToBehaviour::Malformed(
+                            "message length is not a varint".to_owned(),
+                        ));
+                    }
+                    Err(ReadError::Io(e)) => {
+                        tracing::debug!(error = %e, "Bitswap stream closed");
+                    }
+                }
+                continue;
+            }
+
+            // Writing.
+            match std::mem::replace(&mut self.outbound, Outbound::None) {
+                Outbound::Writing(mut writing, out, attempt) => match writing.poll_unpin(cx) {
+                    Poll::Ready((stream, Ok(()))) => {
+                        self.outbound = Outbound::Idle(stream);
+                        self.events.push_back(ToBehaviour::Done {
+                            account: out.account,
+                            sent: true,
+                        });
+                        continue;
+                    }
+                    Poll::Ready((_, Err(e))) => {
+                        tracing::debug!(error = %e, "writing a Bitswap message failed");
+                        if attempt + 1 < SEND_ATTEMPTS {
+                            self.queue.push_front((out, attempt + 1));
+                        } else {
+                            self.events.push_back(ToBehaviour::Done {
+                                account: out.account,
+                                sent: false,
+                            });
+                        }
+                        continue;
+                    }
+                    Poll::Pending => self.outbound = Outbound::Writing(writing, out, attempt),
+                },
+                Outbound::Idle(stream) => match self.queue.pop_front() {
+                    Some((out, attempt)) => {
+                        self.start_write(stream, out, attempt);
+                        continue;
+                    }
+                    None => self.outbound = Outbound::Idle(stream),
+                },
+                Outbound::None if !self.queue.is_empty() => {
+                    self.outbound = Outbound::Opening;
+                    return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                        protocol: SubstreamProtocol::new(Upgrade, ()),
+                    });
+                }
+                other => self.outbound = other,
+            }
+            return Poll::Pending;
+        }
+    }
+}
