@@ -95,15 +95,21 @@ async fn run_for(main: &mut Node, others: &mut [&mut Node], time: Duration) -> V
 }
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    use rand::{RngCore, SeedableRng};
+    let mut bytes = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A client connected to a peer without `block` and to one holding it.
+async fn client_empty_holder(block: &Block) -> (Node, Node, Node) {
+    let mut client = Node::new(Config::default()).await;
+    let mut empty = Node::new(Config::default()).await;
+    let mut holder = Node::new(Config::default()).await;
+    holder.store.put(block.clone()).unwrap();
+    client.swarm.connect(&mut empty.swarm).await;
+    client.swarm.connect(&mut holder.swarm).await;
+    (client, empty, holder)
 }
 
 /// Imports a file of `len` pseudo-random bytes in 1 KiB chunks (a multi-level DAG) into `store`.
@@ -211,13 +217,8 @@ async fn fetches_a_multi_level_dag() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn have_and_dont_have() {
-    let mut client = Node::new(Config::default()).await;
-    let mut holder = Node::new(Config::default()).await;
-    let mut empty = Node::new(Config::default()).await;
     let block = raw_block(3000, 7);
-    holder.store.put(block.clone()).unwrap();
-    client.swarm.connect(&mut holder.swarm).await;
-    client.swarm.connect(&mut empty.swarm).await;
+    let (mut client, mut empty, mut holder) = client_empty_holder(&block).await;
     let (h, e) = (holder.id(), empty.id());
 
     // The empty peer is asked for the block first; its DONT_HAVE moves the want-block on to the
@@ -228,7 +229,7 @@ async fn have_and_dont_have() {
         .want(*block.cid(), &[e, h])
         .unwrap();
     let mut saw = (false, false);
-    let from = until(&mut client, &mut [&mut holder, &mut empty], |ev| match ev {
+    let from = until(&mut client, &mut [&mut empty, &mut holder], |ev| match ev {
         SwarmEvent::Behaviour(Event::DontHave { cid, peer }) => {
             assert_eq!((cid, peer), (*block.cid(), e));
             saw.0 = true;
@@ -256,7 +257,7 @@ async fn have_and_dont_have() {
         .behaviour_mut()
         .want(*missing.cid(), &[e])
         .unwrap();
-    until(&mut client, &mut [&mut holder, &mut empty], |ev| {
+    until(&mut client, &mut [&mut empty, &mut holder], |ev| {
         matches!(ev, SwarmEvent::Behaviour(Event::DontHave { peer, .. }) if peer == e).then_some(())
     })
     .await;
@@ -653,13 +654,8 @@ async fn candidates_not_connected_are_dialled_and_asked_once_connected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn providers_found_later_are_asked() {
-    let mut client = Node::new(Config::default()).await;
-    let mut empty = Node::new(Config::default()).await;
-    let mut holder = Node::new(Config::default()).await;
     let block = raw_block(900, 17);
-    holder.store.put(block.clone()).unwrap();
-    client.swarm.connect(&mut empty.swarm).await;
-    client.swarm.connect(&mut holder.swarm).await;
+    let (mut client, mut empty, mut holder) = client_empty_holder(&block).await;
     let (e, h) = (empty.id(), holder.id());
     client
         .swarm
