@@ -9,12 +9,14 @@
 //! (block retrieval from peers, later publishing and anchoring); never on the node itself.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod gateway;
 mod health;
 mod metrics;
 mod rpc;
 mod serve;
 mod state;
 
+pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability};
 pub use crate::rpc::api_router;
 pub use crate::serve::serve;

@@ -104,6 +104,7 @@ fn streams_can_be_response_bodies() {
         block: block.clone(),
         kind: EntryKind::Raw { size: 0 },
         visited: vec![*block.cid()],
+        path_cids: vec![*block.cid()],
     };
     body(&read_file(src.clone(), block.clone(), 0..1, 1).unwrap());
     body(&walk_blocks(src.clone(), &resolved, WalkOptions::default()));

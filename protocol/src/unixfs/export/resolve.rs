@@ -19,6 +19,9 @@ pub struct Resolved {
     /// Every block fetched on the way, in order: the root first, HAMT shard nodes included, the
     /// final block last. A trustless CAR response starts with these.
     pub visited: Vec<Cid>,
+    /// The CID each element of the path named: the root, then one per segment. Unlike
+    /// `visited`, HAMT shard nodes passed through are not in it (a gateway's `X-Ipfs-Roots`).
+    pub path_cids: Vec<Cid>,
 }
 
 impl Resolved {
@@ -51,6 +54,7 @@ pub async fn resolve(
     segments: &[String],
 ) -> Result<Resolved, ExportError> {
     let mut visited = vec![root];
+    let mut path_cids = vec![root];
     let mut block = fetch(source, root).await?;
     for name in segments {
         let decoded = Decoded::new(&block)?;
@@ -77,6 +81,7 @@ pub async fn resolve(
             }
         };
         visited.push(next);
+        path_cids.push(next);
         block = fetch(source, next).await?;
     }
     let kind = super::node::kind_of(&block)?;
@@ -84,6 +89,7 @@ pub async fn resolve(
         block,
         kind,
         visited,
+        path_cids,
     })
 }
 
@@ -185,6 +191,7 @@ mod tests {
         assert_eq!(r.cid(), file.cid());
         assert_eq!(r.kind, EntryKind::File { size: 11 });
         assert_eq!(r.visited, [*root.cid(), *inner.cid(), *file.cid()]);
+        assert_eq!(r.path_cids, r.visited);
 
         let r = resolve(&dag, *root.cid(), &[]).await.unwrap();
         assert_eq!(r.kind, EntryKind::Directory);
@@ -277,6 +284,7 @@ mod tests {
                 "{fanout}: {:?}",
                 deep.visited.len()
             );
+            assert_eq!(deep.path_cids, [*root.cid(), entries[0].1]);
         }
     }
 }
