@@ -9,6 +9,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use stargate_protocol::car::read_car;
 use stargate_protocol::unixfs::export::{BlockSource, MemoryBlocks, SourceError};
 use stargate_protocol::unixfs::{DirectoryBuilder, ImportOptions, import_file, import_symlink};
@@ -93,15 +95,9 @@ impl Answer {
 }
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
+    let mut data = vec![0u8; len];
+    StdRng::seed_from_u64(seed).fill_bytes(&mut data);
+    data
 }
 
 /// Imports `data` as one file with `chunk`-byte chunks; returns its root and every block.
