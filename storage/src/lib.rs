@@ -13,8 +13,11 @@
 //!   [`Store::gc`] removes unpinned blocks and never races an add; [`Store::verify`] re-hashes
 //!   everything on all cores.
 //! - [`Store::metrics`] exposes counters for the node to export.
+//! - Bitcoin anchoring state (queue, batches, per-CID state, wallet change sets) lives in the
+//!   same database; see [`Store::anchor_enqueue`] and [`Store::anchor_create_batch`].
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod anchors;
 mod blocks;
 mod dag;
 mod error;
@@ -30,6 +33,9 @@ mod writer;
 #[cfg(test)]
 mod testutil;
 
+pub use crate::anchors::{
+    AnchorCounts, AnchorState, BatchRecord, BatchState, BatchTx, Confirmation, Enqueued,
+};
 pub use crate::error::StoreError;
 pub use crate::gc::GcSummary;
 pub use crate::metrics::MetricsSnapshot;

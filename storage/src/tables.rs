@@ -41,6 +41,27 @@ pub(crate) const BLOCK_LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::n
 /// Binary CID -> pin mode (see `pins::PinMode` encoding).
 pub(crate) const PINS: TableDefinition<&[u8], u8> = TableDefinition::new("pins-1");
 
+/// Queue position -> binary CID (as given, v0 or v1) waiting to be anchored.
+pub(crate) const ANCHOR_QUEUE: TableDefinition<u64, &[u8]> = TableDefinition::new("anchor-queue-1");
+
+/// CIDv1 bytes (anchor form) -> JSON `anchors::AnchorState`.
+pub(crate) const ANCHOR_CIDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("anchor-cids-1");
+
+/// Batch id -> JSON `anchors::BatchRecord`.
+pub(crate) const ANCHOR_BATCHES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("anchor-batches-1");
+
+/// (batch id, index) -> CIDv1 bytes of that member of the batch's Merkle tree.
+pub(crate) const ANCHOR_BATCH_MEMBERS: TableDefinition<(u64, u32), &[u8]> =
+    TableDefinition::new("anchor-batch-members-1");
+
+/// Counters of the anchor tables (next queue position, batch id, changeset number).
+pub(crate) const ANCHOR_META: TableDefinition<&str, u64> = TableDefinition::new("anchor-meta-1");
+
+/// Sequence number -> one JSON BDK wallet change set; merged in order they rebuild the wallet.
+pub(crate) const WALLET_CHANGESETS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("wallet-changesets-1");
+
 /// Creates every table that does not exist yet.
 fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     let ctx = "creating the database tables";
@@ -49,6 +70,12 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(BLOCK_DATA).map_err(db_err(ctx))?;
     txn.open_table(BLOCK_LINKS).map_err(db_err(ctx))?;
     txn.open_table(PINS).map_err(db_err(ctx))?;
+    txn.open_table(ANCHOR_QUEUE).map_err(db_err(ctx))?;
+    txn.open_table(ANCHOR_CIDS).map_err(db_err(ctx))?;
+    txn.open_table(ANCHOR_BATCHES).map_err(db_err(ctx))?;
+    txn.open_table(ANCHOR_BATCH_MEMBERS).map_err(db_err(ctx))?;
+    txn.open_table(ANCHOR_META).map_err(db_err(ctx))?;
+    txn.open_table(WALLET_CHANGESETS).map_err(db_err(ctx))?;
     Ok(())
 }
 

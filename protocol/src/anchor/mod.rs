@@ -26,7 +26,7 @@ pub use batch::{Batch, BatchPath, MAX_BATCH_SIZE};
 pub use error::AnchorError;
 pub use network::Network;
 pub use payload::{AnchorPayload, PAYLOAD_LEN, TAG_BATCH_V1, TAG_CID_V1, TAG_LEN, anchor_cid};
-pub use proof::{AnchorProof, HeaderChain, MAX_PROOF_JSON_LEN, VerifiedAnchor};
+pub use proof::{AnchorProof, HeaderChain, MAX_PROOF_JSON_LEN, VerifiedAnchor, block_tx_branch};
 
 /// A CIDv1 (raw, sha2-256) that differs for every `n`, for tests.
 #[cfg(test)]

@@ -101,21 +101,17 @@ impl AnchorProof {
         txid: Txid,
         height: u32,
     ) -> Result<Self, AnchorError> {
-        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
-        let index =
-            txids
-                .iter()
-                .position(|t| *t == txid)
-                .ok_or_else(|| AnchorError::NoPayload {
-                    txid: txid.to_string(),
-                })?;
+        let (tx_index, tx_branch) =
+            block_tx_branch(block, txid).ok_or_else(|| AnchorError::NoPayload {
+                txid: txid.to_string(),
+            })?;
         Ok(Self {
             network,
             cid,
             batch,
-            tx: block.txdata[index].clone(),
-            tx_index: u32::try_from(index).unwrap_or(u32::MAX),
-            tx_branch: merkle_branch(&txids, index),
+            tx: block.txdata[tx_index as usize].clone(),
+            tx_index,
+            tx_branch,
             header: block.header,
             height,
         })
@@ -388,6 +384,13 @@ impl HeaderChain {
         let offset = height.checked_sub(self.start_height)?;
         self.hashes.get(usize::try_from(offset).ok()?).copied()
     }
+}
+
+/// Position and Merkle branch of transaction `txid` in `block`, if the block holds it.
+pub fn block_tx_branch(block: &Block, txid: Txid) -> Option<(u32, Vec<TxMerkleNode>)> {
+    let txids: Vec<Txid> = block.txdata.iter().map(Transaction::compute_txid).collect();
+    let index = txids.iter().position(|t| *t == txid)?;
+    Some((u32::try_from(index).ok()?, merkle_branch(&txids, index)))
 }
 
 /// The sibling hashes from `txids[index]` up to the Merkle root of a block with these txids,

@@ -1,0 +1,600 @@
+//! The one thread that owns the backend connection and the wallet: it follows the tip, syncs
+//! the wallet, watches batches (confirmation, reorg, rebroadcast, fee bump) and builds new
+//! batches from the queue. Everything it does blocks, so it runs on its own OS thread; callers
+//! reach it through a bounded command channel and wake it with `unpark`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bdk_wallet::{KeychainKind, SignOptions, Wallet};
+use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
+use bitcoin::hashes::Hash as _;
+use bitcoin::{Address, Amount, Block, FeeRate, Transaction, Txid};
+use stargate_protocol::anchor::{AnchorPayload, AnchorProof, Batch, Network};
+use stargate_storage::{BatchRecord, BatchState, BatchTx, Confirmation, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::backend::{self, ChainBackend, Tip};
+use crate::config::ChainConfig;
+use crate::wallet::{WalletKey, open_wallet, take_changes};
+use crate::{ChainError, DiscoveredAnchor, WalletBalance};
+
+/// A batch whose confirmation is this deep is no longer watched for reorgs.
+const REORG_WINDOW: u32 = 100;
+/// Consecutive rejections (not connection failures) after which a batch is given up.
+const MAX_REJECTIONS: u32 = 3;
+
+pub(crate) enum Command {
+    Address(oneshot::Sender<Result<Address, ChainError>>),
+    Balance(oneshot::Sender<Result<WalletBalance, ChainError>>),
+}
+
+/// What the watcher last saw, shared with the service handle.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct WatchState {
+    pub(crate) tip: Option<Tip>,
+    pub(crate) synced_height: Option<u32>,
+    pub(crate) last_error: Option<String>,
+}
+
+pub(crate) struct Worker {
+    config: ChainConfig,
+    store: Store,
+    commands: mpsc::Receiver<Command>,
+    stop: Arc<AtomicBool>,
+    watch: Arc<Mutex<WatchState>>,
+    discovered: Option<mpsc::Sender<DiscoveredAnchor>>,
+    backend: Option<Box<dyn ChainBackend>>,
+    wallet: Option<(Wallet, WalletKey)>,
+    /// When each transaction was last handed to the backend by this process.
+    last_sent: HashMap<Txid, Instant>,
+    rejections: HashMap<u64, u32>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn fee_rate(sat_per_vb: f64) -> FeeRate {
+    // 1 sat/vB is 250 sat per 1000 weight units.
+    FeeRate::from_sat_per_kwu((sat_per_vb * 250.0).ceil() as u64)
+}
+
+impl Worker {
+    pub(crate) fn new(
+        config: ChainConfig,
+        store: Store,
+        commands: mpsc::Receiver<Command>,
+        stop: Arc<AtomicBool>,
+        watch: Arc<Mutex<WatchState>>,
+        discovered: Option<mpsc::Sender<DiscoveredAnchor>>,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            commands,
+            stop,
+            watch,
+            discovered,
+            backend: None,
+            wallet: None,
+            last_sent: HashMap::new(),
+            rejections: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut next_tick = Instant::now();
+        while !self.stop.load(Ordering::Acquire) {
+            loop {
+                match self.commands.try_recv() {
+                    Ok(command) => self.handle(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            if Instant::now() >= next_tick {
+                if let Err(e) = self.tick() {
+                    tracing::warn!(error = %e, "chain watcher");
+                    if matches!(e, ChainError::Backend { .. }) {
+                        // Reconnect on the next tick.
+                        self.backend = None;
+                    }
+                    self.set_error(Some(e.to_string()));
+                }
+                next_tick = Instant::now() + self.config.poll_interval;
+            }
+            std::thread::park_timeout(next_tick.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        if let Ok(mut w) = self.watch.lock() {
+            w.last_error = error;
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Address(reply) => {
+                let _ = reply.send(self.address());
+            }
+            Command::Balance(reply) => {
+                let _ = reply.send(self.balance());
+            }
+        }
+    }
+
+    fn address(&mut self) -> Result<Address, ChainError> {
+        let store = self.store.clone();
+        let (wallet, _) = self.wallet()?;
+        let info = wallet.next_unused_address(KeychainKind::External);
+        if let Some(changes) = take_changes(wallet) {
+            store.wallet_append_changeset(&changes)?;
+        }
+        Ok(info.address)
+    }
+
+    fn balance(&mut self) -> Result<WalletBalance, ChainError> {
+        let (wallet, _) = self.wallet()?;
+        let b = wallet.balance();
+        Ok(WalletBalance {
+            confirmed_sat: b.confirmed.to_sat(),
+            pending_sat: (b.trusted_pending + b.untrusted_pending).to_sat(),
+            immature_sat: b.immature.to_sat(),
+        })
+    }
+
+    fn backend(&mut self) -> Result<&mut Box<dyn ChainBackend>, ChainError> {
+        if self.backend.is_none() {
+            let mut backend = backend::connect(&self.config.backend)?;
+            let expected =
+                bitcoin::constants::genesis_block(self.config.network.to_bitcoin()).block_hash();
+            let found = backend.genesis_hash()?;
+            if found != expected {
+                return Err(ChainError::WrongNetwork {
+                    backend: backend.describe(),
+                    network: self.config.network.to_string(),
+                    expected: expected.to_string(),
+                    found: found.to_string(),
+                });
+            }
+            tracing::info!(backend = %backend.describe(), network = %self.config.network, "chain backend connected");
+            self.backend = Some(backend);
+        }
+        self.backend.as_mut().ok_or(ChainError::Stopped)
+    }
+
+    /// The wallet, opened (and its key created) on first use. A new key takes the backend's
+    /// tip as its birthday when the backend can be reached.
+    fn wallet(&mut self) -> Result<&mut (Wallet, WalletKey), ChainError> {
+        if self.wallet.is_none() {
+            let tip = self.backend().and_then(|b| b.tip()).ok().map(|t| t.height);
+            let key = WalletKey::load_or_create(
+                self.config.network,
+                self.config.wallet_key.as_deref(),
+                &self.config.data_dir,
+                tip,
+            )?;
+            let wallet = open_wallet(&self.store, &key, self.config.network)?;
+            self.wallet = Some((wallet, key));
+        }
+        self.wallet.as_mut().ok_or(ChainError::Stopped)
+    }
+
+    /// Drops the in-memory wallet so the next use rebuilds it from the database (after a
+    /// failed write, memory must not keep what the database does not have).
+    fn reload_wallet(&mut self) {
+        self.wallet = None;
+    }
+
+    fn tick(&mut self) -> Result<(), ChainError> {
+        let tip = self.backend()?.tip()?;
+        if let Ok(mut w) = self.watch.lock() {
+            w.tip = Some(tip);
+        }
+        self.sync()?;
+        self.watch_batches(tip)?;
+        self.maybe_build_batch()?;
+        self.set_error(None);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), ChainError> {
+        let scan = self.config.scan_anchors;
+        let discovered = self.discovered.clone();
+        let own: Vec<Txid> = if scan {
+            self.store
+                .anchor_open_batches(0)?
+                .iter()
+                .flat_map(|b| b.txs.iter().filter_map(|t| t.txid.parse().ok()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.wallet()?;
+        let (Some(backend), Some((wallet, key))) = (self.backend.as_mut(), self.wallet.as_mut())
+        else {
+            return Err(ChainError::Stopped);
+        };
+        let mut on_block = |block: &Block, height: u32| {
+            if let (true, Some(channel)) = (scan, discovered.as_ref()) {
+                scan_block(block, height, &own, channel);
+            }
+        };
+        backend.sync_wallet(wallet, key.birthday_height, &mut on_block)?;
+        let synced = wallet.latest_checkpoint().height();
+        if let Some(changes) = take_changes(wallet) {
+            self.store.wallet_append_changeset(&changes)?;
+        }
+        if let Ok(mut w) = self.watch.lock() {
+            w.synced_height = Some(synced);
+        }
+        Ok(())
+    }
+
+    fn watch_batches(&mut self, tip: Tip) -> Result<(), ChainError> {
+        let since = tip.height.saturating_sub(REORG_WINDOW);
+        for mut record in self.store.anchor_open_batches(since)? {
+            let confirmed = self.confirmed_position(&record)?;
+            match (&record.state, confirmed) {
+                (BatchState::Confirmed(c), Some((txid, height, hash)))
+                    if c.block_hash == hash.to_string() && c.txid == txid.to_string() =>
+                {
+                    let _ = height;
+                }
+                (BatchState::Confirmed(c), found) => {
+                    tracing::warn!(batch = record.id, block = %c.block_hash, "anchor block left the best chain; dropping its proof");
+                    record.state = BatchState::Broadcast;
+                    if let Some((txid, height, _)) = found {
+                        self.confirm(&mut record, txid, height)?;
+                    }
+                    self.store.anchor_update_batch(&record, None)?;
+                }
+                (BatchState::Broadcast, Some((txid, height, _))) => {
+                    self.confirm(&mut record, txid, height)?;
+                    self.store.anchor_update_batch(&record, None)?;
+                }
+                (BatchState::Broadcast, None) => self.nudge_unconfirmed(record)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Which of the batch's transactions the wallet sees confirmed, and where.
+    fn confirmed_position(
+        &mut self,
+        record: &BatchRecord,
+    ) -> Result<Option<(Txid, u32, bitcoin::BlockHash)>, ChainError> {
+        let (wallet, _) = self.wallet()?;
+        for tx in &record.txs {
+            let Ok(txid) = tx.txid.parse::<Txid>() else {
+                continue;
+            };
+            if let Some(wtx) = wallet.get_tx(txid)
+                && let bdk_wallet::chain::ChainPosition::Confirmed { anchor, .. } =
+                    wtx.chain_position
+            {
+                return Ok(Some((txid, anchor.block_id.height, anchor.block_id.hash)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Fetches the proof parts of `txid` at `height` and, once they check out, records the
+    /// batch as confirmed.
+    fn confirm(
+        &mut self,
+        record: &mut BatchRecord,
+        txid: Txid,
+        height: u32,
+    ) -> Result<(), ChainError> {
+        let parts = self.backend()?.proof_parts(txid, height)?;
+        let Some(tx_hex) = record.txs.iter().find(|t| t.txid == txid.to_string()) else {
+            return Ok(());
+        };
+        let tx: Transaction = deserialize_hex(&tx_hex.raw).map_err(|e| ChainError::Wallet {
+            reason: format!("batch {} holds an undecodable transaction: {e}", record.id),
+        })?;
+        // Checked as a proof before it is recorded: the payload's first member stands in.
+        let members = self.store.anchor_batch_members(record.id)?;
+        let payload = payload_of(record)?;
+        let first = members.first().copied().ok_or_else(|| ChainError::Wallet {
+            reason: format!("batch {} has no members", record.id),
+        })?;
+        let batch_path = match payload {
+            AnchorPayload::Cid(_) => None,
+            _ => Some(Batch::new(members)?.path(0)?),
+        };
+        let proof = AnchorProof {
+            network: self.config.network,
+            cid: first,
+            batch: batch_path,
+            tx,
+            tx_index: parts.tx_index,
+            tx_branch: parts.branch.clone(),
+            header: parts.header,
+            height,
+        };
+        proof.verify(None)?;
+        tracing::info!(batch = record.id, %txid, height, "anchor confirmed");
+        record.state = BatchState::Confirmed(Confirmation {
+            txid: txid.to_string(),
+            block_hash: parts.header.block_hash().to_string(),
+            height,
+            header: serialize_hex(&parts.header),
+            tx_index: parts.tx_index,
+            branch: hex_branch(&parts.branch),
+        });
+        record.last_error = None;
+        Ok(())
+    }
+
+    /// An unconfirmed batch: bump its fee once it has waited long enough, otherwise hand it to
+    /// the backend again when this process has not done so recently (after a restart, at once).
+    fn nudge_unconfirmed(&mut self, mut record: BatchRecord) -> Result<(), ChainError> {
+        let Some(last) = record.txs.last().cloned() else {
+            return Ok(());
+        };
+        let waited = Duration::from_secs(now_secs().saturating_sub(last.broadcast_at));
+        if waited >= self.config.rbf_after {
+            match self.bump(&mut record, &last) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e @ ChainError::InsufficientFunds { .. }) => {
+                    record.last_error = Some(e.to_string());
+                    self.store.anchor_update_batch(&record, None)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let txid: Txid = last.txid.parse().map_err(|_| ChainError::Wallet {
+            reason: format!("batch {} holds an invalid txid", record.id),
+        })?;
+        let due = self
+            .last_sent
+            .get(&txid)
+            .is_none_or(|t| t.elapsed() >= self.config.rebroadcast_after);
+        if due {
+            let tx: Transaction = deserialize_hex(&last.raw).map_err(|e| ChainError::Wallet {
+                reason: format!("batch {} holds an undecodable transaction: {e}", record.id),
+            })?;
+            self.send(&mut record, &tx)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the batch's last transaction by one paying more (BIP 125). Returns whether a
+    /// replacement was made (not when the fee is already at the ceiling).
+    fn bump(&mut self, record: &mut BatchRecord, last: &BatchTx) -> Result<bool, ChainError> {
+        let old_rate = last.fee_sat as f64 / last.vsize.max(1) as f64;
+        let fees = self.config.fees;
+        let estimate = self.backend()?.fee_estimate(fees.target_blocks)?;
+        let new_rate = (old_rate * 1.5)
+            .max(old_rate + 1.0)
+            .max(fees.rate(estimate))
+            .min(fees.ceiling);
+        if new_rate <= old_rate + 0.5 {
+            return Ok(false);
+        }
+        let txid: Txid = last.txid.parse().map_err(|_| ChainError::Wallet {
+            reason: format!("batch {} holds an invalid txid", record.id),
+        })?;
+        let network = self.config.network;
+        let (wallet, key) = self.wallet()?;
+        let mut builder = wallet
+            .build_fee_bump(txid)
+            .map_err(|e| ChainError::Wallet {
+                reason: format!("cannot bump the fee of {txid}: {e}"),
+            })?;
+        builder.fee_rate(fee_rate(new_rate));
+        let psbt = builder.finish().map_err(|e| tx_error(e, wallet, network))?;
+        let tx = sign(wallet, key, psbt)?;
+        let fee = wallet.calculate_fee(&tx).map_or(0, Amount::to_sat);
+        wallet.apply_unconfirmed_txs([(tx.clone(), now_secs())]);
+        let changes = take_changes(wallet);
+        tracing::info!(batch = record.id, old = %txid, new = %tx.compute_txid(), rate = new_rate, "bumping an anchor's fee");
+        record.txs.push(BatchTx {
+            txid: tx.compute_txid().to_string(),
+            raw: serialize_hex(&tx),
+            fee_sat: fee,
+            vsize: tx.vsize() as u64,
+            broadcast_at: now_secs(),
+        });
+        if let Err(e) = self.store.anchor_update_batch(record, changes.as_deref()) {
+            self.reload_wallet();
+            return Err(e.into());
+        }
+        self.send(record, &tx)?;
+        Ok(true)
+    }
+
+    /// Hands `tx` to the backend; a rejection is recorded on the batch, and after
+    /// [`MAX_REJECTIONS`] the batch fails and its transactions leave the wallet.
+    fn send(&mut self, record: &mut BatchRecord, tx: &Transaction) -> Result<(), ChainError> {
+        let txid = tx.compute_txid();
+        self.last_sent.insert(txid, Instant::now());
+        match self.backend()?.broadcast(tx) {
+            Ok(()) => {
+                self.rejections.remove(&record.id);
+                if record.last_error.take().is_some() {
+                    self.store.anchor_update_batch(record, None)?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let rejected = matches!(&e, ChainError::Backend { reason, .. } if !reason.contains("connect") && !reason.contains("timed out"));
+                let count = self.rejections.entry(record.id).or_insert(0);
+                *count += u32::from(rejected);
+                record.last_error = Some(e.to_string());
+                if *count >= MAX_REJECTIONS {
+                    tracing::error!(batch = record.id, error = %e, "giving up an anchor batch");
+                    record.state = BatchState::Failed {
+                        reason: e.to_string(),
+                    };
+                    let evicted: Vec<(Txid, u64)> = record
+                        .txs
+                        .iter()
+                        .filter_map(|t| t.txid.parse().ok())
+                        .map(|t| (t, now_secs()))
+                        .collect();
+                    let (wallet, _) = self.wallet()?;
+                    wallet.apply_evicted_txs(evicted);
+                    let changes = take_changes(wallet);
+                    self.store.anchor_update_batch(record, changes.as_deref())?;
+                    return Ok(());
+                }
+                self.store.anchor_update_batch(record, None)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn maybe_build_batch(&mut self) -> Result<(), ChainError> {
+        let (queued, oldest) = self.store.anchor_queue(self.config.batch_max)?;
+        let Some(oldest) = oldest else {
+            return Ok(());
+        };
+        let waited = Duration::from_secs(now_secs().saturating_sub(oldest));
+        if queued.len() < self.config.batch_max && waited < self.config.batch_interval {
+            return Ok(());
+        }
+        let batch = Batch::new(queued)?;
+        let payload = match batch.cids() {
+            [only] => AnchorPayload::for_cid(only).unwrap_or_else(|_| batch.payload()),
+            _ => batch.payload(),
+        };
+        let target = self.config.fees.target_blocks;
+        let estimate = self.backend()?.fee_estimate(target)?;
+        let rate = self.config.fees.rate(estimate);
+        let network = self.config.network;
+        let (wallet, key) = self.wallet()?;
+        let mut builder = wallet.build_tx();
+        builder
+            .add_recipient(payload.script_pubkey(), Amount::ZERO)
+            .fee_rate(fee_rate(rate));
+        let psbt = builder.finish().map_err(|e| tx_error(e, wallet, network))?;
+        let tx = sign(wallet, key, psbt)?;
+        let fee = wallet.calculate_fee(&tx).map_or(0, Amount::to_sat);
+        let now = now_secs();
+        wallet.apply_unconfirmed_txs([(tx.clone(), now)]);
+        let changes = take_changes(wallet);
+        let record = BatchRecord {
+            id: 0,
+            created_at: now,
+            payload: hex::encode(payload.to_bytes()),
+            size: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            txs: vec![BatchTx {
+                txid: tx.compute_txid().to_string(),
+                raw: serialize_hex(&tx),
+                fee_sat: fee,
+                vsize: tx.vsize() as u64,
+                broadcast_at: now,
+            }],
+            state: BatchState::Broadcast,
+            last_error: None,
+        };
+        let mut record =
+            match self
+                .store
+                .anchor_create_batch(batch.cids(), record, changes.as_deref())
+            {
+                Ok(record) => record,
+                Err(e) => {
+                    self.reload_wallet();
+                    return Err(e.into());
+                }
+            };
+        tracing::info!(
+            batch = record.id,
+            cids = batch.len(),
+            txid = %tx.compute_txid(),
+            fee_sat = fee,
+            vsize = tx.vsize(),
+            "anchor transaction built"
+        );
+        self.send(&mut record, &tx)
+    }
+}
+
+fn payload_of(record: &BatchRecord) -> Result<AnchorPayload, ChainError> {
+    let bytes = hex::decode(&record.payload).map_err(|e| ChainError::Wallet {
+        reason: format!("batch {} holds an undecodable payload: {e}", record.id),
+    })?;
+    Ok(AnchorPayload::from_bytes(&bytes)?)
+}
+
+pub(crate) fn hex_branch(branch: &[bitcoin::TxMerkleNode]) -> String {
+    branch
+        .iter()
+        .map(|h| hex::encode(h.to_byte_array()))
+        .collect()
+}
+
+fn sign(
+    wallet: &Wallet,
+    key: &WalletKey,
+    mut psbt: bitcoin::Psbt,
+) -> Result<Transaction, ChainError> {
+    psbt.sign(key.xprv(), wallet.secp_ctx())
+        .map_err(|(_, errors)| ChainError::Wallet {
+            reason: format!("cannot sign the anchor transaction: {errors:?}"),
+        })?;
+    let finalized = wallet
+        .finalize_psbt(&mut psbt, SignOptions::default())
+        .map_err(|e| ChainError::Wallet {
+            reason: format!("cannot finalize the anchor transaction: {e}"),
+        })?;
+    if !finalized {
+        return Err(ChainError::Wallet {
+            reason: "the anchor transaction could not be fully signed".to_owned(),
+        });
+    }
+    psbt.extract_tx().map_err(|e| ChainError::Wallet {
+        reason: format!("cannot extract the signed transaction: {e}"),
+    })
+}
+
+fn tx_error(e: bdk_wallet::error::CreateTxError, wallet: &Wallet, _network: Network) -> ChainError {
+    match e {
+        bdk_wallet::error::CreateTxError::CoinSelection(funds) => ChainError::InsufficientFunds {
+            available_sat: funds.available.to_sat(),
+            needed_sat: funds.needed.to_sat(),
+            address: wallet
+                .peek_address(KeychainKind::External, 0)
+                .address
+                .to_string(),
+        },
+        other => ChainError::Wallet {
+            reason: format!("cannot build the anchor transaction: {other}"),
+        },
+    }
+}
+
+/// Hands the anchors in `block` that are not ours to the channel; drops them (with a warning)
+/// when the channel is full rather than stall the watcher.
+fn scan_block(block: &Block, height: u32, own: &[Txid], channel: &mpsc::Sender<DiscoveredAnchor>) {
+    for tx in &block.txdata {
+        let txid = tx.compute_txid();
+        if own.contains(&txid) {
+            continue;
+        }
+        for out in &tx.output {
+            if let Some(payload) = AnchorPayload::from_script(&out.script_pubkey) {
+                let found = DiscoveredAnchor {
+                    txid,
+                    height,
+                    payload,
+                };
+                if channel.try_send(found).is_err() {
+                    tracing::warn!(%txid, height, "discovered-anchor channel full or closed; dropping");
+                }
+            }
+        }
+    }
+}
