@@ -13,6 +13,7 @@
 mod data;
 mod js;
 mod kubo;
+mod node;
 mod paths;
 mod process;
 mod regtest;
@@ -27,6 +28,7 @@ pub use js::{
     CarReport, ImportEntry, ImportOptions, ImportResult, js_car_verify, js_unixfs_import,
 };
 pub use kubo::{KeyType, KuboAdd, KuboOptions, KuboPeer, PubsubMessage, SubscriptionId};
+pub use node::StargateNode;
 pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};
 pub use process::{CommandOutput, run_with_timeout, wait_or_kill};
 pub use regtest::{BURN_ADDRESS, COINBASE_MATURITY, Regtest, SEGWIT_HEIGHT};
