@@ -141,11 +141,9 @@ impl StargateNode {
         let health = format!("{}/health", self.api_url());
         let mut exited = None;
         let ready = wait_until(START_TIMEOUT, || {
-            if let Some(child) = self.daemon.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    exited = Some(status);
-                    return true;
-                }
+            if let Some(Ok(Some(status))) = self.daemon.as_mut().map(Child::try_wait) {
+                exited = Some(status);
+                return true;
             }
             reqwest::blocking::get(&health).is_ok_and(|r| r.status().is_success())
         });
