@@ -209,20 +209,13 @@ fn damaged(mh: &[u8], what: &str) -> StoreError {
     }
 }
 
-/// A multihash as Kubo shows a bare multihash key: the CIDv1 `raw` of it.
+/// A multihash as Kubo shows a bare multihash key: the CIDv1 `raw` of it (hex if the key is
+/// not even a multihash).
 pub(crate) fn display_mh(mh: &[u8]) -> String {
     Multihash::from_bytes(mh).map_or_else(
-        |_| hex_string(mh),
+        |_| hex::encode(mh),
         |mh| Cid::new_v1(stargate_protocol::Codec::Raw.code(), mh).to_string(),
     )
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Whether `data` hashes to `mh`. A hash function we cannot compute counts as a mismatch: no

@@ -26,7 +26,10 @@ pub struct StoreOptions {
     /// (Kubo's `Datastore.HashOnRead`). Off by default: hashing is the CPU bottleneck on
     /// machines without SHA extensions, and `repo verify` checks everything on demand.
     pub hash_on_read: bool,
-    /// Memory redb may use to cache pages (an upper bound, filled as pages are used).
+    /// Memory redb may use for pages: read cache plus, up to half of it, pages written but not
+    /// yet committed (more are written out early). An upper bound, filled as pages are used and
+    /// then kept, so it adds to the resident size of a long-running node. Measured here, 8, 16
+    /// and 64 MiB give the same write throughput (the disk decides).
     pub cache_bytes: usize,
     /// A [`BlockWriter`] hands its blocks to the writer thread in batches of about this many
     /// bytes; each batch is one transaction (or part of one) and one fsync.
@@ -37,7 +40,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             hash_on_read: false,
-            cache_bytes: 64 << 20,
+            cache_bytes: 32 << 20,
             batch_bytes: 8 << 20,
         }
     }

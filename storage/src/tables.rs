@@ -4,10 +4,27 @@
 //! gets a new name (and a migration), so an old file never gets misread. [`SCHEMA_VERSION`] in the
 //! `meta` table names the layout of the whole file and is checked at every open.
 //!
-//! Adding a table (e.g. anchors, wallet state) is additive: define it here, list it in
-//! [`create_all`], and open it through [`Store::read`](crate::Store) /
-//! [`Store::write`](crate::Store) closures with [`open_read`] / [`open_write`]. A database from
-//! before the table existed gets it created at its next open; that needs no schema bump.
+//! Adding a table (e.g. anchors, wallet state) is additive: define it here with a versioned
+//! name, list it in `create_all`, and use it inside `Store::read` / `Store::write` closures
+//! (crate-private: a read snapshot, or a write transaction committed durably when the closure
+//! returns `Ok`) through `open_read` / `open_write`:
+//!
+//! ```text
+//! pub(crate) const ANCHORS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("anchors-1");
+//!
+//! impl Store {
+//!     pub fn queue_anchor(&self, cid: &Cid) -> Result<(), StoreError> {
+//!         self.write(|txn| {
+//!             let mut anchors = open_write(txn, ANCHORS)?;
+//!             anchors.insert(cid.to_bytes().as_slice(), &[][..]).map_err(db_err("queueing an anchor"))?;
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//! ```
+//!
+//! A database from before the table existed gets it created at its next open; that needs no
+//! schema bump.
 
 use std::path::Path;
 
