@@ -35,6 +35,8 @@
 mod behaviour;
 mod client;
 mod handler;
+#[cfg(test)]
+mod kubo_tests;
 mod server;
 mod stream;
 #[cfg(test)]
