@@ -1,6 +1,11 @@
 //! The connection handler: reads messages from every inbound Bitswap stream, decodes and
 //! verifies them on the rayon pool (never on the connection or swarm task), and writes what the
-//! behaviour sends on one outbound stream per connection.
+//! behaviour sends.
+//!
+//! Sending follows boxo: our wantlist changes go, in order, on one long-lived stream; each answer
+//! of the server goes on a stream of its own (written, then closed), a bounded number at once, so
+//! that the receiver (boxo reads and hashes each stream's messages in turn) takes them in
+//! parallel.
 //!
 //! Backpressure: at most `max_inbound_streams` streams are read at once (more are refused), and
 //! at most `max_verifying` messages are being decoded and hashed at once; while that window is
@@ -12,7 +17,7 @@ use std::task::{Context, Poll};
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
-use futures::{FutureExt, StreamExt};
+use futures::{AsyncWriteExt, FutureExt, StreamExt};
 use libp2p::Stream;
 use libp2p::swarm::handler::{
     ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
@@ -28,9 +33,11 @@ use super::stream::{ReadError, Upgrade, read_message, write_frame};
 
 /// How often a message that failed to send is tried again on a new stream.
 const SEND_ATTEMPTS: u8 = 2;
-/// How often opening the outbound stream may fail (other than "protocol not supported") before
-/// queued messages are dropped.
+/// How often opening a stream may fail in a row (other than "protocol not supported") before
+/// the queued messages are dropped.
 const OPEN_ATTEMPTS: u8 = 3;
+/// Answer streams open at once.
+const ANSWER_STREAMS: usize = 8;
 
 /// What the handler needs to know of the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +103,16 @@ pub(crate) enum ToBehaviour {
 type Reading = BoxFuture<'static, (Stream, Result<Option<Bytes>, ReadError>)>;
 type Verifying = BoxFuture<'static, Result<Box<Incoming>, String>>;
 type Writing = BoxFuture<'static, (Stream, std::io::Result<()>)>;
+type Answering = BoxFuture<'static, (Account, std::io::Result<()>)>;
+
+/// What an outbound stream is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The long-lived stream of our wantlist changes.
+    Wantlist,
+    /// One answer of the server.
+    Answer,
+}
 
 enum Outbound {
     /// No stream; one is requested when there is something to send.
@@ -112,6 +129,10 @@ pub(crate) struct Handler {
     version: ProtocolVersion,
     outbound: Outbound,
     queue: VecDeque<(Box<Outgoing>, u8)>,
+    answers: VecDeque<Box<Outgoing>>,
+    answer_streams_requested: usize,
+    answering: FuturesUnordered<Answering>,
+    unsupported: bool,
     open_failures: u8,
     keep_alive: bool,
     reading: FuturesUnordered<Reading>,
@@ -123,6 +144,7 @@ impl std::fmt::Debug for Handler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handler")
             .field("queued", &self.queue.len())
+            .field("answers", &self.answers.len())
             .field("reading", &self.reading.len())
             .field("verifying", &self.verifying.len())
             .finish_non_exhaustive()
@@ -136,6 +158,10 @@ impl Handler {
             version: ProtocolVersion::V120,
             outbound: Outbound::None,
             queue: VecDeque::new(),
+            answers: VecDeque::new(),
+            answer_streams_requested: 0,
+            answering: FuturesUnordered::new(),
+            unsupported: false,
             open_failures: 0,
             keep_alive: false,
             reading: FuturesUnordered::new(),
@@ -155,13 +181,45 @@ impl Handler {
         );
     }
 
-    fn drop_queue(&mut self) {
-        for (out, _) in self.queue.drain(..) {
+    fn drop_queues(&mut self) {
+        let dropped = self
+            .queue
+            .drain(..)
+            .map(|(out, _)| out)
+            .chain(self.answers.drain(..));
+        for out in dropped {
             self.events.push_back(ToBehaviour::Done {
                 account: out.account,
                 sent: false,
             });
         }
+    }
+
+    fn open_failed(&mut self) {
+        self.open_failures += 1;
+        if self.open_failures >= OPEN_ATTEMPTS {
+            self.open_failures = 0;
+            self.drop_queues();
+        }
+    }
+
+    fn start_answer(&mut self, mut stream: Stream, version: ProtocolVersion) {
+        let Some(out) = self.answers.pop_front() else {
+            return;
+        };
+        let frame = encode_for(&out.message, version);
+        let account = out.account;
+        self.answering.push(
+            async move {
+                let result = async {
+                    write_frame(&mut stream, &frame).await?;
+                    stream.close().await
+                }
+                .await;
+                (account, result)
+            }
+            .boxed(),
+        );
     }
 
     fn start_write(&mut self, mut stream: Stream, out: Box<Outgoing>, attempt: u8) {
@@ -225,7 +283,7 @@ impl ConnectionHandler for Handler {
     type InboundProtocol = Upgrade;
     type OutboundProtocol = Upgrade;
     type InboundOpenInfo = ();
-    type OutboundOpenInfo = ();
+    type OutboundOpenInfo = Purpose;
 
     fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, Self::InboundOpenInfo> {
         SubstreamProtocol::new(Upgrade, ())
@@ -234,29 +292,29 @@ impl ConnectionHandler for Handler {
     fn connection_keep_alive(&self) -> bool {
         self.keep_alive
             || !self.queue.is_empty()
+            || !self.answers.is_empty()
+            || !self.answering.is_empty()
             || matches!(self.outbound, Outbound::Writing(..) | Outbound::Opening)
             || !self.verifying.is_empty()
     }
 
     fn on_behaviour_event(&mut self, event: FromBehaviour) {
         match event {
-            FromBehaviour::Send(out) => {
-                if matches!(self.outbound, Outbound::Unsupported) {
-                    self.events.push_back(ToBehaviour::Done {
-                        account: out.account,
-                        sent: false,
-                    });
-                } else {
-                    self.queue.push_back((out, 0));
-                }
+            FromBehaviour::Send(out) if self.unsupported => {
+                self.events.push_back(ToBehaviour::Done {
+                    account: out.account,
+                    sent: false,
+                });
             }
+            FromBehaviour::Send(out) if out.account.from_server => self.answers.push_back(out),
+            FromBehaviour::Send(out) => self.queue.push_back((out, 0)),
             FromBehaviour::KeepAlive(keep) => self.keep_alive = keep,
         }
     }
 
     fn on_connection_event(
         &mut self,
-        event: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol>,
+        event: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol, (), Purpose>,
     ) {
         match event {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
@@ -274,30 +332,44 @@ impl ConnectionHandler for Handler {
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol: (mut stream, version),
-                ..
+                info,
             }) => {
-                stream.ignore_for_keep_alive();
                 self.open_failures = 0;
-                self.version = version;
-                self.events.push_back(ToBehaviour::Version(version));
-                self.outbound = Outbound::Idle(stream);
-            }
-            ConnectionEvent::DialUpgradeError(DialUpgradeError { error, .. }) => match error {
-                StreamUpgradeError::NegotiationFailed => {
-                    self.outbound = Outbound::Unsupported;
-                    self.drop_queue();
-                    self.events.push_back(ToBehaviour::Unsupported);
-                }
-                other => {
-                    tracing::debug!(error = %other, "cannot open a Bitswap stream");
-                    self.outbound = Outbound::None;
-                    self.open_failures += 1;
-                    if self.open_failures >= OPEN_ATTEMPTS {
-                        self.open_failures = 0;
-                        self.drop_queue();
+                match info {
+                    Purpose::Wantlist => {
+                        stream.ignore_for_keep_alive();
+                        self.version = version;
+                        self.events.push_back(ToBehaviour::Version(version));
+                        self.outbound = Outbound::Idle(stream);
+                    }
+                    Purpose::Answer => {
+                        self.answer_streams_requested =
+                            self.answer_streams_requested.saturating_sub(1);
+                        self.start_answer(stream, version);
                     }
                 }
-            },
+            }
+            ConnectionEvent::DialUpgradeError(DialUpgradeError { error, info }) => {
+                match info {
+                    Purpose::Wantlist => self.outbound = Outbound::None,
+                    Purpose::Answer => {
+                        self.answer_streams_requested =
+                            self.answer_streams_requested.saturating_sub(1);
+                    }
+                }
+                match error {
+                    StreamUpgradeError::NegotiationFailed => {
+                        self.unsupported = true;
+                        self.outbound = Outbound::Unsupported;
+                        self.drop_queues();
+                        self.events.push_back(ToBehaviour::Unsupported);
+                    }
+                    other => {
+                        tracing::debug!(error = %other, "cannot open a Bitswap stream");
+                        self.open_failed();
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -305,7 +377,7 @@ impl ConnectionHandler for Handler {
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, (), Self::ToBehaviour>> {
+    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, Purpose, Self::ToBehaviour>> {
         loop {
             if let Some(event) = self.events.pop_front() {
                 return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
@@ -347,7 +419,28 @@ impl ConnectionHandler for Handler {
                 continue;
             }
 
-            // Writing.
+            // Answers, each on a stream of its own.
+            if let Poll::Ready(Some((account, result))) = self.answering.poll_next_unpin(cx) {
+                if let Err(e) = &result {
+                    tracing::debug!(error = %e, "writing a Bitswap answer failed");
+                }
+                self.events.push_back(ToBehaviour::Done {
+                    account,
+                    sent: result.is_ok(),
+                });
+                continue;
+            }
+            if !self.unsupported
+                && self.answers.len() > self.answer_streams_requested
+                && self.answering.len() + self.answer_streams_requested < ANSWER_STREAMS
+            {
+                self.answer_streams_requested += 1;
+                return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                    protocol: SubstreamProtocol::new(Upgrade, Purpose::Answer),
+                });
+            }
+
+            // Wantlist changes, in order, on the long-lived stream.
             match std::mem::replace(&mut self.outbound, Outbound::None) {
                 Outbound::Writing(mut writing, out, attempt) => match writing.poll_unpin(cx) {
                     Poll::Ready((stream, Ok(()))) => {
@@ -382,7 +475,7 @@ impl ConnectionHandler for Handler {
                 Outbound::None if !self.queue.is_empty() => {
                     self.outbound = Outbound::Opening;
                     return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                        protocol: SubstreamProtocol::new(Upgrade, ()),
+                        protocol: SubstreamProtocol::new(Upgrade, Purpose::Wantlist),
                     });
                 }
                 other => self.outbound = other,

@@ -25,8 +25,9 @@
 //!   bytes and (optionally) blocks per second per peer; cancels are honoured.
 //! - Connections ([`handler`]): inbound streams are read until EOF (Kubo opens one per message,
 //!   or keeps one for its wantlist); every message is decoded and every block hashed under its
-//!   CID prefix on the rayon pool, never on the swarm task. Outbound messages go on one stream
-//!   per connection (boxo reads any number of messages per stream).
+//!   CID prefix on the rayon pool, never on the swarm task. Our wantlist changes go in order on one
+//!   long-lived stream per connection; each answer goes on a stream of its own (up to 8 at once),
+//!   as boxo does, because boxo reads and hashes one stream's messages in turn.
 //! - A message over 4 MiB, one that does not decode, or a block nobody asked for (which is what a
 //!   block whose bytes do not match the CID it was sent under looks like) makes the peer
 //!   misbehaving: it is disconnected, dropped from every want and nothing of that message is

@@ -3,8 +3,7 @@
 //!
 //! Kubo (boxo) keeps one outbound stream per peer for its wantlists and opens a new stream for
 //! every message its server sends, writing once and closing; either way the reader reads
-//! messages until EOF. We do the same on the reading side and send everything for a connection
-//! on one stream.
+//! messages until EOF. We do the same (see the handler).
 
 use std::convert::Infallible;
 use std::io;
