@@ -35,7 +35,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         http_options(&config),
     );
     let obs = Observability::new(registry, http_metrics);
-    let gateway = obs.wrap(axum::Router::new());
+    let gateway = obs.wrap(stargate_http_gateway::gateway_router(state.clone()));
     let api = obs.wrap(stargate_http_gateway::api_router(state));
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;

@@ -232,12 +232,9 @@ fn run_worker(
     } else {
         let mut writer = store.writer();
         let roots = import_entries(opts, queue, lines, &mut writer)?;
-        let mut roots = roots.into_iter().filter(|_| opts.pin);
-        // The first pin is written with the last blocks; any further ones after them.
-        writer.finish(roots.next().map(|cid| (cid, PinMode::Recursive)))?;
-        for cid in roots {
-            store.pin(&cid, PinMode::Recursive)?;
-        }
+        // Every pin goes in with the last blocks, in one transaction.
+        let pins = roots.into_iter().filter(|_| opts.pin);
+        writer.finish(pins.map(|cid| (cid, PinMode::Recursive)))?;
         Ok(())
     }
 }

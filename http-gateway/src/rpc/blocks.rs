@@ -99,13 +99,16 @@ pub(crate) async fn put(
         .map(|b| json!({ "Key": b.cid().to_string(), "Size": b.data().len() }))
         .collect();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-        let roots: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
-        store.put_many(blocks)?;
-        if pin {
-            for cid in roots {
-                store.pin(&cid, PinMode::Recursive)?;
-            }
+        let pins: Vec<_> = blocks
+            .iter()
+            .filter(|_| pin)
+            .map(|b| (*b.cid(), PinMode::Recursive))
+            .collect();
+        let mut writer = store.writer();
+        for block in blocks {
+            writer.put(block)?;
         }
+        writer.finish(pins)?;
         Ok(())
     })
     .await??;
