@@ -5,6 +5,7 @@
 //! The data dir is filled beforehand by the `stargate` binary (`stargate add` opens the store
 //! directly when no daemon runs); the server then opens the same store.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -99,6 +100,14 @@ impl GatewayServer {
     /// The store being served (to compare with what the gateway answers).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The multihash of every block in the store, for comparing block sets.
+    pub fn stored_multihashes(&self) -> Result<BTreeSet<Vec<u8>>> {
+        self.store
+            .blocks()?
+            .map(|b| Ok(b?.cid().hash().to_bytes()))
+            .collect()
     }
 
     /// `http://127.0.0.1:PORT` + `path_and_query`.

@@ -9,11 +9,7 @@ use stargate_protocol::{Cid, Codec, HashCode, Multihash, digest};
 use stargate_tests::{GatewayServer, StargateNode, write_nested_dir};
 
 fn snapshot(gw: &GatewayServer) -> Result<(BTreeSet<Vec<u8>>, String)> {
-    let blocks = gw
-        .store()
-        .blocks()?
-        .map(|b| Ok(b?.cid().hash().to_bytes()))
-        .collect::<Result<_>>()?;
+    let blocks = gw.stored_multihashes()?;
     let pins = format!("{:?}", gw.store().pins(stargate_storage::PinFilter::All)?);
     Ok((blocks, pins))
 }

@@ -28,14 +28,6 @@ fn add(node: &StargateNode, path: &Path) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-/// The multihashes of every block in the served store (what `add` wrote: one DAG per test).
-fn stored_multihashes(gw: &GatewayServer) -> Result<BTreeSet<Vec<u8>>> {
-    gw.store()
-        .blocks()?
-        .map(|b| Ok(b?.cid().hash().to_bytes()))
-        .collect()
-}
-
 /// Saves the CAR at `path_and_query`, verifies it with `@ipld/car`, and returns its roots and
 /// the multihashes of its blocks.
 fn fetch_verified_car(
@@ -183,7 +175,7 @@ fn boundary_files_round_trip_whole_by_range_and_as_verified_cars() -> Result<()>
     let unique: BTreeSet<Vec<u8>> = blocks.iter().cloned().collect();
     ensure!(unique.len() == blocks.len(), "a block was sent twice");
     ensure!(
-        unique == stored_multihashes(&gw)?,
+        unique == gw.stored_multihashes()?,
         "the CAR's blocks differ from the DAG's"
     );
 
@@ -272,7 +264,7 @@ fn a_nested_tree_round_trips_with_listings_raw_blocks_and_a_verified_car() -> Re
     }
 
     // Every stored block as a raw block whose sha2-256 is its CID's digest.
-    let stored = stored_multihashes(&gw)?;
+    let stored = gw.stored_multihashes()?;
     for info in gw.store().blocks()? {
         let cid = info?.cid();
         let a = gw.get(&format!("/ipfs/{cid}?format=raw"), &[])?;
