@@ -1,7 +1,8 @@
 //! Shared helpers of Stargate's integration tests: where the built binaries
 //! and installed tools are, a real Kubo peer, the Node scripts that give a
 //! second UnixFS implementation and a CAR verifier, deterministic test data,
-//! loopback ports and deadlines, and a Bitcoin regtest stack (bcoin + e-x).
+//! loopback ports and deadlines, a Bitcoin regtest stack (bcoin + e-x), the
+//! `stargate` CLI and the gateway served over a data dir.
 //!
 //! Everything here expects `scripts/install-test-deps.sh` to have run (it
 //! says so when something is missing) and the tests to run inside the
@@ -11,6 +12,7 @@
 // One private module per subject; its API is re-exported below (a new module
 // is its `mod` line plus its `pub use` line).
 mod data;
+mod gateway;
 mod js;
 mod kubo;
 mod node;
@@ -24,6 +26,7 @@ pub use data::{
     write_boundary_files, write_nested_dir, write_pseudo_random_file, write_sharded_dir,
     write_text_file, write_threshold_dir,
 };
+pub use gateway::{GatewayServer, HttpAnswer};
 pub use js::{
     CarReport, ImportEntry, ImportOptions, ImportResult, js_car_verify, js_unixfs_import,
 };
