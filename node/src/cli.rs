@@ -44,6 +44,22 @@ pub(crate) enum Command {
     /// Maintain the store.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Check a Bitcoin anchor proof offline (no network, no data dir).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The proof, as `stargate anchor proof CID` or `GET /api/v1/anchors/<cid>` gave it.
+    #[arg(value_name = "PROOF_JSON")]
+    pub(crate) proof: PathBuf,
+    /// Also check that the block is in this header chain: hex of consecutive 80-byte headers
+    /// (Electrum's blockchain.block.headers, or `bitcoin-cli getblockheader HASH false` lines).
+    #[arg(long, value_name = "FILE", requires = "headers_start")]
+    pub(crate) headers: Option<PathBuf>,
+    /// Height of the first header in --headers.
+    #[arg(long, value_name = "HEIGHT", requires = "headers")]
+    pub(crate) headers_start: Option<u32>,
 }
 
 #[derive(Debug, Args)]

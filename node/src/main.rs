@@ -33,6 +33,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Verify(args) = &cli.command {
+        // Offline by design: no configuration, data dir or network.
+        commands::verify::run(args)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let data_dir = config::data_dir(cli.data_dir)?;
     if let Command::Init = cli.command {
         if config::write_default(&data_dir)? {
@@ -49,7 +54,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Init => unreachable!("handled above"),
+            Command::Init | Command::Verify(_) => unreachable!("handled above"),
             Command::Daemon(args) => daemon::run(data_dir, config, args).await,
             command => {
                 let client = connect(&data_dir, &config).await?;

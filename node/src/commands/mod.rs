@@ -5,6 +5,7 @@ mod block;
 mod content;
 mod pin;
 mod repo;
+pub(crate) mod verify;
 
 use anyhow::Result;
 
@@ -21,8 +22,8 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         Command::Pin(cmd) => pin::run(client, cmd).await,
         Command::Block(cmd) => block::run(client, cmd).await,
         Command::Repo(cmd) => repo::run(client, cmd).await,
-        Command::Init | Command::Daemon(_) => {
-            unreachable!("init and daemon are not client commands")
+        Command::Init | Command::Daemon(_) | Command::Verify(_) => {
+            unreachable!("init, daemon and verify are not client commands")
         }
     }
 }
