@@ -98,17 +98,21 @@ pub(crate) async fn put(
         .iter()
         .map(|b| json!({ "Key": b.cid().to_string(), "Size": b.data().len() }))
         .collect();
+    let roots: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
+    let stored = roots.clone();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-        let roots: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
         store.put_many(blocks)?;
         if pin {
-            for cid in roots {
-                store.pin(&cid, PinMode::Recursive)?;
+            for cid in &stored {
+                store.pin(cid, PinMode::Recursive)?;
             }
         }
         Ok(())
     })
     .await??;
+    for cid in roots {
+        state.content_added(cid, pin);
+    }
     let (lines, response) = JsonLines::new();
     tokio::spawn(async move {
         for a in answers {
