@@ -6,18 +6,21 @@
 //! - `/health` and Prometheus `/metrics` on both listeners.
 //!
 //! This crate depends on `protocol` and `storage` and on narrow traits that the node implements
-//! (block retrieval from peers, later publishing and anchoring); never on the node itself.
+//! (block retrieval from peers, the [`Network`] behind `id`/`swarm`/`routing`, later publishing
+//! and anchoring); never on the node itself.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod gateway;
 mod health;
 mod metrics;
+mod network;
 mod rpc;
 mod serve;
 mod state;
 
 pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability};
+pub use crate::network::{ConnectedPeer, Direction, Network, NetworkError, PeerIdentity, Provider};
 pub use crate::rpc::api_router;
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};

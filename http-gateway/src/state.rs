@@ -3,8 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use stargate_protocol::Cid;
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::Store;
+
+use crate::network::{Network, NetworkError};
 
 /// Limits and timeouts of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -35,6 +38,7 @@ struct Inner {
     store: Store,
     blocks: Arc<dyn BlockSource>,
     options: HttpOptions,
+    network: Option<Arc<dyn Network>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -55,7 +59,37 @@ impl AppState {
                 store,
                 blocks,
                 options,
+                network: None,
             }),
+        }
+    }
+
+    /// The same state with the node's network behind `id`, `swarm` and `routing` (a daemon;
+    /// without it those commands answer that they need one).
+    pub fn with_network(self, network: Arc<dyn Network>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: self.inner.store.clone(),
+                blocks: Arc::clone(&self.inner.blocks),
+                options: self.inner.options.clone(),
+                network: Some(network),
+            }),
+        }
+    }
+
+    /// The network, or the error that commands needing one answer.
+    pub(crate) fn network(&self) -> Result<&dyn Network, NetworkError> {
+        self.inner.network.as_deref().ok_or_else(|| {
+            NetworkError::Failed(
+                "this command needs a running daemon (start one with `stargate daemon`)".into(),
+            )
+        })
+    }
+
+    /// Tells the network (if any) that `cid` was added or pinned, for providing.
+    pub(crate) fn content_added(&self, cid: Cid, pinned: bool) {
+        if let Some(network) = &self.inner.network {
+            network.content_added(cid, pinned);
         }
     }
 

@@ -25,7 +25,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create the data dir with a commented default configuration.
     Init,
-    /// Run the node: gateway, API, and (later) the peer-to-peer swarm.
+    /// Run the node: the peer-to-peer swarm, the gateway and the API.
     Daemon(DaemonArgs),
     /// Add files or directories, printing their CIDs.
     Add(AddArgs),
@@ -46,6 +46,17 @@ pub(crate) enum Command {
     Repo(RepoCommand),
     /// Check a Bitcoin anchor proof offline (no network, no data dir).
     Verify(VerifyArgs),
+    /// Show this node's (or a connected peer's) ID, addresses, agent and protocols.
+    Id {
+        /// A connected peer's ID (default: this node).
+        peer: Option<String>,
+    },
+    /// Manage connections to peers.
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// Query and announce in the DHT.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +73,45 @@ pub(crate) struct VerifyArgs {
     pub(crate) headers_start: Option<u32>,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum SwarmCommand {
+    /// Connect to peers (multiaddrs, usually ending in /p2p/<peer id>).
+    Connect {
+        #[arg(required = true, value_name = "MULTIADDR")]
+        addrs: Vec<String>,
+    },
+    /// List connected peers.
+    Peers {
+        /// Show latency and direction too.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Close every connection to peers (multiaddrs ending in /p2p/<peer id>, or peer IDs).
+    Disconnect {
+        #[arg(required = true, value_name = "MULTIADDR")]
+        addrs: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoutingCommand {
+    /// Find peers that provide a CID.
+    Findprovs {
+        cid: String,
+        /// Stop after this many providers.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        num_providers: usize,
+    },
+    /// Announce to the DHT that this node provides CIDs (which must be stored here).
+    Provide {
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Provide every block of each DAG.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct DaemonArgs {
     /// Gateway listen address (overrides [gateway] addr).
@@ -70,6 +120,12 @@ pub(crate) struct DaemonArgs {
     /// API listen address (overrides [api] addr).
     #[arg(long, value_name = "ADDR")]
     pub(crate) api_addr: Option<SocketAddr>,
+    /// Peer-to-peer listen address (repeatable; replaces [swarm] listen).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) swarm_listen: Vec<String>,
+    /// Bootstrap peer (repeatable; replaces [swarm] bootstrap); `none` for no bootstrap peers.
+    #[arg(long, value_name = "MULTIADDR|none")]
+    pub(crate) bootstrap: Vec<String>,
 }
 
 #[derive(Debug, Args)]

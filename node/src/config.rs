@@ -27,6 +27,8 @@ const ENV_NOT_KEYS: &[&str] = &["STARGATE_DATA_DIR", "STARGATE_LOG"];
 pub(crate) struct Config {
     pub(crate) api: ApiConfig,
     pub(crate) gateway: GatewayConfig,
+    pub(crate) swarm: SwarmConfig,
+    pub(crate) routing: RoutingConfig,
     pub(crate) store: StoreConfig,
     pub(crate) log: LogConfig,
 }
@@ -43,6 +45,60 @@ pub(crate) struct GatewayConfig {
     pub(crate) addr: SocketAddr,
     pub(crate) http_timeout_sec: u64,
     pub(crate) max_concurrent_requests: usize,
+}
+
+/// `[swarm]`: the libp2p swarm. Addresses stay text here; `p2p::Settings` parses and checks them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SwarmConfig {
+    pub(crate) listen: Vec<String>,
+    pub(crate) announce: Vec<String>,
+    pub(crate) bootstrap: Vec<String>,
+    pub(crate) peering: Vec<String>,
+    pub(crate) mdns: bool,
+    pub(crate) upnp: bool,
+    pub(crate) autonat: bool,
+    pub(crate) relay_client: bool,
+    pub(crate) hole_punching: bool,
+    pub(crate) kad_mode: KadMode,
+    pub(crate) low_water: u32,
+    pub(crate) high_water: u32,
+    pub(crate) grace_period_sec: u64,
+    pub(crate) max_pending: u32,
+    pub(crate) max_per_peer: u32,
+    pub(crate) max_memory_mib: u64,
+}
+
+/// `[swarm] kad_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KadMode {
+    /// Server once AutoNAT (or an announced address) says the node is reachable.
+    Auto,
+    Server,
+    Client,
+}
+
+/// `[routing]`: providing and retrieval.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutingConfig {
+    pub(crate) provide_strategy: ProvideStrategy,
+    pub(crate) reprovide_interval_sec: u64,
+    pub(crate) provide_concurrency: usize,
+    pub(crate) provide_queue: usize,
+}
+
+/// `[routing] provide_strategy`: which CIDs get provider records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProvideStrategy {
+    /// The CIDs of pins.
+    Roots,
+    /// Every block of pinned DAGs.
+    Pinned,
+    /// Every stored block.
+    All,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +259,32 @@ mod tests {
         assert_eq!(c.api.addr.to_string(), "127.0.0.1:5001");
         assert_eq!(c.gateway.addr.to_string(), "127.0.0.1:8080");
         assert!(!c.store.hash_on_read);
+        assert_eq!(c.swarm.kad_mode, KadMode::Auto);
+        assert!(c.swarm.mdns && !c.swarm.bootstrap.is_empty());
+        assert!(c.swarm.low_water < c.swarm.high_water);
+        assert_eq!(c.routing.provide_strategy, ProvideStrategy::Roots);
+        assert_eq!(c.routing.reprovide_interval_sec, 22 * 3600);
+    }
+
+    #[test]
+    fn swarm_lists_from_env() {
+        let c = Config::from_sources(
+            "",
+            env(&[
+                ("STARGATE_SWARM_BOOTSTRAP", "[]"),
+                ("STARGATE_SWARM_MDNS", "false"),
+                ("STARGATE_SWARM_KAD_MODE", "server"),
+                ("STARGATE_ROUTING_PROVIDE_STRATEGY", "all"),
+                ("STARGATE_SWARM_LISTEN", r#"["/ip4/127.0.0.1/tcp/0"]"#),
+            ]),
+        )
+        .unwrap();
+        assert!(c.swarm.bootstrap.is_empty());
+        assert!(!c.swarm.mdns);
+        assert_eq!(c.swarm.kad_mode, KadMode::Server);
+        assert_eq!(c.routing.provide_strategy, ProvideStrategy::All);
+        assert_eq!(c.swarm.listen, ["/ip4/127.0.0.1/tcp/0"]);
+        assert!(Config::from_sources("", env(&[("STARGATE_SWARM_KAD_MODE", "maybe")])).is_err());
     }
 
     #[test]

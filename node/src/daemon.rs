@@ -13,6 +13,7 @@ use stargate_storage::{Store, StoreOptions};
 
 use crate::cli::DaemonArgs;
 use crate::config::{self, Config};
+use crate::p2p;
 use crate::shutdown;
 
 pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs) -> Result<()> {
@@ -23,17 +24,36 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     if let Some(addr) = args.api_addr {
         config.api.addr = addr;
     }
+    if !args.swarm_listen.is_empty() {
+        config.swarm.listen = args.swarm_listen;
+    }
+    if !args.bootstrap.is_empty() {
+        config.swarm.bootstrap = args.bootstrap;
+        config.swarm.bootstrap.retain(|b| b != "none");
+    }
+    let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing)?;
 
     let mut registry = Registry::default();
     let http_metrics = stargate_http_gateway::HttpMetrics::register(&mut registry);
+    let p2p_metrics = p2p::Metrics::register(&mut registry);
     let registry = Arc::new(registry);
 
     let store = open_store(&data_dir, &config)?;
+    let token = CancellationToken::new();
+    let keypair = p2p::load_identity(&data_dir)?;
+    let (network, network_task) = p2p::spawn(
+        keypair,
+        p2p_settings,
+        store.clone(),
+        p2p_metrics,
+        token.clone(),
+    )?;
     let state = AppState::new(
         store.clone(),
         Arc::new(store.clone()),
         http_options(&config),
-    );
+    )
+    .with_network(Arc::new(network.clone()));
     let obs = Observability::new(registry, http_metrics);
     let gateway = obs.wrap(stargate_http_gateway::gateway_router(state.clone()));
     let api = obs.wrap(stargate_http_gateway::api_router(state));
@@ -42,9 +62,14 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let api_listener = bind(config.api.addr, "API").await?;
     let api_file = ApiFile::write(&data_dir, api_listener.local_addr()?)?;
 
-    let token = CancellationToken::new();
     shutdown::on_signal(token.clone()).context("installing signal handlers")?;
-    tracing::info!(data_dir = %data_dir.display(), gateway = %config.gateway.addr, api = %config.api.addr, "daemon ready");
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        gateway = %gateway_listener.local_addr()?,
+        api = %api_listener.local_addr()?,
+        peer_id = %network.local_peer_id(),
+        "daemon ready"
+    );
 
     let stop = |t: &CancellationToken| {
         let t = t.clone();
@@ -55,6 +80,10 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         stargate_http_gateway::serve(api_listener, api, stop(&token)),
     );
     drop(api_file);
+    token.cancel();
+    if let Err(e) = network_task.await {
+        tracing::error!(error = %e, "the network task failed");
+    }
     g.context("gateway server")?;
     a.context("API server")?;
     // Last handle: the writer thread drains its queue and the database closes cleanly.

@@ -6,7 +6,8 @@
 //!   done is there.
 //! - A second process opening a data dir that is in use fails at once with a clear error.
 //!
-//! Runs without the libtest harness (`harness = false`); arguments cargo passes are ignored.
+//! Runs without the libtest harness (`harness = false`) but answers libtest's `--list`, name
+//! filter and `--exact`, which nextest relies on.
 // Without the harness clippy does not see a test; unwrapping is how a test fails here.
 #![allow(clippy::unwrap_used)]
 
@@ -27,21 +28,62 @@ const CHILD_WRITER: &str = "--child-writer";
 const CHILD_HOLD: &str = "--child-hold";
 const KILL_ROUNDS: usize = 30;
 
+/// The tests, by name, in the order they run.
+const TESTS: &[(&str, fn())] = &[
+    (
+        "a_second_process_is_refused_at_once",
+        a_second_process_is_refused_at_once,
+    ),
+    (
+        "kill_9_never_leaves_a_broken_store",
+        kill_9_never_leaves_a_broken_store,
+    ),
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some(CHILD_WRITER) => child_writer(Path::new(&args[2])),
         Some(CHILD_HOLD) => child_hold(Path::new(&args[2])),
-        _ => {
-            run(
-                "a_second_process_is_refused_at_once",
-                a_second_process_is_refused_at_once,
-            );
-            run(
-                "kill_9_never_leaves_a_broken_store",
-                kill_9_never_leaves_a_broken_store,
-            );
+        _ => run_as_libtest(&args[1..]),
+    }
+}
+
+/// Answers the part of libtest's command line that cargo test and nextest use: `--list`
+/// (`--ignored` lists nothing: none is ignored), a name filter, and `--exact`.
+fn run_as_libtest(args: &[String]) {
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    // Options that take a value in the next argument; the value is not a filter.
+    const WITH_VALUE: &[&str] = &[
+        "--format",
+        "--color",
+        "--test-threads",
+        "--skip",
+        "--logfile",
+    ];
+    let filter = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| {
+            !a.starts_with("--") && (*i == 0 || !WITH_VALUE.contains(&args[i - 1].as_str()))
+        })
+        .map(|(_, a)| a);
+    let exact = flag("--exact");
+    let selected = TESTS.iter().filter(|(name, _)| match filter {
+        None => true,
+        Some(f) if exact => name == f,
+        Some(f) => name.contains(f.as_str()),
+    });
+    if flag("--list") {
+        if !flag("--ignored") {
+            for (name, _) in selected {
+                println!("{name}: test");
+            }
         }
+        return;
+    }
+    for (name, test) in selected {
+        run(name, *test);
     }
 }
 

@@ -1,8 +1,9 @@
 //! Shared helpers of Stargate's integration tests: where the built binaries
 //! and installed tools are, a real Kubo peer, the Node scripts that give a
 //! second UnixFS implementation and a CAR verifier, deterministic test data,
-//! loopback ports and deadlines, a Bitcoin regtest stack (bcoin + e-x), the
-//! `stargate` CLI and the gateway served over a data dir.
+//! loopback ports and deadlines, real `stargate daemon`s on loopback, a
+//! Bitcoin regtest stack (bcoin + e-x), the `stargate` CLI and the gateway
+//! served over a data dir.
 //!
 //! Everything here expects `scripts/install-test-deps.sh` to have run (it
 //! says so when something is missing) and the tests to run inside the
@@ -11,6 +12,7 @@
 
 // One private module per subject; its API is re-exported below (a new module
 // is its `mod` line plus its `pub use` line).
+mod daemon;
 mod data;
 mod gateway;
 mod js;
@@ -21,6 +23,7 @@ mod process;
 mod regtest;
 mod wait;
 
+pub use daemon::{DaemonIdentity, DaemonOptions, StargateDaemon};
 pub use data::{
     BOUNDARY_FILES, CHUNK, MAX_LINKS, NamedFile, SHARD_THRESHOLD, SHARDED_DIR_FILES,
     write_boundary_files, write_nested_dir, write_pseudo_random_file, write_sharded_dir,

@@ -45,6 +45,7 @@ pub(crate) async fn add(
     let (entries, queue) = mpsc::channel(ENTRIES_IN_FLIGHT);
     let store = state.store().clone();
     let worker_lines = lines.clone();
+    let pinned = opts.pin;
     let worker =
         tokio::task::spawn_blocking(move || run_worker(&store, &opts, queue, &worker_lines));
     tokio::spawn(async move {
@@ -55,8 +56,11 @@ pub(crate) async fn add(
             (Ok(()), Ok(done)) => done,
             (Ok(()), Err(join)) => Err(RpcError::from(join)),
         };
-        if let Err(e) = outcome {
-            lines.fail(&e).await;
+        match outcome {
+            Ok(roots) => roots
+                .into_iter()
+                .for_each(|root| state.content_added(root, pinned)),
+            Err(e) => lines.fail(&e).await,
         }
     });
     Ok(response)
@@ -221,21 +225,22 @@ fn entry_path(name: &str) -> RpcResult<String> {
 }
 
 /// Runs the import on a blocking thread: into the store, or nowhere for `--only-hash`.
+/// Returns the top-level roots it stored.
 fn run_worker(
     store: &Store,
     opts: &AddOptions,
     queue: mpsc::Receiver<Entry>,
     lines: &JsonLines,
-) -> RpcResult<()> {
+) -> RpcResult<Vec<Cid>> {
     if opts.only_hash {
-        import_entries(opts, queue, lines, &mut DiscardBlocks).map(|_| ())
+        import_entries(opts, queue, lines, &mut DiscardBlocks).map(|_| Vec::new())
     } else {
         let mut writer = store.writer();
         let roots = import_entries(opts, queue, lines, &mut writer)?;
         // Every pin goes in with the last blocks, in one transaction.
-        let pins = roots.into_iter().filter(|_| opts.pin);
-        writer.finish(pins.map(|cid| (cid, PinMode::Recursive)))?;
-        Ok(())
+        let pins = roots.iter().filter(|_| opts.pin);
+        writer.finish(pins.map(|cid| (*cid, PinMode::Recursive)))?;
+        Ok(roots)
     }
 }
 

@@ -98,6 +98,7 @@ pub(crate) async fn put(
         .iter()
         .map(|b| json!({ "Key": b.cid().to_string(), "Size": b.data().len() }))
         .collect();
+    let roots: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         let pins: Vec<_> = blocks
             .iter()
@@ -112,6 +113,9 @@ pub(crate) async fn put(
         Ok(())
     })
     .await??;
+    for cid in roots {
+        state.content_added(cid, pin);
+    }
     let (lines, response) = JsonLines::new();
     tokio::spawn(async move {
         for a in answers {

@@ -9,6 +9,8 @@ mod params;
 mod pins;
 mod repo;
 mod response;
+mod routing;
+mod swarm;
 mod tar;
 
 use axum::Router;
@@ -38,6 +40,12 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/repo/verify", post(repo::verify))
         .route("/api/v0/repo/stat", post(repo::stat))
         .route("/api/v0/version", post(repo::version))
+        .route("/api/v0/id", post(swarm::id))
+        .route("/api/v0/swarm/connect", post(swarm::connect))
+        .route("/api/v0/swarm/disconnect", post(swarm::disconnect))
+        .route("/api/v0/swarm/peers", post(swarm::peers))
+        .route("/api/v0/routing/findprovs", post(routing::findprovs))
+        .route("/api/v0/routing/provide", post(routing::provide))
         // `add` streams bodies of any size through bounded channels; the others read small ones.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower::limit::ConcurrencyLimitLayer::new(limit))

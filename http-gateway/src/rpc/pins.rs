@@ -25,6 +25,7 @@ pub(crate) async fn add(State(state): State<AppState>, params: Params) -> RpcRes
     for arg in params.required_args()? {
         let cid = resolve_arg(&state, arg).await?;
         pin_fetching(&state, cid, mode).await?;
+        state.content_added(cid, true);
         pinned.push(cid.to_string());
     }
     Ok(Json(json!({ "Pins": pinned })).into_response())

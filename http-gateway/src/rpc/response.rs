@@ -78,6 +78,15 @@ impl From<SourceError> for RpcError {
     }
 }
 
+impl From<crate::NetworkError> for RpcError {
+    fn from(e: crate::NetworkError) -> Self {
+        match e {
+            crate::NetworkError::Invalid { .. } => Self::client(e),
+            _ => Self::failed(e),
+        }
+    }
+}
+
 impl From<stargate_protocol::CidError> for RpcError {
     fn from(e: stargate_protocol::CidError) -> Self {
         Self::client(e)

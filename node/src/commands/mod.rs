@@ -5,6 +5,7 @@ mod block;
 mod content;
 mod pin;
 mod repo;
+mod swarm;
 pub(crate) mod verify;
 
 use anyhow::Result;
@@ -22,6 +23,9 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         Command::Pin(cmd) => pin::run(client, cmd).await,
         Command::Block(cmd) => block::run(client, cmd).await,
         Command::Repo(cmd) => repo::run(client, cmd).await,
+        Command::Id { peer } => swarm::id(client, peer).await,
+        Command::Swarm(cmd) => swarm::swarm(client, cmd).await,
+        Command::Routing(cmd) => swarm::routing(client, cmd).await,
         Command::Init | Command::Daemon(_) | Command::Verify(_) => {
             unreachable!("init, daemon and verify are not client commands")
         }

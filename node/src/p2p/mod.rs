@@ -1,5 +1,291 @@
-//! The node's peer-to-peer side.
+//! The node's peer-to-peer side: a libp2p swarm (TCP + QUIC, identify, ping, the Amino DHT,
+//! AutoNAT, relay client + hole punching, UPnP, mDNS, connection limits), providing, and the
+//! [`Network`] handle the rest of the node and the RPC API use.
+//!
+//! One task (`event_loop.rs`) owns the swarm; everyone else talks to it through [`Network`],
+//! whose requests travel on a bounded channel and are answered on oneshot channels. Providing
+//! (`providing.rs`) runs beside it as its own tasks.
 
+mod behaviour;
 // Until the node's swarm composes it, Bitswap is used only by its tests.
 #[cfg_attr(not(test), allow(dead_code, unused_imports))]
 pub(crate) mod bitswap;
+mod event_loop;
+mod identity;
+mod metrics;
+mod providing;
+mod records;
+mod settings;
+
+use anyhow::Result;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use libp2p::identity::Keypair;
+use libp2p::kad::RecordKey;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use stargate_http_gateway::{ConnectedPeer, NetworkError, PeerIdentity, Provider};
+use stargate_protocol::Cid;
+use stargate_storage::Store;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use identity::load_or_create as load_identity;
+pub(crate) use metrics::Metrics;
+pub(crate) use settings::Settings;
+
+/// Requests waiting for the event loop.
+const COMMAND_QUEUE: usize = 256;
+/// Providers buffered per `find_providers` stream.
+const PROVIDER_BUFFER: usize = 32;
+
+/// A provider found in the DHT.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundProvider {
+    pub(crate) peer: PeerId,
+    pub(crate) addrs: Vec<Multiaddr>,
+}
+
+/// What the event loop is asked to do.
+#[derive(Debug)]
+enum Command {
+    Identity {
+        peer: Option<PeerId>,
+        reply: oneshot::Sender<Result<PeerIdentity, NetworkError>>,
+    },
+    Connect {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<ConnectedPeer>>,
+    },
+    FindProviders {
+        key: RecordKey,
+        limit: usize,
+        /// Dial providers as they are found, while the query still knows their addresses.
+        dial: bool,
+        found: mpsc::Sender<FoundProvider>,
+    },
+    Provide {
+        key: RecordKey,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    RoutingTableSize {
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// A handle on the running network. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Network {
+    commands: mpsc::Sender<Command>,
+    local_peer_id: PeerId,
+    announcements: providing::Announcements,
+    metrics: Metrics,
+}
+
+/// Builds the swarm, starts listening, and spawns the event loop and the providing tasks. They
+/// stop when `shutdown` is cancelled; the returned handle finishes when the swarm is gone.
+pub(crate) fn spawn(
+    keypair: Keypair,
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(Network, JoinHandle<()>)> {
+    let public_key = keypair.public();
+    let local_peer_id = public_key.to_peer_id();
+    let swarm = behaviour::build_swarm(keypair, &settings)?;
+    let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+    let event_loop = event_loop::EventLoop::new(
+        swarm,
+        public_key,
+        queue,
+        settings.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    let task = tokio::spawn(event_loop.run());
+    let (announcements, announced) = providing::Announcements::new(settings.providing.queue);
+    let network = Network {
+        commands,
+        local_peer_id,
+        announcements,
+        metrics,
+    };
+    providing::spawn(
+        network.clone(),
+        store,
+        settings.providing,
+        announced,
+        shutdown,
+    );
+    tracing::info!(peer_id = %local_peer_id, "network started");
+    Ok((network, task))
+}
+
+impl Network {
+    /// This node's peer ID.
+    pub(crate) fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        answer.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Providers of `key` as the DHT finds them (at most `limit`); with `dial`, each is dialled
+    /// as soon as it is found. The stream ends when the query does.
+    pub(crate) async fn providers(
+        &self,
+        key: RecordKey,
+        limit: usize,
+        dial: bool,
+    ) -> Result<mpsc::Receiver<FoundProvider>, NetworkError> {
+        let (found, receiver) = mpsc::channel(PROVIDER_BUFFER.min(limit.max(1)));
+        self.commands
+            .send(Command::FindProviders {
+                key,
+                limit,
+                dial,
+                found,
+            })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        Ok(receiver)
+    }
+
+    /// Announces this node as a provider of `key`; returns when the DHT query ends.
+    pub(crate) async fn start_providing(&self, key: RecordKey) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Provide { key, reply }).await?
+    }
+
+    /// Peers in the DHT routing table.
+    pub(crate) async fn routing_table_size(&self) -> Result<usize, NetworkError> {
+        self.ask(|reply| Command::RoutingTableSize { reply }).await
+    }
+}
+
+/// The DHT key of a CID: its multihash, as Kubo keys provider records.
+pub(crate) fn dht_key(cid: &Cid) -> RecordKey {
+    RecordKey::new(&cid.hash().to_bytes())
+}
+
+fn invalid(input: &str, reason: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Invalid {
+        input: input.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// A peer named by a multiaddr ending in `/p2p/<id>`, or by a bare peer ID.
+fn peer_of(text: &str) -> Result<PeerId, NetworkError> {
+    if let Ok(peer) = text.parse::<PeerId>() {
+        return Ok(peer);
+    }
+    let addr: Multiaddr = text.parse().map_err(|e| invalid(text, e))?;
+    settings::split_peer(&addr)
+        .map(|(peer, _)| peer)
+        .ok_or_else(|| invalid(text, "the address does not end in /p2p/<peer id>"))
+}
+
+impl stargate_http_gateway::Network for Network {
+    fn identity(&self, peer: Option<String>) -> BoxFuture<'_, Result<PeerIdentity, NetworkError>> {
+        Box::pin(async move {
+            let peer = peer
+                .map(|p| p.parse::<PeerId>().map_err(|e| invalid(&p, e)))
+                .transpose()?;
+            self.ask(|reply| Command::Identity { peer, reply }).await?
+        })
+    }
+
+    fn connect(&self, addr: String) -> BoxFuture<'_, Result<String, NetworkError>> {
+        Box::pin(async move {
+            let parsed: Multiaddr = addr.parse().map_err(|e| invalid(&addr, e))?;
+            if !parsed.iter().any(|p| {
+                matches!(
+                    p,
+                    Protocol::Tcp(_) | Protocol::Udp(_) | Protocol::P2pCircuit
+                )
+            }) {
+                return Err(invalid(
+                    &addr,
+                    "the address names no transport (tcp, udp/quic-v1)",
+                ));
+            }
+            let peer = self
+                .ask(|reply| Command::Connect {
+                    addr: parsed,
+                    reply,
+                })
+                .await??;
+            Ok(peer.to_string())
+        })
+    }
+
+    fn disconnect(&self, addr: String) -> BoxFuture<'_, Result<String, NetworkError>> {
+        Box::pin(async move {
+            let peer = peer_of(&addr)?;
+            self.ask(|reply| Command::Disconnect { peer, reply })
+                .await??;
+            Ok(peer.to_string())
+        })
+    }
+
+    fn peers(&self) -> BoxFuture<'_, Result<Vec<ConnectedPeer>, NetworkError>> {
+        Box::pin(self.ask(|reply| Command::Peers { reply }))
+    }
+
+    fn find_providers(
+        &self,
+        cid: Cid,
+        limit: usize,
+    ) -> BoxStream<'static, Result<Provider, NetworkError>> {
+        let network = self.clone();
+        futures::stream::once(async move { network.providers(dht_key(&cid), limit, false).await })
+            .flat_map(|found| match found {
+                Ok(receiver) => tokio_stream_of(receiver)
+                    .map(|p| {
+                        Ok(Provider::new(
+                            p.peer.to_string(),
+                            p.addrs.iter().map(ToString::to_string).collect(),
+                        ))
+                    })
+                    .boxed(),
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            })
+            .boxed()
+    }
+
+    fn provide(&self, cid: Cid) -> BoxFuture<'_, Result<(), NetworkError>> {
+        Box::pin(self.start_providing(dht_key(&cid)))
+    }
+
+    fn content_added(&self, cid: Cid, pinned: bool) {
+        self.announcements.push(cid, pinned);
+    }
+}
+
+/// A receiver as a stream.
+fn tokio_stream_of<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> BoxStream<'static, T> {
+    futures::stream::unfold(
+        receiver,
+        |mut r| async move { r.recv().await.map(|v| (v, r)) },
+    )
+    .boxed()
+}

@@ -1,0 +1,92 @@
+//! `id` and `swarm connect|peers|disconnect`: answered by the node's [`Network`](crate::Network);
+//! without a daemon they say that they need one.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Params, RpcResult};
+use crate::AppState;
+use crate::network::Direction;
+
+pub(crate) async fn id(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    params.only(&["format", "peerid-base"])?;
+    if params.get("format").is_some() {
+        return Err(super::RpcError::client("--format is not supported"));
+    }
+    let peer = match params.args().as_slice() {
+        [] => None,
+        [one] => Some((*one).to_owned()),
+        _ => return Err(super::RpcError::client("expected at most one peer ID")),
+    };
+    let id = state.network()?.identity(peer).await?;
+    Ok(Json(json!({
+        "ID": id.id,
+        "PublicKey": id.public_key,
+        "Addresses": id.addresses,
+        "AgentVersion": id.agent_version,
+        "ProtocolVersion": id.protocol_version,
+        "Protocols": id.protocols,
+    }))
+    .into_response())
+}
+
+pub(crate) async fn connect(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    params.only(&[])?;
+    let network = state.network()?;
+    let mut lines = Vec::new();
+    for addr in params.required_args()? {
+        let peer = network.connect(addr.to_owned()).await?;
+        lines.push(format!("connect {peer} success"));
+    }
+    Ok(Json(json!({ "Strings": lines })).into_response())
+}
+
+pub(crate) async fn disconnect(
+    State(state): State<AppState>,
+    params: Params,
+) -> RpcResult<Response> {
+    params.only(&[])?;
+    let network = state.network()?;
+    let mut lines = Vec::new();
+    for addr in params.required_args()? {
+        let peer = network.disconnect(addr.to_owned()).await?;
+        lines.push(format!("disconnect {peer} success"));
+    }
+    Ok(Json(json!({ "Strings": lines })).into_response())
+}
+
+pub(crate) async fn peers(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    params.only(&["verbose", "streams", "latency", "direction", "identify"])?;
+    let verbose = params.flag("verbose", false)?;
+    let latency = verbose || params.flag("latency", false)?;
+    let direction = verbose || params.flag("direction", false)?;
+    let peers: Vec<Value> = state
+        .network()?
+        .peers()
+        .await?
+        .into_iter()
+        .map(|p| {
+            let mut entry = json!({ "Addr": p.addr, "Peer": p.peer });
+            if latency {
+                entry["Latency"] = json!(p.latency.map(|l| format!("{l:?}")).unwrap_or_default());
+            }
+            if direction {
+                // Kubo's network.Direction numbers.
+                entry["Direction"] = json!(match p.direction {
+                    Direction::Inbound => 1,
+                    Direction::Outbound => 2,
+                });
+            }
+            entry
+        })
+        .collect();
+    // Kubo answers `null` rather than an empty list.
+    let peers = if peers.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(peers)
+    };
+    Ok(Json(json!({ "Peers": peers })).into_response())
+}

@@ -1,0 +1,128 @@
+//! `id`, `swarm connect|peers|disconnect` and `routing findprovs|provide`: the daemon's network,
+//! printed as Kubo prints them.
+
+use anyhow::Result;
+use futures::StreamExt;
+use serde::Deserialize;
+
+use crate::cli::{RoutingCommand, SwarmCommand};
+use crate::client::{Client, ndjson};
+
+pub(crate) async fn id(client: &Client, peer: Option<String>) -> Result<()> {
+    let args: Vec<_> = peer.into_iter().map(|p| ("arg", p)).collect();
+    let id: serde_json::Value = client.json("id", &args).await?;
+    println!("{}", serde_json::to_string_pretty(&id)?);
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct Strings {
+    #[serde(rename = "Strings")]
+    strings: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Peers {
+    #[serde(rename = "Peers")]
+    peers: Option<Vec<Peer>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Peer {
+    #[serde(rename = "Addr")]
+    addr: String,
+    #[serde(rename = "Peer")]
+    peer: String,
+    #[serde(rename = "Latency", default)]
+    latency: String,
+    #[serde(rename = "Direction", default)]
+    direction: u8,
+}
+
+pub(crate) async fn swarm(client: &Client, cmd: SwarmCommand) -> Result<()> {
+    match cmd {
+        SwarmCommand::Connect { addrs } => {
+            print_strings(client, "swarm/connect", addrs).await?;
+        }
+        SwarmCommand::Disconnect { addrs } => {
+            print_strings(client, "swarm/disconnect", addrs).await?;
+        }
+        SwarmCommand::Peers { verbose } => {
+            let args: &[(&str, String)] = if verbose {
+                &[("verbose", String::from("true"))]
+            } else {
+                &[]
+            };
+            let peers: Peers = client.json("swarm/peers", args).await?;
+            for p in peers.peers.unwrap_or_default() {
+                if verbose {
+                    let direction = match p.direction {
+                        1 => "inbound",
+                        2 => "outbound",
+                        _ => "",
+                    };
+                    println!("{}/p2p/{} {} {direction}", p.addr, p.peer, p.latency);
+                } else {
+                    println!("{}/p2p/{}", p.addr, p.peer);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn print_strings(client: &Client, cmd: &str, addrs: Vec<String>) -> Result<()> {
+    let args: Vec<_> = addrs.into_iter().map(|a| ("arg", a)).collect();
+    let answer: Strings = client.json(cmd, &args).await?;
+    for line in answer.strings {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryEvent {
+    #[serde(rename = "Type", default)]
+    kind: u8,
+    #[serde(rename = "Responses", default)]
+    responses: Option<Vec<Response>>,
+    #[serde(rename = "Message")]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Response {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+/// Kubo's `routing.QueryEventType` for "found a provider".
+const EVENT_PROVIDER: u8 = 4;
+
+pub(crate) async fn routing(client: &Client, cmd: RoutingCommand) -> Result<()> {
+    let (command, args) = match cmd {
+        RoutingCommand::Findprovs { cid, num_providers } => (
+            "routing/findprovs",
+            vec![("arg", cid), ("num-providers", num_providers.to_string())],
+        ),
+        RoutingCommand::Provide { cids, recursive } => {
+            let mut args: Vec<_> = cids.into_iter().map(|c| ("arg", c)).collect();
+            args.push(("recursive", recursive.to_string()));
+            ("routing/provide", args)
+        }
+    };
+    let res = client.call(command, &args, None).await?;
+    let mut events = ndjson::<QueryEvent>(res);
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if let Some(message) = event.message {
+            anyhow::bail!("{message}");
+        }
+        if event.kind == EVENT_PROVIDER {
+            for r in event.responses.unwrap_or_default() {
+                println!("{}", r.id);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! A real `stargate daemon` process on loopback, for multi-node tests.
+//!
+//! Each daemon gets its own data dir, a configuration that keeps it on 127.0.0.1 (API, gateway
+//! and swarm on port 0, empty bootstrap list, mDNS, UPnP and AutoNAT off, the DHT in server
+//! mode since no AutoNAT server on loopback would ever call it reachable), and its log in
+//! `<data dir>/daemon.log`. The CLI is run against it with [`StargateDaemon::cli`]. The process
+//! is killed when the value is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use tempfile::TempDir;
+
+use crate::paths::stargate_bin;
+use crate::process::{CommandOutput, run_with_timeout, wait_or_kill};
+use crate::wait::wait_for;
+
+/// From spawn to a daemon that answers `id`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline of one CLI call unless the caller gives one.
+const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a SIGTERM may take.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How to start a [`StargateDaemon`].
+#[derive(Debug, Clone, Default)]
+pub struct DaemonOptions {
+    /// TCP port of the swarm on 127.0.0.1; 0 lets the OS choose (a restart then gets another).
+    pub swarm_port: u16,
+    /// Multiaddrs (with `/p2p/`) for `[swarm] peering`.
+    pub peering: Vec<String>,
+    /// More TOML appended to the generated configuration: sections other than `[api]`,
+    /// `[gateway]` and `[swarm]` (e.g. `[routing]`).
+    pub extra_config: String,
+    /// More `[swarm]` keys, one `key = value` per line.
+    pub swarm: String,
+    /// Extra environment variables for the daemon.
+    pub env: Vec<(String, String)>,
+}
+
+/// What `stargate id` prints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DaemonIdentity {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Addresses")]
+    pub addresses: Vec<String>,
+    #[serde(rename = "AgentVersion")]
+    pub agent_version: String,
+    #[serde(rename = "Protocols")]
+    pub protocols: Vec<String>,
+}
+
+/// A running `stargate daemon`.
+#[derive(Debug)]
+pub struct StargateDaemon {
+    child: Option<Child>,
+    dir: PathBuf,
+    options: DaemonOptions,
+    identity: DaemonIdentity,
+    // Declared last: removed after the child is gone.
+    temp: Option<TempDir>,
+}
+
+impl StargateDaemon {
+    /// Starts a daemon in a fresh temporary data dir.
+    pub fn start(options: DaemonOptions) -> Result<Self> {
+        let temp = tempfile::Builder::new()
+            .prefix("stargate-node-")
+            .tempdir()
+            .context("creating a data dir")?;
+        let dir = temp.path().to_path_buf();
+        Self::start_in(dir, Some(temp), options)
+    }
+
+    fn start_in(dir: PathBuf, temp: Option<TempDir>, options: DaemonOptions) -> Result<Self> {
+        std::fs::write(dir.join("config.toml"), config_for(&options))
+            .context("writing config.toml")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .context("creating daemon.log")?;
+        let mut cmd = Command::new(stargate_bin()?);
+        cmd.arg("--data-dir")
+            .arg(&dir)
+            .arg("daemon")
+            .env("STARGATE_LOG", "info,stargate=debug")
+            .env_remove("STARGATE_DATA_DIR")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("daemon.log")?)
+            .stderr(log);
+        let child = cmd.spawn().context("starting stargate daemon")?;
+        let mut daemon = Self {
+            child: Some(child),
+            dir,
+            options,
+            identity: DaemonIdentity {
+                id: String::new(),
+                addresses: Vec::new(),
+                agent_version: String::new(),
+                protocols: Vec::new(),
+            },
+            temp,
+        };
+        let identity = wait_for(START_TIMEOUT, || {
+            if daemon.exited() {
+                return Some(Err(anyhow::anyhow!("the daemon exited")));
+            }
+            daemon.api_identity().ok().map(Ok)
+        })
+        .and_then(|r| r)
+        .with_context(|| format!("daemon did not start; log:\n{}", daemon.log()))?;
+        daemon.identity = identity;
+        Ok(daemon)
+    }
+
+    fn exited(&mut self) -> bool {
+        !matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// `stargate id` while the daemon holds the data dir (the API file exists).
+    fn api_identity(&self) -> Result<DaemonIdentity> {
+        if !self.dir.join("api").exists() {
+            bail!("no API yet");
+        }
+        let out = self.cli_ok(&["id"])?;
+        serde_json::from_str(&out).context("parsing `stargate id`")
+    }
+
+    /// Runs `stargate --data-dir <dir> ARGS` and returns what it printed, whatever its exit.
+    pub fn cli(&self, args: &[&str]) -> Result<CommandOutput> {
+        self.cli_with_timeout(args, CLI_TIMEOUT)
+    }
+
+    /// [`cli`](Self::cli) with a deadline.
+    pub fn cli_with_timeout(&self, args: &[&str], timeout: Duration) -> Result<CommandOutput> {
+        let mut cmd = Command::new(stargate_bin()?);
+        cmd.arg("--data-dir")
+            .arg(&self.dir)
+            .args(args)
+            .env_remove("STARGATE_DATA_DIR")
+            .env_remove("STARGATE_LOG");
+        run_with_timeout(&mut cmd, timeout)
+    }
+
+    /// Runs the CLI and returns its stdout; fails with its stderr on a non-zero exit.
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            bail!(
+                "stargate {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                out.stderr_str().trim()
+            );
+        }
+        Ok(out.stdout_str())
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The peer ID.
+    pub fn peer_id(&self) -> &str {
+        &self.identity.id
+    }
+
+    /// What `id` said at start.
+    pub fn identity(&self) -> &DaemonIdentity {
+        &self.identity
+    }
+
+    /// The first TCP listen address, with `/p2p/<id>`.
+    pub fn multiaddr(&self) -> Result<String> {
+        self.identity
+            .addresses
+            .iter()
+            .find(|a| a.contains("/tcp/"))
+            .cloned()
+            .with_context(|| format!("no TCP address in {:?}", self.identity.addresses))
+    }
+
+    /// `swarm connect` to `other`.
+    pub fn connect(&self, other: &StargateDaemon) -> Result<()> {
+        self.cli_ok(&["swarm", "connect", &other.multiaddr()?])
+            .map(drop)
+    }
+
+    /// Peer IDs of the connected peers (`swarm peers`), without duplicates.
+    pub fn peers(&self) -> Result<Vec<String>> {
+        let out = self.cli_ok(&["swarm", "peers"])?;
+        let mut peers: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.rsplit_once("/p2p/").map(|(_, p)| p.trim().to_owned()))
+            .collect();
+        peers.sort();
+        peers.dedup();
+        Ok(peers)
+    }
+
+    /// Connections listed by `swarm peers` (one line each).
+    pub fn connection_count(&self) -> Result<usize> {
+        Ok(self.cli_ok(&["swarm", "peers"])?.lines().count())
+    }
+
+    /// The gateway's base URL, from the "daemon ready" log line.
+    pub fn gateway_url(&self) -> Result<String> {
+        let log = self.log();
+        let addr = log
+            .lines()
+            .filter(|l| l.contains("daemon ready"))
+            .filter_map(|l| l.split("gateway=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .next_back()
+            .context("no `daemon ready` line with the gateway address in the log")?;
+        Ok(format!("http://{addr}"))
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The OS process ID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", child.id());
+        }
+        let exit = wait_or_kill(&mut child, STOP_TIMEOUT)?;
+        if !exit.success() {
+            bail!(
+                "daemon exited with {exit} after SIGTERM; log:\n{}",
+                self.log()
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGKILL: the process dies at once.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the daemon and starts it again on the same data dir and options (new ports).
+    pub fn restart(mut self) -> Result<Self> {
+        self.stop()?;
+        let temp = self.temp.take();
+        let dir = self.dir.clone();
+        let options = self.options.clone();
+        Self::start_in(dir, temp, options)
+    }
+}
+
+impl Drop for StargateDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn config_for(options: &DaemonOptions) -> String {
+    let peering = options
+        .peering
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"[api]
+addr = "127.0.0.1:0"
+
+[gateway]
+addr = "127.0.0.1:0"
+
+[swarm]
+listen = ["/ip4/127.0.0.1/tcp/{port}"]
+bootstrap = []
+peering = [{peering}]
+mdns = false
+upnp = false
+autonat = false
+relay_client = false
+hole_punching = false
+kad_mode = "server"
+{swarm}
+
+{extra}
+"#,
+        port = options.swarm_port,
+        swarm = options.swarm,
+        extra = options.extra_config,
+    )
+}

@@ -1,0 +1,298 @@
+//! Several real `stargate daemon`s on loopback: identity, swarm commands, the DHT in line and
+//! star topologies, restarts, and connection limits under a burst of dials.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use stargate_tests::{
+    DaemonOptions, StargateDaemon, free_loopback_port, wait_for, wait_until,
+    write_pseudo_random_file,
+};
+
+/// Long enough for a DHT query on loopback under a loaded 2-core machine.
+const DHT_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn start_nodes(n: usize) -> Result<Vec<StargateDaemon>> {
+    (0..n)
+        .map(|_| StargateDaemon::start(DaemonOptions::default()))
+        .collect()
+}
+
+/// Adds a fresh pseudo-random file on `node` and returns its CID.
+fn add_file(node: &StargateDaemon, len: u64, seed: u64) -> Result<String> {
+    let path = node.dir().join(format!("input-{seed}"));
+    write_pseudo_random_file(&path, len, seed)?;
+    let cid = node.cli_ok(&["add", "-Q", path.to_str().context("path")?])?;
+    Ok(cid.trim().to_owned())
+}
+
+/// Provider peer IDs `node` finds for `cid` (one `findprovs` call).
+fn findprovs(node: &StargateDaemon, cid: &str) -> Result<BTreeSet<String>> {
+    Ok(node
+        .cli_ok(&["routing", "findprovs", cid])?
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Polls `findprovs` until it names every peer of `expected`; fails after [`DHT_TIMEOUT`].
+fn wait_for_providers(
+    node: &StargateDaemon,
+    cid: &str,
+    expected: &BTreeSet<String>,
+) -> Result<BTreeSet<String>> {
+    wait_for(DHT_TIMEOUT, || {
+        findprovs(node, cid)
+            .ok()
+            .filter(|found| expected.is_subset(found))
+    })
+    .with_context(|| format!("findprovs {cid} never found {expected:?}"))
+}
+
+fn set(ids: &[&StargateDaemon]) -> BTreeSet<String> {
+    ids.iter().map(|n| n.peer_id().to_owned()).collect()
+}
+
+#[test]
+fn identity_and_swarm_commands() -> Result<()> {
+    let nodes = start_nodes(2)?;
+    let (a, b) = (&nodes[0], &nodes[1]);
+
+    let id = a.identity();
+    ensure!(id.agent_version.starts_with("stargate/"), "{id:?}");
+    for p in ["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/kad/1.0.0"] {
+        ensure!(id.protocols.iter().any(|x| x == p), "{p} missing: {id:?}");
+    }
+    ensure!(
+        id.addresses
+            .iter()
+            .all(|x| x.starts_with("/ip4/127.0.0.1/tcp/") && x.ends_with(&id.id)),
+        "{id:?}"
+    );
+
+    // The key file: 0600, and never in the log.
+    let key_path = a.dir().join("identity.key");
+    let mode = std::fs::metadata(&key_path)?.permissions().mode() & 0o777;
+    ensure!(mode == 0o600, "identity.key has mode {mode:o}");
+    let key = std::fs::read(&key_path)?;
+    let log = a.log();
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    ensure!(!log.contains(&hex), "the key appears in the log");
+
+    a.connect(b)?;
+    wait_until(Duration::from_secs(20), || {
+        a.peers().is_ok_and(|p| p == [b.peer_id()]) && b.peers().is_ok_and(|p| p == [a.peer_id()])
+    })?;
+    // Connecting again to a connected peer succeeds.
+    a.connect(b)?;
+    // What identify told b about a.
+    let seen: serde_json::Value = serde_json::from_str(&b.cli_ok(&["id", a.peer_id()])?)?;
+    ensure!(seen["ID"] == a.peer_id(), "{seen}");
+    ensure!(
+        seen["AgentVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("stargate/")),
+        "{seen}"
+    );
+    let verbose = a.cli_ok(&["swarm", "peers", "--verbose"])?;
+    ensure!(verbose.contains("outbound"), "{verbose}");
+
+    b.cli_ok(&["swarm", "disconnect", &format!("/p2p/{}", a.peer_id())])?;
+    wait_until(Duration::from_secs(20), || {
+        a.peers().is_ok_and(|p| p.is_empty()) && b.peers().is_ok_and(|p| p.is_empty())
+    })?;
+
+    // Bad input is refused with a clear message and changes nothing.
+    let out = a.cli(&["swarm", "connect", "not-a-multiaddr"])?;
+    ensure!(!out.status.success(), "connecting to garbage succeeded");
+    ensure!(
+        out.stderr_str().contains("invalid argument"),
+        "{}",
+        out.stderr_str()
+    );
+    let out = a.cli(&["swarm", "disconnect", &format!("/p2p/{}", b.peer_id())])?;
+    ensure!(
+        out.stderr_str().contains("not connected"),
+        "{}",
+        out.stderr_str()
+    );
+    Ok(())
+}
+
+#[test]
+fn network_commands_need_a_daemon() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    for args in [
+        vec!["id"],
+        vec!["swarm", "peers"],
+        vec![
+            "routing",
+            "findprovs",
+            "QmTN9kQpoyWurpJJCroExwsMfM9d1UN7R3Dek79cZ4gS67",
+        ],
+    ] {
+        let out = stargate_tests::run_with_timeout(
+            std::process::Command::new(stargate_tests::stargate_bin()?)
+                .arg("--data-dir")
+                .arg(dir.path())
+                .args(&args),
+            Duration::from_secs(30),
+        )?;
+        ensure!(!out.status.success(), "{args:?} succeeded without a daemon");
+        ensure!(
+            out.stderr_str().contains("needs a running daemon"),
+            "{args:?}: {}",
+            out.stderr_str()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn line_of_five_finds_providers_across_hops() -> Result<()> {
+    let nodes = start_nodes(5)?;
+    for pair in nodes.windows(2) {
+        pair[0].connect(&pair[1])?;
+    }
+    let (first, last) = (&nodes[0], &nodes[4]);
+    ensure!(
+        !last.peers()?.contains(&first.peer_id().to_owned()),
+        "the ends of the line are connected before the DHT is used"
+    );
+    let cid = add_file(first, 1 << 20, 1)?;
+    let found = wait_for_providers(last, &cid, &set(&[first]))?;
+    ensure!(found == set(&[first]), "findprovs {cid}: {found:?}");
+    Ok(())
+}
+
+#[test]
+fn star_findprovs_names_exactly_the_providers() -> Result<()> {
+    let nodes = start_nodes(6)?;
+    let hub = &nodes[0];
+    for leaf in &nodes[1..] {
+        leaf.connect(hub)?;
+    }
+    let shared = add_file(&nodes[1], 300_000, 7)?;
+    ensure!(
+        add_file(&nodes[3], 300_000, 7)? == shared,
+        "same bytes, same CID"
+    );
+    let alone = add_file(&nodes[2], 300_000, 8)?;
+
+    let asker = &nodes[5];
+    let found = wait_for_providers(asker, &shared, &set(&[&nodes[1], &nodes[3]]))?;
+    ensure!(found == set(&[&nodes[1], &nodes[3]]), "{found:?}");
+    let found = wait_for_providers(asker, &alone, &set(&[&nodes[2]]))?;
+    ensure!(found == set(&[&nodes[2]]), "{found:?}");
+    // `routing provide` of a block this node does not have is refused.
+    let out = asker.cli(&["routing", "provide", &alone])?;
+    ensure!(
+        !out.status.success() && out.stderr_str().contains("not found locally"),
+        "{}",
+        out.stderr_str()
+    );
+    Ok(())
+}
+
+#[test]
+fn restart_keeps_identity_peering_and_reprovides() -> Result<()> {
+    let hub_port = free_loopback_port()?;
+    let hub = StargateDaemon::start(DaemonOptions {
+        swarm_port: hub_port,
+        ..DaemonOptions::default()
+    })?;
+    let node = StargateDaemon::start(DaemonOptions {
+        peering: vec![hub.multiaddr()?],
+        ..DaemonOptions::default()
+    })?;
+    let id = node.peer_id().to_owned();
+    wait_until(Duration::from_secs(30), || {
+        hub.peers().is_ok_and(|p| p.contains(&id))
+    })
+    .context("the peering peer was not dialled at start")?;
+    let cid = add_file(&node, 200_000, 3)?;
+    wait_for_providers(&hub, &cid, &[id.clone()].into())?;
+
+    // The hub forgets every provider record when it restarts (they live in memory); the node
+    // must come back with the same identity, dial its peering peer again and re-provide.
+    let mut node = node;
+    node.stop()?;
+    let hub = hub.restart()?;
+    ensure!(findprovs(&hub, &cid)?.is_empty(), "the hub kept records");
+    let node = node.restart()?;
+    ensure!(node.peer_id() == id, "the peer ID changed on restart");
+    wait_until(Duration::from_secs(30), || {
+        hub.peers().is_ok_and(|p| p.contains(&id))
+    })
+    .context("the restarted node did not dial its peering peer")?;
+    wait_for_providers(&hub, &cid, &[id.clone()].into())?;
+
+    // A peering peer that goes away is dialled again when it is back.
+    let hub = hub.restart()?;
+    wait_until(Duration::from_secs(60), || {
+        hub.peers().is_ok_and(|p| p.contains(&id))
+    })
+    .context("the node did not redial its peering peer after the peer restarted")?;
+    Ok(())
+}
+
+#[test]
+fn connection_limits_hold_under_a_burst_of_dials() -> Result<()> {
+    const LOW: usize = 4;
+    const HIGH: usize = 8;
+    const DIALERS: usize = 16;
+    let target = StargateDaemon::start(DaemonOptions {
+        swarm: format!(
+            "low_water = {LOW}\nhigh_water = {HIGH}\ngrace_period_sec = 5\nmax_per_peer = 1"
+        ),
+        ..DaemonOptions::default()
+    })?;
+    let dialers = start_nodes(DIALERS)?;
+    let addr = target.multiaddr()?;
+
+    let mut most = 0;
+    let outcomes: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = dialers
+            .iter()
+            .map(|d| s.spawn(|| d.cli_ok(&["swarm", "connect", &addr]).is_ok()))
+            .collect();
+        // Sample while the dials land.
+        while handles.iter().any(|h| !h.is_finished()) {
+            if let Ok(n) = target.connection_count() {
+                most = most.max(n);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(false))
+            .collect()
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        most = most.max(target.connection_count()?);
+    }
+    ensure!(
+        most <= HIGH,
+        "{most} connections, above the high water mark {HIGH}"
+    );
+    ensure!(
+        outcomes.iter().filter(|ok| **ok).count() >= HIGH / 2,
+        "too few dials succeeded: {outcomes:?}"
+    );
+    eprintln!("connections at most: {most}; dials: {outcomes:?}");
+    ensure!(
+        most == HIGH,
+        "the burst never reached the high water mark ({most})"
+    );
+    // Past the grace period the manager trims to the low water mark.
+    wait_until(Duration::from_secs(30), || {
+        target.connection_count().is_ok_and(|n| n <= LOW)
+    })
+    .context("connections were not trimmed to the low water mark")?;
+    // Still answering.
+    target.cli_ok(&["id"])?;
+    Ok(())
+}
