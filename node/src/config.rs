@@ -202,8 +202,9 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-/// Applies one environment variable if it names a key of the configuration. Unknown
-/// `STARGATE_*` variables are an error, so that a typo does not silently do nothing.
+/// Applies one environment variable if it names a key of the configuration. A variable that
+/// names a section but no key in it is an error, so that a typo does not silently do nothing;
+/// one that names no section belongs to something else (scripts, the instance) and is ignored.
 fn apply_env(value: &mut toml::Table, name: &str, raw: &str) -> Result<()> {
     let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
         return Ok(());
@@ -212,6 +213,7 @@ fn apply_env(value: &mut toml::Table, name: &str, raw: &str) -> Result<()> {
         return Ok(());
     }
     let rest = rest.to_ascii_lowercase();
+    let mut names_a_section = false;
     for (section, table) in value.iter_mut() {
         let Some(key) = rest.strip_prefix(&format!("{section}_")) else {
             continue;
@@ -219,12 +221,16 @@ fn apply_env(value: &mut toml::Table, name: &str, raw: &str) -> Result<()> {
         let toml::Value::Table(table) = table else {
             continue;
         };
+        names_a_section = true;
         if let Some(slot) = table.get_mut(key) {
             *slot = parse_env_value(raw);
             return Ok(());
         }
     }
-    bail!("{name} is not a configuration key (see `stargate init` for the list)")
+    if names_a_section {
+        bail!("{name} is not a configuration key (see `stargate init` for the list)")
+    }
+    Ok(())
 }
 
 /// Secrets are read where they are used, never through the configuration tables.
@@ -311,6 +317,8 @@ mod tests {
     fn unknown_keys_are_errors() {
         assert!(Config::from_sources("[gateway]\nadress = \"x\"\n", env(&[])).is_err());
         assert!(Config::from_sources("", env(&[("STARGATE_GATEWAY_ADRESS", "x")])).is_err());
+        // Outside every section: someone else's variable.
+        assert!(Config::from_sources("", env(&[("STARGATE_TEST_SKIP_LINT", "1")])).is_ok());
         assert!(Config::from_sources("", env(&[("STARGATE_GATEWAY_ADDR", "nonsense")])).is_err());
     }
 

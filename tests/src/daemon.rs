@@ -280,6 +280,19 @@ impl Drop for StargateDaemon {
     }
 }
 
+/// `[swarm]` keys (TOML values) that keep a test node off every network but loopback: no
+/// bootstrap peers, no mDNS, UPnP, AutoNAT or relays, and the DHT in server mode (no AutoNAT
+/// server on loopback would ever call it reachable).
+pub(crate) const LOOPBACK_SWARM: &[(&str, &str)] = &[
+    ("bootstrap", "[]"),
+    ("mdns", "false"),
+    ("upnp", "false"),
+    ("autonat", "false"),
+    ("relay_client", "false"),
+    ("hole_punching", "false"),
+    ("kad_mode", "\"server\""),
+];
+
 fn config_for(options: &DaemonOptions) -> String {
     let peering = options
         .peering
@@ -296,19 +309,18 @@ addr = "127.0.0.1:0"
 
 [swarm]
 listen = ["/ip4/127.0.0.1/tcp/{port}"]
-bootstrap = []
 peering = [{peering}]
-mdns = false
-upnp = false
-autonat = false
-relay_client = false
-hole_punching = false
-kad_mode = "server"
+{loopback}
 {swarm}
 
 {extra}
 "#,
         port = options.swarm_port,
+        loopback = LOOPBACK_SWARM
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         swarm = options.swarm,
         extra = options.extra_config,
     )

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::daemon::LOOPBACK_SWARM;
 use crate::paths::stargate_bin;
 use crate::process::{CommandOutput, run_with_timeout, wait_or_kill};
 use crate::wait::{free_loopback_port, wait_until};
@@ -63,6 +64,11 @@ impl StargateNode {
             if k.starts_with("STARGATE_") {
                 cmd.env_remove(k);
             }
+        }
+        // The swarm on 127.0.0.1 only, off every other network (see LOOPBACK_SWARM).
+        cmd.env("STARGATE_SWARM_LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]");
+        for (key, value) in LOOPBACK_SWARM {
+            cmd.env(format!("STARGATE_SWARM_{}", key.to_uppercase()), value);
         }
         cmd.arg("--data-dir").arg(self.dir.path());
         Ok(cmd)

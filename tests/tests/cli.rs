@@ -199,7 +199,7 @@ fn add_prints_every_entry_like_kubo() -> Result<()> {
 fn a_second_daemon_on_the_same_data_dir_fails_clearly() -> Result<()> {
     let mut first = StargateNode::new()?;
     first.start()?;
-    let out = run_second_daemon(first.data_dir())?;
+    let out = run_second_daemon(&first)?;
     ensure!(!out.status.success(), "the second daemon started");
     ensure!(
         out.stderr_str()
@@ -211,9 +211,10 @@ fn a_second_daemon_on_the_same_data_dir_fails_clearly() -> Result<()> {
     Ok(())
 }
 
-fn run_second_daemon(dir: &Path) -> Result<stargate_tests::CommandOutput> {
-    let mut cmd = std::process::Command::new(stargate_tests::stargate_bin()?);
-    cmd.arg("--data-dir").arg(dir).args([
+/// Starts a second daemon on `first`'s data dir (with the same loopback-only settings).
+fn run_second_daemon(first: &StargateNode) -> Result<stargate_tests::CommandOutput> {
+    let mut cmd = first.command()?;
+    cmd.args([
         "daemon",
         "--api-addr",
         "127.0.0.1:0",
