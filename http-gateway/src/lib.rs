@@ -3,13 +3,16 @@
 //! - the IPFS path gateway and trustless gateway (`/ipfs/<cid>[/path]`), read-only;
 //! - the Kubo-compatible RPC subset (`POST /api/v0/...`) that the `stargate` CLI speaks, whether
 //!   to a running daemon over TCP or to an in-process router when no daemon runs;
+//! - the Stargate API's anchors (`/api/v1/anchors`), behind the [`Anchoring`] trait;
 //! - `/health` and Prometheus `/metrics` on both listeners.
 //!
 //! This crate depends on `protocol` and `storage` and on narrow traits that the node implements
-//! (block retrieval from peers, the [`Network`] behind `id`/`swarm`/`routing`, later publishing
-//! and anchoring); never on the node itself.
+//! (block retrieval from peers, the [`Network`] behind `id`/`swarm`/`routing`, the [`Anchoring`] behind
+//! anchors, later publishing); never on the node itself.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod anchoring;
+mod anchors_api;
 mod gateway;
 mod health;
 mod metrics;
@@ -18,6 +21,10 @@ mod rpc;
 mod serve;
 mod state;
 
+pub use crate::anchoring::{
+    AnchorEntry, AnchorState, Anchoring, AnchoringError, AnchoringSummary, WalletBalance,
+};
+pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability};
 pub use crate::network::{ConnectedPeer, Direction, Network, NetworkError, PeerIdentity, Provider};

@@ -7,6 +7,7 @@ use stargate_protocol::Cid;
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::Store;
 
+use crate::anchoring::Anchoring;
 use crate::network::{Network, NetworkError};
 
 /// Limits and timeouts of the HTTP surface.
@@ -34,11 +35,13 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     store: Store,
     blocks: Arc<dyn BlockSource>,
     options: HttpOptions,
     network: Option<Arc<dyn Network>>,
+    anchoring: Option<Arc<dyn Anchoring>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -60,6 +63,7 @@ impl AppState {
                 blocks,
                 options,
                 network: None,
+                anchoring: None,
             }),
         }
     }
@@ -67,14 +71,27 @@ impl AppState {
     /// The same state with the node's network behind `id`, `swarm` and `routing` (a daemon;
     /// without it those commands answer that they need one).
     pub fn with_network(self, network: Arc<dyn Network>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.network = Some(network);
         Self {
-            inner: Arc::new(Inner {
-                store: self.inner.store.clone(),
-                blocks: Arc::clone(&self.inner.blocks),
-                options: self.inner.options.clone(),
-                network: Some(network),
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// The same state with the node's chain service behind `/api/v1/anchors` and the `anchor`
+    /// and `wallet` commands (a daemon with a chain backend; without it they answer that they
+    /// need one).
+    pub fn with_anchoring(self, anchoring: Arc<dyn Anchoring>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.anchoring = Some(anchoring);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The chain service, if this node runs one.
+    pub(crate) fn anchoring(&self) -> Option<&dyn Anchoring> {
+        self.inner.anchoring.as_deref()
     }
 
     /// The network, or the error that commands needing one answer.

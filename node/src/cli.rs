@@ -44,6 +44,12 @@ pub(crate) enum Command {
     /// Maintain the store.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Commit CIDs to Bitcoin, follow their anchors and get their proofs. Needs a running
+    /// daemon with a chain backend ([chain] in the configuration): its watcher does the work.
+    Anchor(AnchorArgs),
+    /// The wallet that pays for anchors. Needs a running daemon with a chain backend.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
     /// Check a Bitcoin anchor proof offline (no network, no data dir).
     Verify(VerifyArgs),
     /// Show this node's (or a connected peer's) ID, addresses, agent and protocols.
@@ -57,6 +63,43 @@ pub(crate) enum Command {
     /// Query and announce in the DHT.
     #[command(subcommand)]
     Routing(RoutingCommand),
+}
+
+/// `stargate anchor CID...` queues; `stargate anchor status|proof ...` reports.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct AnchorArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<AnchorCommand>,
+    /// CIDs to queue for anchoring; they are committed with the next batch (printed: each
+    /// CID and its state).
+    #[arg(required = true, value_name = "CID")]
+    pub(crate) cids: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AnchorCommand {
+    /// The watcher (network, tip, lag, last error) and CIDs by state; with CIDs, the state of
+    /// each: queued, broadcast (txid), confirmed (txid, height, depth) or failed (reason).
+    Status {
+        /// CIDs to report on.
+        #[arg(value_name = "CID")]
+        cids: Vec<String>,
+    },
+    /// Print the self-contained proof of a confirmed anchor (JSON; check it with `stargate
+    /// verify`).
+    Proof {
+        #[arg(value_name = "CID")]
+        cid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WalletCommand {
+    /// Print a fresh address to fund the wallet.
+    Address,
+    /// Print the balance in satoshis: confirmed, pending, immature.
+    Balance,
 }
 
 #[derive(Debug, Args)]

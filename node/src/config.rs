@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 /// The commented default configuration file.
 pub(crate) const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
@@ -22,6 +23,21 @@ const ENV_PREFIX: &str = "STARGATE_";
 /// Environment variables that are not configuration keys (they are read elsewhere).
 const ENV_NOT_KEYS: &[&str] = &["STARGATE_DATA_DIR", "STARGATE_LOG"];
 
+/// Other names for configuration variables: (alias, canonical name). Setting both to different
+/// values is an error.
+const ENV_ALIASES: &[(&str, &str)] = &[(
+    // The guide's name for the network.
+    "STARGATE_BITCOIN_NETWORK",
+    "STARGATE_CHAIN_BITCOIN_NETWORK",
+)];
+
+/// `Authorization: Bearer` key of `POST /api/v1/anchors` (the guide's `stargate-api-key`).
+const ENV_API_KEY: &str = "STARGATE_API_KEY";
+/// Password of `[chain] rpc_user`.
+const ENV_RPC_PASSWORD: &str = "STARGATE_CHAIN_RPC_PASSWORD";
+/// Extended private key of the anchoring wallet.
+const ENV_WALLET_KEY: &str = "STARGATE_CHAIN_WALLET_KEY";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
@@ -31,6 +47,72 @@ pub(crate) struct Config {
     pub(crate) routing: RoutingConfig,
     pub(crate) store: StoreConfig,
     pub(crate) log: LogConfig,
+    pub(crate) chain: ChainSection,
+}
+
+/// `[chain]`: Bitcoin anchoring. Empty URLs mean "not set"; `chain::settings` turns this into
+/// the chain crate's configuration and checks it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChainSection {
+    pub(crate) bitcoin_network: String,
+    pub(crate) electrum_url: String,
+    pub(crate) electrum_validate_domain: bool,
+    pub(crate) rpc_url: String,
+    pub(crate) rpc_cookie: String,
+    pub(crate) rpc_user: String,
+    pub(crate) anchor_batch_interval_sec: u64,
+    pub(crate) anchor_batch_max: usize,
+    pub(crate) fee_floor_sat_vb: f64,
+    pub(crate) fee_ceiling_sat_vb: f64,
+    pub(crate) fee_fallback_sat_vb: f64,
+    pub(crate) fee_target_blocks: u16,
+    pub(crate) rbf_after_sec: u64,
+    pub(crate) rebroadcast_after_sec: u64,
+    pub(crate) poll_interval_sec: u64,
+    pub(crate) scan_anchors: bool,
+}
+
+/// Secrets, read from the environment only (never from the file or flags), never logged.
+#[derive(Default)]
+pub(crate) struct Secrets {
+    /// `STARGATE_API_KEY`.
+    pub(crate) api_key: Option<Zeroizing<String>>,
+    /// `STARGATE_CHAIN_RPC_PASSWORD`.
+    pub(crate) rpc_password: Option<Zeroizing<String>>,
+    /// `STARGATE_CHAIN_WALLET_KEY`.
+    pub(crate) wallet_key: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<Zeroizing<String>>| if s.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field("api_key", &set(&self.api_key))
+            .field("rpc_password", &set(&self.rpc_password))
+            .field("wallet_key", &set(&self.wallet_key))
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// The secrets among `env`; empty values count as unset.
+    pub(crate) fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut secrets = Self::default();
+        for (name, value) in env {
+            if value.is_empty() {
+                continue;
+            }
+            let slot = match name.as_str() {
+                ENV_API_KEY => &mut secrets.api_key,
+                ENV_RPC_PASSWORD => &mut secrets.rpc_password,
+                ENV_WALLET_KEY => &mut secrets.wallet_key,
+                _ => continue,
+            };
+            *slot = Some(Zeroizing::new(value));
+        }
+        secrets
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,7 +230,7 @@ impl Config {
         let mut value: toml::Table = toml::from_str(DEFAULT_CONFIG).context("default config")?;
         let file: toml::Table = toml::from_str(file).context("invalid TOML")?;
         merge(&mut value, file);
-        for (name, raw) in env {
+        for (name, raw) in resolve_aliases(env.into_iter().collect())? {
             apply_env(&mut value, &name, &raw)?;
         }
         toml::Value::Table(value)
@@ -202,6 +284,24 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
+/// Renames aliased variables to their canonical names.
+fn resolve_aliases(mut env: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
+    for (alias, canonical) in ENV_ALIASES {
+        let Some(at) = env.iter().position(|(k, _)| k == alias) else {
+            continue;
+        };
+        let (_, value) = env.swap_remove(at);
+        match env.iter().find(|(k, _)| k == canonical) {
+            Some((_, other)) if *other != value => {
+                bail!("{alias}={value:?} and {canonical}={other:?} disagree; set only one")
+            }
+            Some(_) => {}
+            None => env.push(((*canonical).to_owned(), value)),
+        }
+    }
+    Ok(env)
+}
+
 /// Applies one environment variable if it names a key of the configuration. A variable that
 /// names a section but no key in it is an error, so that a typo does not silently do nothing;
 /// one that names no section belongs to something else (scripts, the instance) and is ignored.
@@ -233,9 +333,10 @@ fn apply_env(value: &mut toml::Table, name: &str, raw: &str) -> Result<()> {
     Ok(())
 }
 
-/// Secrets are read where they are used, never through the configuration tables.
+/// Secrets are read where they are used ([`Secrets`]), never through the configuration tables.
+/// (`STARGATE_CHAIN_RPC_COOKIE` names a file, not a secret: it is `[chain] rpc_cookie`.)
 fn is_secret(name: &str) -> bool {
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "COOKIE"]
+    ["KEY", "TOKEN", "SECRET", "PASSWORD"]
         .iter()
         .any(|s| name.ends_with(s))
 }
@@ -325,6 +426,70 @@ mod tests {
     #[test]
     fn secrets_are_not_config_keys() {
         assert!(Config::from_sources("", env(&[("STARGATE_API_KEY", "s3cret")])).is_ok());
+    }
+
+    #[test]
+    fn chain_from_env_and_alias() {
+        let c = Config::default();
+        assert_eq!(c.chain.bitcoin_network, "mainnet");
+        assert!(c.chain.electrum_url.is_empty() && c.chain.rpc_url.is_empty());
+        let c = Config::from_sources(
+            "",
+            env(&[
+                ("STARGATE_BITCOIN_NETWORK", "regtest"),
+                ("STARGATE_CHAIN_RPC_URL", "http://127.0.0.1:18443"),
+                ("STARGATE_CHAIN_RPC_COOKIE", "/tmp/x/.cookie"),
+                ("STARGATE_CHAIN_RPC_USER", "alice"),
+                ("STARGATE_CHAIN_RPC_PASSWORD", "hunter2"),
+                ("STARGATE_CHAIN_WALLET_KEY", "tprv..."),
+                ("STARGATE_CHAIN_ANCHOR_BATCH_MAX", "10"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.chain.bitcoin_network, "regtest");
+        assert_eq!(c.chain.rpc_url, "http://127.0.0.1:18443");
+        assert_eq!(c.chain.rpc_cookie, "/tmp/x/.cookie");
+        assert_eq!(c.chain.rpc_user, "alice");
+        assert_eq!(c.chain.anchor_batch_max, 10);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let c = Config::from_sources(
+            "[chain]\nelectrum_url = \"tcp://127.0.0.1:50001\"\n",
+            env(&[
+                ("STARGATE_BITCOIN_NETWORK", "signet"),
+                ("STARGATE_CHAIN_BITCOIN_NETWORK", "signet"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.chain.bitcoin_network, "signet");
+        assert_eq!(c.chain.electrum_url, "tcp://127.0.0.1:50001");
+        assert!(
+            Config::from_sources(
+                "",
+                env(&[
+                    ("STARGATE_BITCOIN_NETWORK", "signet"),
+                    ("STARGATE_CHAIN_BITCOIN_NETWORK", "regtest"),
+                ]),
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_env_only_and_stay_hidden() {
+        let s = Secrets::from_env(env(&[
+            ("STARGATE_API_KEY", "k3y"),
+            ("STARGATE_CHAIN_RPC_PASSWORD", ""),
+            ("STARGATE_CHAIN_WALLET_KEY", "tprv8x"),
+            ("PATH", "/bin"),
+        ]));
+        assert_eq!(s.api_key.as_deref().map(String::as_str), Some("k3y"));
+        assert!(s.rpc_password.is_none());
+        assert_eq!(s.wallet_key.as_deref().map(String::as_str), Some("tprv8x"));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("k3y") && !shown.contains("tprv8x"),
+            "{shown}"
+        );
     }
 
     #[test]

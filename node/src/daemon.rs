@@ -8,11 +8,12 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use stargate_http_gateway::{AppState, HttpOptions, Observability};
+use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability};
 use stargate_storage::{Store, StoreOptions};
 
+use crate::anchoring::{self, ChainAnchoring, ChainMetrics};
 use crate::cli::DaemonArgs;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Secrets};
 use crate::p2p;
 use crate::shutdown;
 
@@ -32,10 +33,20 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         config.swarm.bootstrap.retain(|b| b != "none");
     }
     let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing)?;
+    let secrets = Secrets::from_env(std::env::vars());
+    let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
 
     let mut registry = Registry::default();
     let http_metrics = stargate_http_gateway::HttpMetrics::register(&mut registry);
     let p2p_metrics = p2p::Metrics::register(&mut registry);
+    let api_auth = ApiAuth::register(
+        &mut registry,
+        secrets.api_key.as_deref().map(String::as_str),
+    );
+    let chain_metrics = chain_settings
+        .is_some()
+        .then(|| ChainMetrics::register(&mut registry));
+    drop(secrets);
     let registry = Arc::new(registry);
 
     let store = open_store(&data_dir, &config)?;
@@ -48,15 +59,35 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         p2p_metrics,
         token.clone(),
     )?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         store.clone(),
         Arc::new(store.clone()),
         http_options(&config),
     )
     .with_network(Arc::new(network.clone()));
+    let chain = match chain_settings {
+        Some(settings) => {
+            let chain = Arc::new(ChainAnchoring::start(store.clone(), settings, &token)?);
+            state = state.with_anchoring(chain.clone());
+            if let Some(metrics) = chain_metrics {
+                tokio::spawn(metrics.run(chain.clone(), token.clone()));
+            }
+            Some(chain)
+        }
+        None => {
+            tracing::info!(
+                "no chain backend configured ([chain] electrum_url or rpc_url): anchoring is off"
+            );
+            None
+        }
+    };
     let obs = Observability::new(registry, http_metrics);
-    let gateway = obs.wrap(stargate_http_gateway::gateway_router(state.clone()));
-    let api = obs.wrap(stargate_http_gateway::api_router(state));
+    // The Stargate API's anchors on both listeners: the public gateway for other services,
+    // the loopback API for the operator.
+    let anchors = stargate_http_gateway::anchors_router(state.clone(), api_auth);
+    let gateway =
+        obs.wrap(stargate_http_gateway::gateway_router(state.clone()).merge(anchors.clone()));
+    let api = obs.wrap(stargate_http_gateway::api_router(state).merge(anchors));
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;
     let api_listener = bind(config.api.addr, "API").await?;
@@ -83,6 +114,10 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     token.cancel();
     if let Err(e) = network_task.await {
         tracing::error!(error = %e, "the network task failed");
+    }
+    if let Some(chain) = chain {
+        // The watcher finishes its round; what it wrote is committed before the store closes.
+        chain.shutdown().await;
     }
     g.context("gateway server")?;
     a.context("API server")?;

@@ -2,6 +2,7 @@
 //! command; `stargate daemon` runs the node, every other command is a client of it (or of the
 //! store directly when no daemon runs).
 
+mod anchoring;
 mod cli;
 mod client;
 mod commands;

@@ -3,6 +3,7 @@
 //! newline-delimited JSON where Kubo streams, errors as `{"Message", "Code", "Type": "error"}`.
 
 mod add;
+mod anchor;
 mod blocks;
 mod content;
 mod params;
@@ -18,6 +19,7 @@ use axum::routing::post;
 
 use crate::AppState;
 
+pub(crate) use anchor::MAX_CIDS_PER_CALL;
 pub(crate) use params::Params;
 pub(crate) use response::{RpcError, RpcResult};
 
@@ -46,6 +48,11 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/swarm/peers", post(swarm::peers))
         .route("/api/v0/routing/findprovs", post(routing::findprovs))
         .route("/api/v0/routing/provide", post(routing::provide))
+        .route("/api/v0/anchor/add", post(anchor::add))
+        .route("/api/v0/anchor/status", post(anchor::status))
+        .route("/api/v0/anchor/proof", post(anchor::proof))
+        .route("/api/v0/wallet/address", post(anchor::wallet_address))
+        .route("/api/v0/wallet/balance", post(anchor::wallet_balance))
         // `add` streams bodies of any size through bounded channels; the others read small ones.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower::limit::ConcurrencyLimitLayer::new(limit))

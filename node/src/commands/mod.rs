@@ -1,6 +1,7 @@
 //! The client commands: each turns its arguments into RPC calls and prints Kubo's output.
 
 mod add;
+mod anchor;
 mod block;
 mod content;
 mod pin;
@@ -26,6 +27,8 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         Command::Id { peer } => swarm::id(client, peer).await,
         Command::Swarm(cmd) => swarm::swarm(client, cmd).await,
         Command::Routing(cmd) => swarm::routing(client, cmd).await,
+        Command::Anchor(args) => anchor::anchor(client, args).await,
+        Command::Wallet(cmd) => anchor::wallet(client, cmd).await,
         Command::Init | Command::Daemon(_) | Command::Verify(_) => {
             unreachable!("init, daemon and verify are not client commands")
         }
