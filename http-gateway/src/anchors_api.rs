@@ -81,15 +81,12 @@ impl ApiAuth {
         error(status, message)
     }
 
-    /// Checks `Authorization: Bearer <key>`.
-    #[allow(clippy::result_large_err)] // the error is the response, built once per rejection
-    fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// Checks `Authorization: Bearer <key>`; the error is the message to answer.
+    fn check(&self, headers: &HeaderMap) -> Result<(), &'static str> {
         let Some(expected) = self.key else {
-            return Err(self.reject(
-                "unauthorized",
-                StatusCode::UNAUTHORIZED,
+            return Err(
                 "this node has no API key (set STARGATE_API_KEY), so it refuses anchor requests",
-            ));
+            );
         };
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -99,7 +96,7 @@ impl ApiAuth {
         if presented == Some(expected) {
             Ok(())
         } else {
-            Err(self.reject("unauthorized", StatusCode::UNAUTHORIZED, "Invalid API key"))
+            Err("Invalid API key")
         }
     }
 }
@@ -172,8 +169,10 @@ fn parse_request(body: &[u8]) -> Result<Vec<Cid>, String> {
 }
 
 async fn post_anchors(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(res) = api.auth.check(&headers) {
-        return res;
+    if let Err(message) = api.auth.check(&headers) {
+        return api
+            .auth
+            .reject("unauthorized", StatusCode::UNAUTHORIZED, message);
     }
     let bad = |message: &str| {
         api.auth
@@ -279,10 +278,12 @@ mod tests {
         assert!(auth.check(&HeaderMap::new()).is_err());
         let none = ApiAuth::register(&mut Registry::default(), Some(""));
         assert!(none.check(&headers("Bearer ")).is_err());
+        let res = auth.reject("unauthorized", StatusCode::UNAUTHORIZED, "Invalid API key");
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
-            text.contains("anchor_rejections_total{reason=\"unauthorized\"} 3"),
+            text.contains("anchor_rejections_total{reason=\"unauthorized\"} 1"),
             "{text}"
         );
     }

@@ -46,6 +46,21 @@ pub(crate) fn settings(
         .bitcoin_network
         .parse()
         .context("[chain] bitcoin_network (STARGATE_BITCOIN_NETWORK)")?;
+    for (key, url) in [
+        ("electrum_url", &section.electrum_url),
+        ("rpc_url", &section.rpc_url),
+    ] {
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        if rest
+            .split('/')
+            .next()
+            .is_some_and(|host| host.contains('@'))
+        {
+            bail!(
+                "[chain] {key} must not carry credentials (URLs are logged and shown by `anchor status`): use rpc_cookie, or rpc_user with STARGATE_CHAIN_RPC_PASSWORD"
+            );
+        }
+    }
     let backend = match (section.electrum_url.is_empty(), section.rpc_url.is_empty()) {
         (true, true) => return Ok(None),
         (false, false) => bail!(
@@ -412,6 +427,15 @@ mod tests {
             ("STARGATE_CHAIN_RPC_COOKIE", "/btc/.cookie"),
         ]);
         assert!(settings(&both, &secrets(&[]), dir).is_err());
+        let inline = section(&[
+            (
+                "STARGATE_CHAIN_RPC_URL",
+                "http://alice:hunter2@127.0.0.1:8332/",
+            ),
+            ("STARGATE_CHAIN_RPC_COOKIE", "/btc/.cookie"),
+        ]);
+        let err = settings(&inline, &secrets(&[]), dir).unwrap_err();
+        assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");
         let none = section(&[("STARGATE_CHAIN_RPC_URL", "http://127.0.0.1:8332")]);
         assert!(settings(&none, &secrets(&[]), dir).is_err());
         let bad_batch = section(&[
