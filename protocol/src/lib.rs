@@ -10,7 +10,8 @@
 //!   writes them;
 //! - the size limits every decoder of outside input enforces ([`limits`]);
 //! - Bitcoin anchor payloads, batch Merkle trees and offline proofs ([`anchor`]);
-//! - the Bitswap 1.0.0/1.1.0/1.2.0 message ([`bitswap`]).
+//! - the Bitswap 1.0.0/1.1.0/1.2.0 message ([`bitswap`]);
+//! - the request and response of the fast DAG transfer between Stargate instances ([`transfer`]).
 //!
 //! Non-goals: no I/O beyond what callers hand in, no global state.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -24,6 +25,7 @@ mod dagpb;
 mod hash;
 pub mod limits;
 mod path;
+pub mod transfer;
 pub mod unixfs;
 
 pub use crate::block::{Block, BlockError};

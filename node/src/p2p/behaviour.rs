@@ -47,7 +47,8 @@ pub(crate) struct Behaviour {
     pub(crate) dcutr: Toggle<dcutr::Behaviour>,
     pub(crate) upnp: Toggle<upnp::tokio::Behaviour>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
-    // The fast CAR transfer between Stargate instances (issue 3, item 7) joins here.
+    /// The fast CAR transfer between Stargate instances (`transfer/`): plain streams.
+    pub(crate) transfer: libp2p_stream::Behaviour,
 }
 
 /// Builds the swarm (not yet listening).
@@ -143,6 +144,7 @@ fn behaviour(
             .into(),
         upnp: settings.upnp.then(upnp::tokio::Behaviour::default).into(),
         mdns: mdns.into(),
+        transfer: libp2p_stream::Behaviour::new(),
     })
 }
 
@@ -153,6 +155,7 @@ impl Behaviour {
             identify::PROTOCOL_NAME.to_string(),
             identify::PUSH_PROTOCOL_NAME.to_string(),
             ping::PROTOCOL_NAME.to_string(),
+            super::transfer::PROTOCOL.to_string(),
         ];
         if self.kad.mode() == kad::Mode::Server {
             list.push(KAD_PROTOCOL.to_string());

@@ -16,6 +16,7 @@ mod metrics;
 mod providing;
 mod records;
 mod settings;
+mod transfer;
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -35,6 +36,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
 pub(crate) use settings::Settings;
+pub(crate) use stargate_protocol::transfer::TransferRequest;
+pub(crate) use transfer::{FetchSummary, TransferError};
 
 /// Requests waiting for the event loop.
 const COMMAND_QUEUE: usize = 256;
@@ -89,6 +92,7 @@ pub(crate) struct Network {
     local_peer_id: PeerId,
     announcements: providing::Announcements,
     metrics: Metrics,
+    transfer: transfer::Transfer,
 }
 
 /// Builds the swarm, starts listening, and spawns the event loop and the providing tasks. They
@@ -104,6 +108,13 @@ pub(crate) fn spawn(
     let local_peer_id = public_key.to_peer_id();
     let swarm = behaviour::build_swarm(keypair, &settings)?;
     let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+    let transfer = transfer::Transfer::new(
+        swarm.behaviour().transfer.new_control(),
+        store.clone(),
+        transfer::Config::default(),
+        penalise(commands.downgrade()),
+    );
+    transfer.serve(shutdown.clone())?;
     let event_loop = event_loop::EventLoop::new(
         swarm,
         public_key,
@@ -119,6 +130,7 @@ pub(crate) fn spawn(
         local_peer_id,
         announcements,
         metrics,
+        transfer,
     };
     providing::spawn(
         network.clone(),
@@ -175,10 +187,51 @@ impl Network {
         self.ask(|reply| Command::Provide { key, reply }).await?
     }
 
+    /// Fetches what `request` names (a whole DAG, a path's entity, an `entity-bytes` range) from
+    /// `peer`, a Stargate node (identify agent `stargate/...`), over the CAR transfer protocol.
+    /// Yields the blocks in walk order, each verified and handed to the store; ends once all
+    /// are durably stored (and, with `pin`, the root pinned), or with one error. Broken streams
+    /// are resumed; a peer that sends a wrong block is disconnected. Dropping the stream cancels.
+    #[allow(dead_code, reason = "the retrieval layer (retrieval.rs) is its caller")]
+    pub(crate) fn fetch_dag(
+        &self,
+        peer: PeerId,
+        request: TransferRequest,
+        pin: bool,
+    ) -> BoxStream<'static, Result<stargate_protocol::Block, TransferError>> {
+        self.transfer.fetch(peer, request, pin)
+    }
+
+    /// [`Network::fetch_dag`] to the end: how many blocks and bytes the DAG has.
+    ///
+    /// # Errors
+    /// The first error of the transfer.
+    #[allow(dead_code, reason = "the retrieval layer (retrieval.rs) is its caller")]
+    pub(crate) async fn fetch_dag_all(
+        &self,
+        peer: PeerId,
+        request: TransferRequest,
+        pin: bool,
+    ) -> Result<FetchSummary, TransferError> {
+        self.transfer.fetch_all(peer, request, pin).await
+    }
+
     /// Peers in the DHT routing table.
     pub(crate) async fn routing_table_size(&self) -> Result<usize, NetworkError> {
         self.ask(|reply| Command::RoutingTableSize { reply }).await
     }
+}
+
+/// Disconnects a peer that broke a protocol, through the event loop (if it still runs).
+fn penalise(commands: mpsc::WeakSender<Command>) -> transfer::Penalise {
+    std::sync::Arc::new(move |peer, reason: &str| {
+        tracing::warn!(%peer, reason, "disconnecting a misbehaving peer");
+        let (reply, _) = oneshot::channel();
+        if let Some(commands) = commands.upgrade() {
+            // A full queue means a busy node; the stream is dropped in any case.
+            let _ = commands.try_send(Command::Disconnect { peer, reply });
+        }
+    })
 }
 
 /// The DHT key of a CID: its multihash, as Kubo keys provider records.

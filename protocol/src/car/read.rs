@@ -94,7 +94,35 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
         })
     }
 
+    /// The next frame as sent: the CID it claims and the bytes, NOT verified. For callers that
+    /// verify blocks elsewhere (in parallel, [`Block::new`]); nothing from here may be used before
+    /// that. `None` at the end of the CAR.
+    ///
+    /// # Errors
+    /// [`CarError`] for a truncated or oversized frame or an unreadable CID. Every later call
+    /// then returns `Ok(None)`.
+    pub async fn next_frame(&mut self) -> Result<Option<(Cid, Bytes)>, CarError> {
+        if self.failed {
+            return Ok(None);
+        }
+        let res = self.read_unverified().await;
+        self.failed = res.is_err();
+        res
+    }
+
     async fn read_block(&mut self) -> Result<Option<Block>, CarError> {
+        let Some((cid, data)) = self.read_unverified().await? else {
+            return Ok(None);
+        };
+        Block::new(cid, data)
+            .map(Some)
+            .map_err(|e| CarError::BadBlock {
+                cid,
+                reason: e.to_string(),
+            })
+    }
+
+    async fn read_unverified(&mut self) -> Result<Option<(Cid, Bytes)>, CarError> {
         let start = self.offset;
         let Some(len) = self.read_len().await? else {
             return Ok(None);
@@ -113,13 +141,7 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
             reason: e.to_string(),
         })?;
         // The cursor stands inside `frame`, so its position fits in usize.
-        let data = frame.slice(cursor.position() as usize..);
-        Block::new(cid, data)
-            .map(Some)
-            .map_err(|e| CarError::BadBlock {
-                cid,
-                reason: e.to_string(),
-            })
+        Ok(Some((cid, frame.slice(cursor.position() as usize..))))
     }
 
     /// A length prefix; `None` at a clean end of input (no byte of a new frame read).
