@@ -2,6 +2,7 @@
 
 mod data;
 pub mod export;
+mod hamt;
 mod import;
 
 pub use data::{DataType, UnixFsData, UnixFsError, UnixTime};

@@ -9,21 +9,10 @@
 use super::ExportError;
 use crate::Cid;
 use crate::unixfs::UnixFsData;
-
-/// The multihash code UnixFS records for murmur3-x64-64, the only HAMT hash in use.
-pub(crate) const MURMUR3_X64_64: u64 = 0x22;
+pub(crate) use crate::unixfs::hamt::{MURMUR3_X64_64, hash_name};
 
 /// Largest fanout accepted (Kubo uses 256; the hex prefix would otherwise grow unbounded).
 const MAX_FANOUT: u64 = 4096;
-
-/// The hash that places `name` in a HAMT.
-pub(crate) fn hash_name(name: &[u8]) -> u64 {
-    let mut reader = name;
-    // Reading from a slice cannot fail; an error would mean a bug in the murmur3 crate.
-    let h = murmur3::murmur3_x64_128(&mut reader, 0).unwrap_or_default();
-    // The low 64 bits are h1, which Go's murmur3.Sum64 returns.
-    h as u64
-}
 
 /// The shape of one shard node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,14 +106,6 @@ mod tests {
         d.fanout = Some(fanout);
         let cid = crate::parse_cid("bafkqaaa").unwrap();
         Shard::from_data(&cid, &d).unwrap()
-    }
-
-    #[test]
-    fn murmur3_x64_64_reference_values() {
-        // The first half of MurmurHash3_x64_128("hello", seed 0), as Python's mmh3.hash64 and
-        // Go's murmur3.Sum64 give it; of "" it is 0.
-        assert_eq!(hash_name(b"hello"), 0xcbd8_a7b3_41bd_9b02);
-        assert_eq!(hash_name(b""), 0);
     }
 
     #[test]

@@ -10,13 +10,12 @@ use bytes::Bytes;
 use super::error::ImportError;
 use super::node::write_node;
 use super::sink::BlockSink;
+use crate::unixfs::hamt::{MURMUR3_X64_64, hash_name};
 use crate::unixfs::{DataType, UnixFsData};
 use crate::{Cid, PbLink, Version};
 
 /// Children per shard node (boxo's `DefaultShardWidth`).
 const FANOUT: usize = 256;
-/// Multicodec of murmur3-x64-64, recorded in every shard node.
-const HASH_MURMUR3: u64 = 0x22;
 /// Bytes of hash available, one consumed per level at fanout 256.
 const HASH_BYTES: usize = 8;
 
@@ -42,13 +41,9 @@ pub(super) fn build<S: BlockSink + ?Sized>(
     shard(&refs, 0, version, path, sink)
 }
 
-/// The 64-bit murmur3 hash boxo uses: the first half of murmur3-x64-128 (seed 0), big-endian.
+/// The hash bytes a name's buckets are taken from, one byte per level.
 fn hamt_hash(name: &str) -> [u8; HASH_BYTES] {
-    let mut input = name.as_bytes();
-    // Reading from a slice cannot fail; the crate's API is over `Read`.
-    let full = murmur3::murmur3_x64_128(&mut input, 0).unwrap_or_default();
-    // The crate returns h2 in the high half and h1 in the low half.
-    (full as u64).to_be_bytes()
+    hash_name(name.as_bytes()).to_be_bytes()
 }
 
 fn shard<S: BlockSink + ?Sized>(
@@ -99,7 +94,7 @@ fn shard<S: BlockSink + ?Sized>(
         .position(|&b| b != 0)
         .unwrap_or(bitfield.len());
     data.data = Some(Bytes::copy_from_slice(&bitfield[first..]));
-    data.hash_type = Some(HASH_MURMUR3);
+    data.hash_type = Some(MURMUR3_X64_64);
     data.fanout = Some(FANOUT as u64);
     write_node(links, &data, version, sink)
 }
@@ -108,15 +103,6 @@ fn shard<S: BlockSink + ?Sized>(
 mod tests {
     use super::*;
     use crate::{Codec, HashCode, PbNode, digest};
-
-    #[test]
-    fn hash_is_murmur3_x64_64_big_endian() {
-        // Reference values of murmur3 x64-128 (seed 0), first 64-bit word, from the canonical C
-        // implementation (smhasher); the JS and Go importers use the same word.
-        let h = |s: &str| u64::from_be_bytes(hamt_hash(s));
-        assert_eq!(h(""), 0);
-        assert_eq!(h("hello"), 0xcbd8_a7b3_41bd_9b02);
-    }
 
     fn entry(name: &str) -> Entry {
         Entry {
