@@ -27,7 +27,9 @@ pub use crate::anchoring::{
 pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability};
-pub use crate::network::{ConnectedPeer, Direction, Network, NetworkError, PeerIdentity, Provider};
+pub use crate::network::{
+    ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
+};
 pub use crate::rpc::api_router;
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};

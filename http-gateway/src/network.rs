@@ -104,6 +104,23 @@ impl Provider {
     }
 }
 
+/// What a transfer of a whole DAG from a peer (`dag fetch`) stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DagFetched {
+    /// Blocks of the DAG, every one verified and stored.
+    pub blocks: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl DagFetched {
+    /// A summary.
+    pub fn new(blocks: u64, bytes: u64) -> Self {
+        Self { blocks, bytes }
+    }
+}
+
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -144,6 +161,15 @@ pub trait Network: Send + Sync {
     ) -> BoxStream<'static, Result<Provider, NetworkError>>;
     /// Announces this node as a provider of `cid` now, returning when the DHT took the record.
     fn provide(&self, cid: Cid) -> BoxFuture<'_, Result<(), NetworkError>>;
+    /// Fetches the whole DAG under `cid` from `peer` (a Stargate node: a peer ID or a multiaddr
+    /// ending in `/p2p/<id>`) over the fast CAR transfer protocol, verifying and storing every
+    /// block, and pins it recursively if `pin`.
+    fn fetch_dag(
+        &self,
+        peer: String,
+        cid: Cid,
+        pin: bool,
+    ) -> BoxFuture<'_, Result<DagFetched, NetworkError>>;
     /// Tells the network that `cid` was added or pinned, so that it is announced in the
     /// background as the provide strategy says. Never blocks and never fails: what cannot be
     /// queued is announced by the next reprovide.

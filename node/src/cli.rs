@@ -63,6 +63,24 @@ pub(crate) enum Command {
     /// Query and announce in the DHT.
     #[command(subcommand)]
     Routing(RoutingCommand),
+    /// Work with whole DAGs.
+    #[command(subcommand)]
+    Dag(DagCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DagCommand {
+    /// Fetch the whole DAG under a CID from a Stargate peer over the fast transfer protocol
+    /// (`/stargate/car/1.0.0`), verifying and storing every block.
+    Fetch {
+        /// The Stargate peer: its peer ID (if connected) or a multiaddr ending in /p2p/<id>.
+        #[arg(long, value_name = "PEER")]
+        from: String,
+        cid: String,
+        /// Pin the DAG once it is complete.
+        #[arg(long)]
+        pin: bool,
+    },
 }
 
 /// `stargate anchor CID...` queues; `stargate anchor status|proof ...` reports.

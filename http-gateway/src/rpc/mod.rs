@@ -53,6 +53,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/anchor/proof", post(anchor::proof))
         .route("/api/v0/wallet/address", post(anchor::wallet_address))
         .route("/api/v0/wallet/balance", post(anchor::wallet_balance))
+        .route("/api/v0/dag/fetch", post(routing::fetch_dag))
         // `add` streams bodies of any size through bounded channels; the others read small ones.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower::limit::ConcurrencyLimitLayer::new(limit))

@@ -1,8 +1,9 @@
 //! `routing findprovs|provide`: DHT operations of the node's [`Network`](crate::Network),
-//! answered as Kubo's streams of routing query events.
+//! answered as Kubo's streams of routing query events; and `dag fetch` (Stargate's own): a whole
+//! DAG from a Stargate peer over the fast transfer protocol.
 
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryFutureExt, TryStreamExt};
 use serde_json::json;
 use stargate_protocol::Cid;
@@ -104,4 +105,28 @@ pub(crate) async fn provide(State(state): State<AppState>, params: Params) -> Rp
 
 fn parse(arg: &str) -> RpcResult<Cid> {
     Ok(stargate_protocol::parse_cid(arg)?)
+}
+
+/// `dag/fetch?arg=<cid>&peer=<peer>&pin=<bool>`: the DAG under `cid` from `peer`, stored (and
+/// pinned if asked) when the answer comes: `{"Root", "Blocks", "Bytes", "Seconds"}`.
+pub(crate) async fn fetch_dag(
+    State(state): State<AppState>,
+    params: Params,
+) -> RpcResult<Response> {
+    params.only(&["peer", "pin"])?;
+    let cid = parse(params.one_arg()?)?;
+    let peer = params
+        .get("peer")
+        .ok_or_else(|| RpcError::client("peer is required: the Stargate peer to fetch from"))?
+        .to_owned();
+    let pin = params.flag("pin", false)?;
+    let started = std::time::Instant::now();
+    let fetched = state.network()?.fetch_dag(peer, cid, pin).await?;
+    Ok(axum::Json(json!({
+        "Root": cid.to_string(),
+        "Blocks": fetched.blocks,
+        "Bytes": fetched.bytes,
+        "Seconds": started.elapsed().as_secs_f64(),
+    }))
+    .into_response())
 }

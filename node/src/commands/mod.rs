@@ -29,6 +29,7 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         Command::Routing(cmd) => swarm::routing(client, cmd).await,
         Command::Anchor(args) => anchor::anchor(client, args).await,
         Command::Wallet(cmd) => anchor::wallet(client, cmd).await,
+        Command::Dag(cmd) => swarm::dag(client, cmd).await,
         Command::Init | Command::Daemon(_) | Command::Verify(_) => {
             unreachable!("init, daemon and verify are not client commands")
         }

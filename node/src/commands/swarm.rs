@@ -1,11 +1,11 @@
 //! `id`, `swarm connect|peers|disconnect` and `routing findprovs|provide`: the daemon's network,
-//! printed as Kubo prints them.
+//! printed as Kubo prints them; `dag fetch`, Stargate's transfer from a Stargate peer.
 
 use anyhow::Result;
 use futures::StreamExt;
 use serde::Deserialize;
 
-use crate::cli::{RoutingCommand, SwarmCommand};
+use crate::cli::{DagCommand, RoutingCommand, SwarmCommand};
 use crate::client::{Client, ndjson};
 
 pub(crate) async fn id(client: &Client, peer: Option<String>) -> Result<()> {
@@ -122,6 +122,34 @@ pub(crate) async fn routing(client: &Client, cmd: RoutingCommand) -> Result<()> 
             for r in event.responses.unwrap_or_default() {
                 println!("{}", r.id);
             }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct Fetched {
+    #[serde(rename = "Root")]
+    root: String,
+    #[serde(rename = "Blocks")]
+    blocks: u64,
+    #[serde(rename = "Bytes")]
+    bytes: u64,
+    #[serde(rename = "Seconds")]
+    seconds: f64,
+}
+
+pub(crate) async fn dag(client: &Client, cmd: DagCommand) -> Result<()> {
+    match cmd {
+        DagCommand::Fetch { from, cid, pin } => {
+            let args = [("arg", cid), ("peer", from), ("pin", pin.to_string())];
+            let f: Fetched = client.json("dag/fetch", &args).await?;
+            // MB = 10^6 bytes, as the benchmarks count.
+            let rate = f.bytes as f64 / f.seconds.max(1e-9) / 1e6;
+            println!(
+                "fetched {}: {} blocks, {} bytes in {:.3} s ({rate:.1} MB/s)",
+                f.root, f.blocks, f.bytes, f.seconds
+            );
         }
     }
     Ok(())

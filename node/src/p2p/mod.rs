@@ -26,7 +26,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::RecordKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use stargate_http_gateway::{ConnectedPeer, NetworkError, PeerIdentity, Provider};
+use stargate_http_gateway::{ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider};
 use stargate_protocol::Cid;
 use stargate_storage::Store;
 use tokio::sync::{mpsc, oneshot};
@@ -206,7 +206,6 @@ impl Network {
     ///
     /// # Errors
     /// The first error of the transfer.
-    #[allow(dead_code, reason = "the retrieval layer (retrieval.rs) is its caller")]
     pub(crate) async fn fetch_dag_all(
         &self,
         peer: PeerId,
@@ -327,6 +326,29 @@ impl stargate_http_gateway::Network for Network {
 
     fn provide(&self, cid: Cid) -> BoxFuture<'_, Result<(), NetworkError>> {
         Box::pin(self.start_providing(dht_key(&cid)))
+    }
+
+    fn fetch_dag(
+        &self,
+        peer: String,
+        cid: Cid,
+        pin: bool,
+    ) -> BoxFuture<'_, Result<DagFetched, NetworkError>> {
+        Box::pin(async move {
+            // A multiaddr is dialled first (the transfer dials known peers by ID only).
+            let peer = match peer.parse::<PeerId>() {
+                Ok(id) => id,
+                Err(_) => {
+                    let id = stargate_http_gateway::Network::connect(self, peer).await?;
+                    peer_of(&id)?
+                }
+            };
+            let fetched = self
+                .fetch_dag_all(peer, TransferRequest::dag(cid), pin)
+                .await
+                .map_err(|e| NetworkError::Failed(e.to_string()))?;
+            Ok(DagFetched::new(fetched.blocks, fetched.bytes))
+        })
     }
 
     fn content_added(&self, cid: Cid, pinned: bool) {
