@@ -149,6 +149,7 @@ pub(crate) struct SwarmConfig {
     pub(crate) max_pending: u32,
     pub(crate) max_per_peer: u32,
     pub(crate) max_memory_mib: u64,
+    pub(crate) bitswap_blocks_per_sec_per_peer: u32,
 }
 
 /// `[swarm] kad_mode`.
@@ -169,6 +170,8 @@ pub(crate) struct RoutingConfig {
     pub(crate) reprovide_interval_sec: u64,
     pub(crate) provide_concurrency: usize,
     pub(crate) provide_queue: usize,
+    pub(crate) fetch_timeout_sec: u64,
+    pub(crate) fetch_concurrency: usize,
 }
 
 /// `[routing] provide_strategy`: which CIDs get provider records.

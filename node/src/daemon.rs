@@ -35,6 +35,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing)?;
     let secrets = Secrets::from_env(std::env::vars());
     let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
+    let fetching = p2p_settings.fetching;
 
     let mut registry = Registry::default();
     let http_metrics = stargate_http_gateway::HttpMetrics::register(&mut registry);
@@ -59,12 +60,9 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         p2p_metrics,
         token.clone(),
     )?;
-    let mut state = AppState::new(
-        store.clone(),
-        Arc::new(store.clone()),
-        http_options(&config),
-    )
-    .with_network(Arc::new(network.clone()));
+    let blocks = p2p::NetworkBlockSource::new(store.clone(), network.clone(), fetching);
+    let mut state = AppState::new(store.clone(), Arc::new(blocks), http_options(&config))
+        .with_network(Arc::new(network.clone()));
     let chain = match chain_settings {
         Some(settings) => {
             let chain = Arc::new(ChainAnchoring::start(store.clone(), settings, &token)?);

@@ -6,6 +6,7 @@
 //! `<data dir>/daemon.log`. The CLI is run against it with [`StargateDaemon::cli`]. The process
 //! is killed when the value is dropped.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use tempfile::TempDir;
 
+use crate::data::write_pseudo_random_file;
 use crate::paths::stargate_bin;
 use crate::process::{CommandOutput, run_with_timeout, wait_or_kill};
 use crate::wait::wait_for;
@@ -160,6 +162,40 @@ impl StargateDaemon {
             );
         }
         Ok(out.stdout_str())
+    }
+
+    /// Writes `len` pseudo-random bytes (from `seed`) to `<data dir>/input-<seed>`, adds the
+    /// file and returns its CID and path.
+    pub fn add_file(&self, len: u64, seed: u64) -> Result<(String, PathBuf)> {
+        let path = self.dir.join(format!("input-{seed}"));
+        write_pseudo_random_file(&path, len, seed)?;
+        let cid = self.cli_ok(&["add", "-Q", path.to_str().context("non-UTF-8 path")?])?;
+        Ok((cid.trim().to_owned(), path))
+    }
+
+    /// Provider peer IDs one `routing findprovs` call finds for `cid`.
+    pub fn findprovs(&self, cid: &str) -> Result<BTreeSet<String>> {
+        Ok(self
+            .cli_ok(&["routing", "findprovs", cid])?
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// Polls `findprovs` until it names every peer of `expected`; fails after `timeout`.
+    pub fn wait_for_providers(
+        &self,
+        cid: &str,
+        expected: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> Result<BTreeSet<String>> {
+        wait_for(timeout, || {
+            self.findprovs(cid)
+                .ok()
+                .filter(|found| expected.is_subset(found))
+        })
+        .with_context(|| format!("findprovs {cid} never found {expected:?}"))
     }
 
     /// The data dir.

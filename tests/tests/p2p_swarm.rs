@@ -6,10 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use stargate_tests::{
-    DaemonOptions, StargateDaemon, free_loopback_port, wait_for, wait_until,
-    write_pseudo_random_file,
-};
+use stargate_tests::{DaemonOptions, StargateDaemon, free_loopback_port, wait_until};
 
 /// Long enough for a DHT query on loopback under a loaded 2-core machine.
 const DHT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -22,34 +19,15 @@ fn start_nodes(n: usize) -> Result<Vec<StargateDaemon>> {
 
 /// Adds a fresh pseudo-random file on `node` and returns its CID.
 fn add_file(node: &StargateDaemon, len: u64, seed: u64) -> Result<String> {
-    let path = node.dir().join(format!("input-{seed}"));
-    write_pseudo_random_file(&path, len, seed)?;
-    let cid = node.cli_ok(&["add", "-Q", path.to_str().context("path")?])?;
-    Ok(cid.trim().to_owned())
+    Ok(node.add_file(len, seed)?.0)
 }
 
-/// Provider peer IDs `node` finds for `cid` (one `findprovs` call).
-fn findprovs(node: &StargateDaemon, cid: &str) -> Result<BTreeSet<String>> {
-    Ok(node
-        .cli_ok(&["routing", "findprovs", cid])?
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .collect())
-}
-
-/// Polls `findprovs` until it names every peer of `expected`; fails after [`DHT_TIMEOUT`].
 fn wait_for_providers(
     node: &StargateDaemon,
     cid: &str,
     expected: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>> {
-    wait_for(DHT_TIMEOUT, || {
-        findprovs(node, cid)
-            .ok()
-            .filter(|found| expected.is_subset(found))
-    })
-    .with_context(|| format!("findprovs {cid} never found {expected:?}"))
+    node.wait_for_providers(cid, expected, DHT_TIMEOUT)
 }
 
 fn set(ids: &[&StargateDaemon]) -> BTreeSet<String> {
@@ -221,7 +199,7 @@ fn restart_keeps_identity_peering_and_reprovides() -> Result<()> {
     let mut node = node;
     node.stop()?;
     let hub = hub.restart()?;
-    ensure!(findprovs(&hub, &cid)?.is_empty(), "the hub kept records");
+    ensure!(hub.findprovs(&cid)?.is_empty(), "the hub kept records");
     let node = node.restart()?;
     ensure!(node.peer_id() == id, "the peer ID changed on restart");
     wait_until(Duration::from_secs(30), || {

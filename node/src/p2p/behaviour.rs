@@ -9,10 +9,14 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, autonat, connection_limits, dcutr, identify, kad, mdns,
-    memory_connection_limits, noise, ping, relay, tcp, upnp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, allow_block_list, autonat, connection_limits, dcutr,
+    identify, kad, mdns, memory_connection_limits, noise, ping, relay, tcp, upnp, yamux,
 };
 
+use stargate_protocol::bitswap::ProtocolVersion;
+use stargate_storage::Store;
+
+use super::bitswap;
 use super::records::ProviderStore;
 use super::settings::Settings;
 use crate::config::KadMode;
@@ -36,7 +40,9 @@ pub(crate) fn agent_version() -> String {
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    // Limits come first, so that a refused connection reaches no other behaviour's handler.
+    // Bans and limits come first, so that a refused connection reaches no other behaviour's
+    // handler.
+    pub(crate) banned: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) memory: Toggle<memory_connection_limits::Behaviour>,
     pub(crate) identify: identify::Behaviour,
@@ -49,10 +55,15 @@ pub(crate) struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     /// The fast CAR transfer between Stargate instances (`transfer/`): plain streams.
     pub(crate) transfer: libp2p_stream::Behaviour,
+    pub(crate) bitswap: bitswap::Behaviour,
 }
 
 /// Builds the swarm (not yet listening).
-pub(crate) fn build_swarm(keypair: Keypair, settings: &Settings) -> Result<Swarm<Behaviour>> {
+pub(crate) fn build_swarm(
+    keypair: Keypair,
+    settings: &Settings,
+    store: Store,
+) -> Result<Swarm<Behaviour>> {
     let yamux = || {
         let mut config = yamux::Config::default();
         config.set_max_num_streams(MAX_STREAMS);
@@ -71,7 +82,7 @@ pub(crate) fn build_swarm(keypair: Keypair, settings: &Settings) -> Result<Swarm
         .context("setting up DNS resolution")?
         .with_relay_client(noise::Config::new, yamux)
         .context("setting up the relay client transport")?
-        .with_behaviour(|key, relay_client| behaviour(key, relay_client, settings))
+        .with_behaviour(|key, relay_client| behaviour(key, relay_client, settings, store))
         .map_err(|e| anyhow::anyhow!("setting up the network behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
         .build();
@@ -82,6 +93,7 @@ fn behaviour(
     key: &Keypair,
     relay_client: relay::client::Behaviour,
     settings: &Settings,
+    store: Store,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let peer_id = key.public().to_peer_id();
     let limits = settings.limits;
@@ -121,6 +133,7 @@ fn behaviour(
     };
 
     Ok(Behaviour {
+        banned: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(connection_limits),
         memory: limits
             .max_memory_bytes
@@ -145,6 +158,13 @@ fn behaviour(
         upnp: settings.upnp.then(upnp::tokio::Behaviour::default).into(),
         mdns: mdns.into(),
         transfer: libp2p_stream::Behaviour::new(),
+        bitswap: bitswap::Behaviour::new(
+            store,
+            bitswap::Config {
+                blocks_per_second_per_peer: settings.bitswap_rate,
+                ..bitswap::Config::default()
+            },
+        ),
     })
 }
 
@@ -157,6 +177,7 @@ impl Behaviour {
             ping::PROTOCOL_NAME.to_string(),
             super::transfer::PROTOCOL.to_string(),
         ];
+        list.extend(ProtocolVersion::PROTOCOLS.iter().map(ToString::to_string));
         if self.kad.mode() == kad::Mode::Server {
             list.push(KAD_PROTOCOL.to_string());
         }

@@ -17,10 +17,12 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, identify, mdns, relay};
 use stargate_http_gateway::{ConnectedPeer, Direction, NetworkError, PeerIdentity};
+use stargate_protocol::{Block, Cid};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION, agent_version};
+use super::bitswap::{self, WantError};
 use super::metrics::Metrics;
 use super::settings::Settings;
 use super::{Command, FoundProvider};
@@ -37,6 +39,10 @@ const MAX_RELAYS: usize = 2;
 const MAX_PROVIDER_QUERIES: usize = 256;
 /// Provide queries running at once (the reprovider keeps below this by itself).
 const MAX_PROVIDE_QUERIES: usize = 1024;
+/// A peer that sent a corrupt block or a malformed message is refused for this long.
+const BAN: Duration = Duration::from_secs(600);
+/// Banned peers remembered at once; past this the oldest ban is lifted early.
+const MAX_BANNED: usize = 1024;
 
 /// One connection to a peer.
 #[derive(Debug)]
@@ -72,6 +78,32 @@ struct ProvidersQuery {
     dial: bool,
 }
 
+/// A block wanted over Bitswap, and who waits for it.
+#[derive(Debug, Default)]
+struct Wanted {
+    waiters: Vec<oneshot::Sender<Result<Block, NetworkError>>>,
+    /// Peers asked when the want began that have not yet said they lack the block.
+    asked: HashSet<PeerId>,
+    /// Told once `asked` is empty: time to look for providers.
+    exhausted: Vec<oneshot::Sender<()>>,
+}
+
+impl Wanted {
+    /// Drops waiters that went away; whether any remain.
+    fn has_waiters(&mut self) -> bool {
+        self.waiters.retain(|w| !w.is_closed());
+        !self.waiters.is_empty()
+    }
+
+    fn peer_lacks(&mut self, peer: &PeerId) {
+        if self.asked.remove(peer) && self.asked.is_empty() {
+            for e in self.exhausted.drain(..) {
+                let _ = e.send(());
+            }
+        }
+    }
+}
+
 /// Whether AutoNAT found us reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reachability {
@@ -95,6 +127,11 @@ pub(super) struct EventLoop {
     observed: VecDeque<Multiaddr>,
     reachability: Reachability,
     relay_listeners: HashMap<ListenerId, PeerId>,
+    wants: HashMap<Cid, Wanted>,
+    /// Bitswap's counters when the metrics were last set.
+    bitswap_stats: bitswap::Stats,
+    /// Misbehaving peers, until when they are refused.
+    banned: VecDeque<(PeerId, Instant)>,
 }
 
 impl EventLoop {
@@ -166,6 +203,9 @@ impl EventLoop {
             observed: VecDeque::new(),
             reachability: Reachability::Unknown,
             relay_listeners: HashMap::new(),
+            wants: HashMap::new(),
+            bitswap_stats: bitswap::Stats::default(),
+            banned: VecDeque::new(),
         })
     }
 
@@ -188,6 +228,8 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self) {
+        self.drop_abandoned_wants();
+        self.lift_bans(Instant::now());
         self.trim();
         self.dial_peering();
         let records = self.swarm.behaviour_mut().kad.store_mut();
@@ -196,6 +238,9 @@ impl EventLoop {
         let routing_table = self.routing_table_size();
         self.metrics
             .set_counts(self.connection_count(), routing_table, records);
+        let bitswap = self.swarm.behaviour().bitswap.stats();
+        self.metrics.set_bitswap(&self.bitswap_stats, &bitswap);
+        self.bitswap_stats = bitswap;
         if self.reachability == Reachability::Private {
             self.listen_through_relays();
         }
@@ -271,6 +316,121 @@ impl EventLoop {
             }
             Command::RoutingTableSize { reply } => {
                 let _ = reply.send(self.routing_table_size());
+            }
+            Command::Want {
+                cid,
+                block,
+                exhausted,
+            } => self.want(cid, block, exhausted),
+            Command::AddPeers { cid, peers } => {
+                if self.wants.contains_key(&cid) {
+                    self.swarm.behaviour_mut().bitswap.add_peers(&cid, &peers);
+                }
+            }
+            Command::Abandoned { cid } => {
+                if let Some(w) = self.wants.get_mut(&cid)
+                    && !w.has_waiters()
+                {
+                    self.wants.remove(&cid);
+                    self.swarm.behaviour_mut().bitswap.cancel(&cid);
+                }
+            }
+        }
+    }
+
+    /// Asks every connected peer for `cid` (Bitswap asks one for the block and the others
+    /// whether they have it).
+    fn want(
+        &mut self,
+        cid: Cid,
+        block: oneshot::Sender<Result<Block, NetworkError>>,
+        exhausted: oneshot::Sender<()>,
+    ) {
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        if let Err(e) = self.swarm.behaviour_mut().bitswap.want(cid, &peers) {
+            let error = match e {
+                WantError::Unsupported { .. } => NetworkError::Invalid {
+                    input: cid.to_string(),
+                    reason: e.to_string(),
+                },
+                _ => NetworkError::Failed(e.to_string()),
+            };
+            let _ = block.send(Err(error));
+            return;
+        }
+        let wanted = self.wants.entry(cid).or_default();
+        if wanted.waiters.is_empty() {
+            wanted.asked = peers.into_iter().collect();
+        }
+        wanted.waiters.push(block);
+        if wanted.asked.is_empty() {
+            let _ = exhausted.send(());
+        } else {
+            wanted.exhausted.push(exhausted);
+        }
+    }
+
+    /// Withdraws the wants nobody waits for any more.
+    fn drop_abandoned_wants(&mut self) {
+        let mut abandoned = Vec::new();
+        self.wants.retain(|cid, w| {
+            let keep = w.has_waiters();
+            if !keep {
+                abandoned.push(*cid);
+            }
+            keep
+        });
+        for cid in abandoned {
+            self.swarm.behaviour_mut().bitswap.cancel(&cid);
+        }
+    }
+
+    /// Refuses every connection with `peer` for [`BAN`] (the DHT would otherwise dial it again).
+    fn ban(&mut self, peer: PeerId) {
+        if self.banned.len() >= MAX_BANNED
+            && let Some((oldest, _)) = self.banned.pop_front()
+        {
+            self.swarm.behaviour_mut().banned.unblock_peer(oldest);
+        }
+        self.banned.retain(|(p, _)| *p != peer);
+        self.banned.push_back((peer, Instant::now() + BAN));
+        self.swarm.behaviour_mut().banned.block_peer(peer);
+    }
+
+    fn lift_bans(&mut self, now: Instant) {
+        while let Some(&(peer, until)) = self.banned.front() {
+            if until > now {
+                return;
+            }
+            self.banned.pop_front();
+            self.swarm.behaviour_mut().banned.unblock_peer(peer);
+        }
+    }
+
+    fn on_bitswap_event(&mut self, event: bitswap::Event) {
+        match event {
+            bitswap::Event::Block { block, from } => {
+                tracing::trace!(cid = %block.cid(), peer = %from, "block arrived");
+                if let Some(w) = self.wants.remove(block.cid()) {
+                    for waiter in w.waiters {
+                        let _ = waiter.send(Ok(block.clone()));
+                    }
+                }
+            }
+            bitswap::Event::DontHave { cid, peer } => {
+                if let Some(w) = self.wants.get_mut(&cid) {
+                    w.peer_lacks(&peer);
+                }
+            }
+            bitswap::Event::Have { cid, peer } => {
+                tracing::trace!(%cid, %peer, "peer has a wanted block");
+            }
+            bitswap::Event::Misbehaved { peer, reason } => {
+                tracing::info!(%peer, %reason, ban = ?BAN, "banned a misbehaving Bitswap peer");
+                for w in self.wants.values_mut() {
+                    w.peer_lacks(&peer);
+                }
+                self.ban(peer);
             }
         }
     }
@@ -448,6 +608,9 @@ impl EventLoop {
                 }
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    for w in self.wants.values_mut() {
+                        w.peer_lacks(&peer_id);
+                    }
                     if let Some(p) = self.peering.get_mut(&peer_id) {
                         // Redial soon, not at once: the peer may be restarting.
                         p.next_dial = Instant::now() + p.backoff;
@@ -513,6 +676,7 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Kad(e) => self.on_kad_event(e),
+            BehaviourEvent::Bitswap(e) => self.on_bitswap_event(e),
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { old, new }) => {
                 tracing::info!(?old, ?new, "reachability changed");
                 self.reachability = match new {

@@ -1,10 +1,12 @@
-//! Prometheus metrics of the network: connections, the DHT, providing.
+//! Prometheus metrics of the network: connections, the DHT, providing, Bitswap.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use super::bitswap;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -18,6 +20,13 @@ pub(crate) struct Metrics {
     routing_table: Gauge,
     provider_records: Gauge,
     provides: Family<OutcomeLabels, Counter>,
+    bitswap: Family<BitswapLabels, Counter>,
+    bitswap_wants: Gauge,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BitswapLabels {
+    what: &'static str,
 }
 
 impl Metrics {
@@ -28,6 +37,8 @@ impl Metrics {
             routing_table: Gauge::default(),
             provider_records: Gauge::default(),
             provides: Family::default(),
+            bitswap: Family::default(),
+            bitswap_wants: Gauge::default(),
         };
         registry.register(
             "stargate_p2p_connections",
@@ -49,7 +60,53 @@ impl Metrics {
             "Provider records this node announced, by outcome (ok, failed)",
             m.provides.clone(),
         );
+        registry.register(
+            "stargate_bitswap",
+            "Bitswap counts since start, by what (blocks_received, block_bytes_received, \
+             duplicate_blocks, blocks_sent, bytes_sent, bytes_received, misbehaving_peers, \
+             dropped_wants, store_errors)",
+            m.bitswap.clone(),
+        );
+        registry.register(
+            "stargate_bitswap_wants",
+            "Blocks this node wants from peers now",
+            m.bitswap_wants.clone(),
+        );
         m
+    }
+
+    /// Brings the Bitswap metrics up to `now`, given what they were set from last time.
+    pub(super) fn set_bitswap(&self, last: &bitswap::Stats, now: &bitswap::Stats) {
+        let counts = [
+            ("blocks_received", last.blocks_received, now.blocks_received),
+            (
+                "block_bytes_received",
+                last.block_bytes_received,
+                now.block_bytes_received,
+            ),
+            (
+                "duplicate_blocks",
+                last.duplicate_blocks,
+                now.duplicate_blocks,
+            ),
+            ("blocks_sent", last.blocks_sent, now.blocks_sent),
+            ("bytes_sent", last.bytes_sent, now.bytes_sent),
+            ("bytes_received", last.bytes_received, now.bytes_received),
+            (
+                "misbehaving_peers",
+                last.misbehaving_peers,
+                now.misbehaving_peers,
+            ),
+            ("dropped_wants", last.dropped_wants, now.dropped_wants),
+            ("store_errors", last.store_errors, now.store_errors),
+        ];
+        for (what, before, after) in counts {
+            self.bitswap
+                .get_or_create(&BitswapLabels { what })
+                .inc_by(after.saturating_sub(before));
+        }
+        self.bitswap_wants
+            .set(i64::try_from(now.wants).unwrap_or(i64::MAX));
     }
 
     pub(super) fn set_counts(&self, connections: usize, routing_table: usize, records: usize) {

@@ -1,20 +1,20 @@
 //! The node's peer-to-peer side: a libp2p swarm (TCP + QUIC, identify, ping, the Amino DHT,
-//! AutoNAT, relay client + hole punching, UPnP, mDNS, connection limits), providing, and the
-//! [`Network`] handle the rest of the node and the RPC API use.
+//! AutoNAT, relay client + hole punching, UPnP, mDNS, connection limits, Bitswap), providing,
+//! retrieval, and the [`Network`] handle the rest of the node and the RPC API use.
 //!
 //! One task (`event_loop.rs`) owns the swarm; everyone else talks to it through [`Network`],
 //! whose requests travel on a bounded channel and are answered on oneshot channels. Providing
-//! (`providing.rs`) runs beside it as its own tasks.
+//! (`providing.rs`) runs beside it as its own tasks; retrieval (`retrieval.rs`) is the block
+//! source the gateway and the API read through.
 
 mod behaviour;
-// Until the node's swarm composes it, Bitswap is used only by its tests.
-#[cfg_attr(not(test), allow(dead_code, unused_imports))]
 pub(crate) mod bitswap;
 mod event_loop;
 mod identity;
 mod metrics;
 mod providing;
 mod records;
+mod retrieval;
 mod settings;
 mod transfer;
 
@@ -27,7 +27,7 @@ use libp2p::kad::RecordKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use stargate_http_gateway::{ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider};
-use stargate_protocol::Cid;
+use stargate_protocol::{Block, Cid};
 use stargate_storage::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
+pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;
 pub(crate) use stargate_protocol::transfer::TransferRequest;
 pub(crate) use transfer::{FetchSummary, TransferError};
@@ -83,6 +84,39 @@ enum Command {
     RoutingTableSize {
         reply: oneshot::Sender<usize>,
     },
+    /// Want a block over Bitswap from the connected peers (and candidates added later).
+    Want {
+        cid: Cid,
+        block: oneshot::Sender<Result<Block, NetworkError>>,
+        /// Fired once every peer asked at first has said it does not have the block.
+        exhausted: oneshot::Sender<()>,
+    },
+    /// More candidates for a want (providers found in the DHT).
+    AddPeers {
+        cid: Cid,
+        peers: Vec<PeerId>,
+    },
+    /// A waiter of `cid` went away: drop the want if no one else waits.
+    Abandoned {
+        cid: Cid,
+    },
+}
+
+/// A block wanted through [`Network::want`]. Dropping it withdraws the want (unless others
+/// want the same block).
+#[derive(Debug)]
+pub(crate) struct Want {
+    pub(crate) block: oneshot::Receiver<Result<Block, NetworkError>>,
+    pub(crate) exhausted: oneshot::Receiver<()>,
+    cid: Cid,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Drop for Want {
+    fn drop(&mut self) {
+        // A full queue only delays the cleanup: the event loop also sweeps abandoned wants.
+        let _ = self.commands.try_send(Command::Abandoned { cid: self.cid });
+    }
 }
 
 /// A handle on the running network. Cheap to clone.
@@ -106,7 +140,7 @@ pub(crate) fn spawn(
 ) -> Result<(Network, JoinHandle<()>)> {
     let public_key = keypair.public();
     let local_peer_id = public_key.to_peer_id();
-    let swarm = behaviour::build_swarm(keypair, &settings)?;
+    let swarm = behaviour::build_swarm(keypair, &settings, store.clone())?;
     let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
     let transfer = transfer::Transfer::new(
         swarm.behaviour().transfer.new_control(),
@@ -124,7 +158,8 @@ pub(crate) fn spawn(
         shutdown.clone(),
     )?;
     let task = tokio::spawn(event_loop.run());
-    let (announcements, announced) = providing::Announcements::new(settings.providing.queue);
+    let (announcements, announced) =
+        providing::Announcements::new(settings.providing.queue, settings.providing.strategy);
     let network = Network {
         commands,
         local_peer_id,
@@ -213,6 +248,40 @@ impl Network {
         pin: bool,
     ) -> Result<FetchSummary, TransferError> {
         self.transfer.fetch_all(peer, request, pin).await
+    }
+
+    /// Wants `cid` from the connected peers over Bitswap; the block arrives verified (not
+    /// stored) on [`Want::block`].
+    pub(crate) async fn want(&self, cid: Cid) -> Result<Want, NetworkError> {
+        let (block, block_rx) = oneshot::channel();
+        let (exhausted, exhausted_rx) = oneshot::channel();
+        self.commands
+            .send(Command::Want {
+                cid,
+                block,
+                exhausted,
+            })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        Ok(Want {
+            block: block_rx,
+            exhausted: exhausted_rx,
+            cid,
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Adds `peers` (dialled if need be) as candidates for the want of `cid`.
+    pub(crate) async fn add_peers(&self, cid: Cid, peers: Vec<PeerId>) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::AddPeers { cid, peers })
+            .await
+            .map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Queues a block fetched from peers for providing (only the `all` strategy announces it).
+    pub(crate) fn block_fetched(&self, cid: Cid) {
+        self.announcements.push_fetched(cid);
     }
 
     /// Peers in the DHT routing table.

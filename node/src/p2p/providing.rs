@@ -38,6 +38,8 @@ const READ_AHEAD: usize = 1024;
 pub(super) enum Announcement {
     /// A DAG was added or pinned.
     Dag { root: Cid, pinned: bool },
+    /// A block was fetched from peers (and cached).
+    Fetched { cid: Cid },
 }
 
 /// The sending side of the announcement queue. Cheap to clone.
@@ -46,15 +48,22 @@ pub(super) struct Announcements {
     queue: mpsc::Sender<Announcement>,
     /// Set when something could not be queued or announced: the reprovider runs early.
     missed: Arc<AtomicBool>,
+    /// Whether fetched blocks are announced (the `all` strategy); under the others they are
+    /// not even queued.
+    fetched: bool,
 }
 
 impl Announcements {
-    pub(super) fn new(capacity: usize) -> (Self, mpsc::Receiver<Announcement>) {
+    pub(super) fn new(
+        capacity: usize,
+        strategy: ProvideStrategy,
+    ) -> (Self, mpsc::Receiver<Announcement>) {
         let (queue, receiver) = mpsc::channel(capacity);
         (
             Self {
                 queue,
                 missed: Arc::new(AtomicBool::new(false)),
+                fetched: strategy == ProvideStrategy::All,
             },
             receiver,
         )
@@ -63,6 +72,13 @@ impl Announcements {
     /// Queues a DAG that was added (`pinned` when it was pinned too). Never waits.
     pub(super) fn push(&self, root: Cid, pinned: bool) {
         self.try_push(Announcement::Dag { root, pinned });
+    }
+
+    /// Queues a block fetched from peers. Never waits.
+    pub(super) fn push_fetched(&self, cid: Cid) {
+        if self.fetched {
+            self.try_push(Announcement::Fetched { cid });
+        }
     }
 
     fn try_push(&self, a: Announcement) {
@@ -139,7 +155,8 @@ fn expand(
 ) -> futures::stream::BoxStream<'static, Cid> {
     use futures::stream::{empty, once};
     match (strategy, a) {
-        (ProvideStrategy::Roots, Announcement::Dag { root, pinned: true }) => {
+        (ProvideStrategy::Roots, Announcement::Dag { root, pinned: true })
+        | (ProvideStrategy::All, Announcement::Fetched { cid: root }) => {
             once(async move { root }).boxed()
         }
         (ProvideStrategy::Pinned, Announcement::Dag { root, pinned: true })

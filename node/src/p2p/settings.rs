@@ -27,6 +27,9 @@ pub(crate) struct Settings {
     pub(crate) kad_mode: KadMode,
     pub(crate) limits: Limits,
     pub(crate) providing: Providing,
+    pub(crate) fetching: Fetching,
+    /// Blocks served to one peer per second (`None`: no cap).
+    pub(crate) bitswap_rate: Option<u32>,
 }
 
 /// Connection limits and the connection manager's water marks.
@@ -39,6 +42,15 @@ pub(crate) struct Limits {
     pub(crate) max_per_peer: u32,
     /// `None`: no memory limit.
     pub(crate) max_memory_bytes: Option<usize>,
+}
+
+/// The retrieval side of `[routing]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fetching {
+    /// Longest wait for one block.
+    pub(crate) timeout: Duration,
+    /// Blocks fetched at once.
+    pub(crate) concurrency: usize,
 }
 
 /// The providing side of `[routing]`.
@@ -92,6 +104,10 @@ impl Settings {
             "[routing] provide_concurrency and provide_queue must be at least 1"
         );
         ensure!(
+            routing.fetch_timeout_sec > 0 && routing.fetch_concurrency > 0,
+            "[routing] fetch_timeout_sec and fetch_concurrency must be at least 1"
+        );
+        ensure!(
             routing.reprovide_interval_sec >= 60,
             "[routing] reprovide_interval_sec must be at least 60"
         );
@@ -118,6 +134,12 @@ impl Settings {
                 concurrency: routing.provide_concurrency,
                 queue: routing.provide_queue,
             },
+            fetching: Fetching {
+                timeout: Duration::from_secs(routing.fetch_timeout_sec),
+                concurrency: routing.fetch_concurrency,
+            },
+            bitswap_rate: (swarm.bitswap_blocks_per_sec_per_peer > 0)
+                .then_some(swarm.bitswap_blocks_per_sec_per_peer),
         })
     }
 }

@@ -16,12 +16,15 @@ use stargate_protocol::Cid;
 use stargate_protocol::bitswap::{MAX_MESSAGE_SIZE, Message, ProtocolVersion};
 use stargate_storage::Store;
 
+#[cfg(test)]
+use super::PeerStats;
 use super::client::{Arrival, Client, ClientLimits};
 use super::handler::{
     Account, FromBehaviour, Handler, HandlerConfig, Incoming, Outgoing, ToBehaviour,
 };
 use super::server::{Server, ServerLimits};
-use super::{Config, Event, PeerStats, Stats, WantError};
+use super::stream::InboundBudget;
+use super::{Config, Event, Stats, WantError};
 
 #[derive(Debug, Default)]
 struct Peer {
@@ -57,6 +60,7 @@ pub(crate) struct Behaviour {
     config: Config,
     client: Client,
     server: Server,
+    inbound: InboundBudget,
     peers: HashMap<PeerId, Peer>,
     pending: VecDeque<ToSwarm<Event, FromBehaviour>>,
     /// Counters of peers no longer connected.
@@ -81,9 +85,11 @@ impl Behaviour {
                     max_concurrent_reads: config.max_concurrent_reads,
                     blocks_per_second: config.blocks_per_second_per_peer,
                     max_message_bytes: config.max_message_bytes,
-                    max_unsent_bytes: config.max_unsent_bytes_per_peer,
+                    max_unsent_bytes_per_peer: config.max_unsent_bytes_per_peer,
+                    max_unsent_bytes: config.max_unsent_bytes,
                 },
             ),
+            inbound: InboundBudget::new(config.max_inbound_bytes),
             config,
             peers: HashMap::new(),
             pending: VecDeque::new(),
@@ -119,23 +125,12 @@ impl Behaviour {
         self.flush();
     }
 
-    /// Counters since start and the ledger of each connected peer.
+    /// Counters since start (and, in tests, the ledger of each connected peer).
     pub(crate) fn stats(&self) -> Stats {
         let mut total = self.past;
-        let mut peers = Vec::with_capacity(self.peers.len());
-        for (peer, p) in &self.peers {
+        for p in self.peers.values() {
             total.add(&p.stats);
-            peers.push(PeerStats {
-                peer: *peer,
-                bytes_sent: p.stats.bytes_sent,
-                bytes_received: p.stats.bytes_received,
-                blocks_sent: p.stats.blocks_sent,
-                blocks_received: p.stats.blocks_received,
-                wants_sent: self.client.wants_with(peer),
-                wants_received: self.server.wants_of(peer),
-            });
         }
-        peers.sort_by_key(|p| p.peer);
         Stats {
             wants: self.client.wants(),
             blocks_received: total.blocks_received,
@@ -147,8 +142,28 @@ impl Behaviour {
             misbehaving_peers: self.misbehaving_peers,
             dropped_wants: self.server.dropped_wants(),
             store_errors: self.server.read_errors(),
-            peers,
+            #[cfg(test)]
+            peers: self.ledgers(),
         }
+    }
+
+    #[cfg(test)]
+    fn ledgers(&self) -> Vec<PeerStats> {
+        let mut peers: Vec<PeerStats> = self
+            .peers
+            .iter()
+            .map(|(peer, p)| PeerStats {
+                peer: *peer,
+                bytes_sent: p.stats.bytes_sent,
+                bytes_received: p.stats.bytes_received,
+                blocks_sent: p.stats.blocks_sent,
+                blocks_received: p.stats.blocks_received,
+                wants_sent: self.client.wants_with(peer),
+                wants_received: self.server.wants_of(peer),
+            })
+            .collect();
+        peers.sort_by_key(|p| p.peer);
+        peers
     }
 
     fn handler(&self) -> Handler {
@@ -156,6 +171,7 @@ impl Behaviour {
             max_message_bytes: MAX_MESSAGE_SIZE,
             max_inbound_streams: self.config.max_inbound_streams,
             max_verifying: self.config.max_verifying,
+            budget: self.inbound.clone(),
         })
     }
 
@@ -235,15 +251,22 @@ impl Behaviour {
     }
 
     fn on_incoming(&mut self, peer: PeerId, incoming: Incoming) {
+        let Incoming {
+            wantlist,
+            full,
+            blocks,
+            presences,
+            bytes,
+            held,
+        } = incoming;
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
         if p.misbehaved {
             return;
         }
-        p.stats.bytes_received += incoming.bytes as u64;
-        if let Some(block) = incoming
-            .blocks
+        p.stats.bytes_received += bytes as u64;
+        if let Some(block) = blocks
             .iter()
             .find(|b| self.client.arrival(&peer, b) == Arrival::Unsolicited)
         {
@@ -255,13 +278,13 @@ impl Behaviour {
             self.misbehaved(peer, reason);
             return;
         }
-        if !incoming.wantlist.is_empty() || incoming.full {
-            self.server.wantlist(peer, incoming.wantlist, incoming.full);
+        if !wantlist.is_empty() || full {
+            self.server.wantlist(peer, wantlist, full);
         }
-        for presence in &incoming.presences {
+        for presence in &presences {
             self.client.presence(peer, presence);
         }
-        for block in incoming.blocks {
+        for block in blocks {
             let len = block.data().len() as u64;
             if self.client.block(peer, block)
                 && let Some(p) = self.peers.get_mut(&peer)
@@ -271,6 +294,8 @@ impl Behaviour {
             }
         }
         self.client.redispatch_stalled();
+        // The blocks now belong to the events: the message's room in the inbound budget is free.
+        drop(held);
     }
 
     fn misbehaved(&mut self, peer: PeerId, reason: String) {

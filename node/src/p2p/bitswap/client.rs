@@ -474,6 +474,7 @@ impl Client {
         self.wants.len()
     }
 
+    #[cfg(test)]
     pub(super) fn wants_with(&self, peer: &PeerId) -> usize {
         self.peers.get(peer).map_or(0, |p| p.sent.len())
     }

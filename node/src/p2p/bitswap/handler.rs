@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use stargate_protocol::bitswap::{BlockPresence, Message, ProtocolVersion, WantEntry, WantType};
 use stargate_protocol::{Block, Bytes};
 
-use super::stream::{ReadError, Upgrade, read_message, write_frame};
+use super::stream::{Held, InboundBudget, ReadError, Upgrade, read_message, write_frame};
 
 /// How often a message that failed to send is tried again on a new stream.
 const SEND_ATTEMPTS: u8 = 2;
@@ -40,11 +40,12 @@ const OPEN_ATTEMPTS: u8 = 3;
 const ANSWER_STREAMS: usize = 8;
 
 /// What the handler needs to know of the configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct HandlerConfig {
     pub(super) max_message_bytes: usize,
     pub(super) max_inbound_streams: usize,
     pub(super) max_verifying: usize,
+    pub(super) budget: InboundBudget,
 }
 
 /// A message received and checked: decoded within the limits, every block hashed under its
@@ -57,6 +58,8 @@ pub(crate) struct Incoming {
     pub(super) presences: Vec<BlockPresence>,
     /// Length of the message body.
     pub(super) bytes: usize,
+    /// Its share of the inbound budget, given back when the behaviour is done with it.
+    pub(super) held: Held,
 }
 
 /// A message to send, with what the behaviour counts for it (echoed back once it is written or
@@ -100,7 +103,7 @@ pub(crate) enum ToBehaviour {
     Unsupported,
 }
 
-type Reading = BoxFuture<'static, (Stream, Result<Option<Bytes>, ReadError>)>;
+type Reading = BoxFuture<'static, (Stream, Result<Option<(Bytes, Held)>, ReadError>)>;
 type Verifying = BoxFuture<'static, Result<Box<Incoming>, String>>;
 type Writing = BoxFuture<'static, (Stream, std::io::Result<()>)>;
 type Answering = BoxFuture<'static, (Account, std::io::Result<()>)>;
@@ -172,9 +175,10 @@ impl Handler {
 
     fn read_next(&mut self, mut stream: Stream) {
         let max = self.config.max_message_bytes;
+        let budget = self.config.budget.clone();
         self.reading.push(
             async move {
-                let result = read_message(&mut stream, max).await;
+                let result = read_message(&mut stream, max, &budget).await;
                 (stream, result)
             }
             .boxed(),
@@ -248,7 +252,7 @@ fn encode_for(message: &Message, version: ProtocolVersion) -> Vec<u8> {
 }
 
 /// Decodes and hashes a message body on the rayon pool.
-fn verify(body: Bytes) -> Verifying {
+fn verify(body: Bytes, held: Held) -> Verifying {
     let (tx, rx) = oneshot::channel();
     rayon::spawn(move || {
         let bytes = body.len();
@@ -265,6 +269,7 @@ fn verify(body: Bytes) -> Verifying {
                     blocks,
                     presences: m.presences,
                     bytes,
+                    held,
                 }))
             })
             .map_err(|e| e.to_string());
@@ -397,8 +402,8 @@ impl ConnectionHandler for Handler {
                 && let Poll::Ready(Some((stream, result))) = self.reading.poll_next_unpin(cx)
             {
                 match result {
-                    Ok(Some(body)) => {
-                        self.verifying.push_back(verify(body));
+                    Ok(Some((body, held))) => {
+                        self.verifying.push_back(verify(body, held));
                         self.read_next(stream);
                     }
                     Ok(None) => {}

@@ -66,6 +66,12 @@ pub(crate) struct Config {
     pub(crate) blocks_per_second_per_peer: Option<u32>,
     /// Answer bytes queued for one peer but not yet written before its next read waits.
     pub(crate) max_unsent_bytes_per_peer: usize,
+    /// The same for all peers together.
+    pub(crate) max_unsent_bytes: usize,
+    /// Bytes of received messages held at once (read, not yet verified and handled), for all
+    /// connections together; a message waits for room before its body is read. At least one
+    /// largest message (4 MiB).
+    pub(crate) max_inbound_bytes: usize,
     /// Store reads (each answering up to 256 wants) running at once, for all peers.
     pub(crate) max_concurrent_reads: usize,
     /// Inbound streams read at once per connection; more are refused.
@@ -83,6 +89,8 @@ impl Default for Config {
             max_block_wants_per_peer: 128,
             blocks_per_second_per_peer: None,
             max_unsent_bytes_per_peer: 8 * 1024 * 1024,
+            max_unsent_bytes: 64 * 1024 * 1024,
+            max_inbound_bytes: 64 * 1024 * 1024,
             max_concurrent_reads: 4,
             max_inbound_streams: 32,
             max_verifying: 8,
@@ -101,6 +109,7 @@ impl Config {
         self.max_block_wants_per_peer = self.max_block_wants_per_peer.max(1);
         self.blocks_per_second_per_peer = self.blocks_per_second_per_peer.map(|r| r.max(1));
         self.max_unsent_bytes_per_peer = self.max_unsent_bytes_per_peer.max(1);
+        self.max_unsent_bytes = self.max_unsent_bytes.max(self.max_unsent_bytes_per_peer);
         self.max_concurrent_reads = self.max_concurrent_reads.max(1);
         self.max_inbound_streams = self.max_inbound_streams.max(1);
         self.max_verifying = self.max_verifying.max(1);
@@ -138,7 +147,7 @@ pub(crate) enum WantError {
     TooMany { max: usize },
 }
 
-/// Counters since start, and the ledger of each connected peer.
+/// Counters since start (the node's metrics), and, for tests, the ledger of each connected peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
     /// Blocks wanted now.
@@ -160,10 +169,12 @@ pub(crate) struct Stats {
     pub(crate) dropped_wants: u64,
     /// Store reads that failed while answering peers.
     pub(crate) store_errors: u64,
+    #[cfg(test)]
     pub(crate) peers: Vec<PeerStats>,
 }
 
 /// The ledger of one connected peer.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PeerStats {
     pub(crate) peer: PeerId,

@@ -41,6 +41,7 @@ pub(super) struct ServerLimits {
     pub(super) max_concurrent_reads: usize,
     pub(super) blocks_per_second: Option<u32>,
     pub(super) max_message_bytes: usize,
+    pub(super) max_unsent_bytes_per_peer: usize,
     pub(super) max_unsent_bytes: usize,
 }
 
@@ -122,6 +123,9 @@ pub(super) struct Server {
     jobs: FuturesUnordered<Job>,
     throttled: Vec<PeerId>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Peers waiting for the total of unsent bytes to go down.
+    starved: VecDeque<PeerId>,
+    unsent: usize,
     responses: VecDeque<Response>,
     seq: u64,
     dropped_wants: u64,
@@ -147,6 +151,8 @@ impl Server {
             jobs: FuturesUnordered::new(),
             throttled: Vec::new(),
             timer: None,
+            starved: VecDeque::new(),
+            unsent: 0,
             responses: VecDeque::new(),
             seq: 0,
             dropped_wants: 0,
@@ -162,10 +168,14 @@ impl Server {
     }
 
     pub(super) fn disconnected(&mut self, peer: &PeerId) {
-        self.ledgers.remove(peer);
+        if let Some(l) = self.ledgers.remove(peer) {
+            self.unsent = self.unsent.saturating_sub(l.unsent);
+        }
         self.ready.retain(|p| p != peer);
         self.throttled.retain(|p| p != peer);
+        self.starved.retain(|p| p != peer);
         self.responses.retain(|r| r.peer != *peer);
+        self.feed_starved();
     }
 
     pub(super) fn set_version(&mut self, peer: &PeerId, version: ProtocolVersion) {
@@ -220,16 +230,39 @@ impl Server {
     /// `bytes` of an earlier response to `peer` were written or dropped.
     pub(super) fn written(&mut self, peer: PeerId, bytes: usize) {
         if let Some(l) = self.ledgers.get_mut(&peer) {
-            l.unsent = l.unsent.saturating_sub(bytes);
+            let freed = bytes.min(l.unsent);
+            l.unsent -= freed;
+            self.unsent = self.unsent.saturating_sub(freed);
         }
         self.schedule(peer);
+        self.feed_starved();
+    }
+
+    /// Schedules the peers that waited for the total of unsent bytes, while it allows.
+    fn feed_starved(&mut self) {
+        while self.unsent < self.limits.max_unsent_bytes {
+            let Some(peer) = self.starved.pop_front() else {
+                return;
+            };
+            self.schedule(peer);
+        }
     }
 
     fn schedule(&mut self, peer: PeerId) {
         let Some(l) = self.ledgers.get_mut(&peer) else {
             return;
         };
-        if l.busy || l.scheduled || l.queue.is_empty() || l.unsent >= self.limits.max_unsent_bytes {
+        if l.busy
+            || l.scheduled
+            || l.queue.is_empty()
+            || l.unsent >= self.limits.max_unsent_bytes_per_peer
+        {
+            return;
+        }
+        if self.unsent >= self.limits.max_unsent_bytes {
+            if !self.starved.contains(&peer) {
+                self.starved.push_back(peer);
+            }
             return;
         }
         if let Some(rate) = self.limits.blocks_per_second {
@@ -251,7 +284,11 @@ impl Server {
     }
 
     fn start_jobs(&mut self) {
-        while self.jobs.len() < self.limits.max_concurrent_reads {
+        // Peers scheduled before the total reached the cap wait too, so that the cap is
+        // overshot by at most the reads already running.
+        while self.jobs.len() < self.limits.max_concurrent_reads
+            && self.unsent < self.limits.max_unsent_bytes
+        {
             let Some(peer) = self.ready.pop_front() else {
                 return;
             };
@@ -346,6 +383,7 @@ impl Server {
                 for piece in pieces {
                     let bytes = piece.encoded_len(ProtocolVersion::V120);
                     l.unsent += bytes;
+                    self.unsent += bytes;
                     self.responses.push_back(Response {
                         peer,
                         blocks: piece.payload.len(),
@@ -397,6 +435,7 @@ impl Server {
     }
 
     /// Wants of `peer` not yet answered.
+    #[cfg(test)]
     pub(super) fn wants_of(&self, peer: &PeerId) -> usize {
         self.ledgers.get(peer).map_or(0, |l| l.wants.len())
     }
@@ -453,4 +492,86 @@ fn read(store: &Store, items: Vec<(Cid, WantType)>, max_blocks: usize) -> JobOut
     }
     out.leftover.extend(items.map(|(cid, _)| cid));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use stargate_protocol::{Codec, HashCode, Version};
+    use stargate_storage::StoreOptions;
+
+    use super::*;
+
+    const BLOCK: usize = 256 * 1024;
+
+    fn limits(max_unsent_bytes: usize) -> ServerLimits {
+        ServerLimits {
+            max_wants_per_peer: 1024,
+            max_concurrent_reads: 1,
+            blocks_per_second: None,
+            max_message_bytes: 4 << 20,
+            max_unsent_bytes_per_peer: 8 << 20,
+            max_unsent_bytes,
+        }
+    }
+
+    /// Responses until the server has nothing more to say for a while.
+    async fn drain(server: &mut Server) -> Vec<Response> {
+        let mut out = Vec::new();
+        while let Ok(r) =
+            tokio::time::timeout(Duration::from_millis(300), poll_fn(|cx| server.poll(cx))).await
+        {
+            out.push(r);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn unsent_bytes_of_all_peers_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let blocks: Vec<Block> = (0..32u8)
+            .map(|i| {
+                Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, vec![i; BLOCK]).unwrap()
+            })
+            .collect();
+        store.put_many(blocks.clone()).unwrap();
+        // Room for 2 MiB unsent, for every peer together; each peer alone may have 8 MiB.
+        let cap = 2 << 20;
+        let mut server = Server::new(store, limits(cap));
+        let (a, b) = (PeerId::random(), PeerId::random());
+        for (peer, half) in [(a, &blocks[..16]), (b, &blocks[16..])] {
+            server.connected(peer);
+            let wants = half
+                .iter()
+                .map(|blk| WantEntry::want(*blk.cid(), WantType::Block, 1, false))
+                .collect();
+            server.wantlist(peer, wants, false);
+        }
+
+        let sent = drain(&mut server).await;
+        let bytes: usize = sent.iter().map(|r| r.bytes).sum();
+        // Reads stop once the cap is reached; the one read under way may overshoot it by a
+        // read's worth (JOB_BYTES plus a block).
+        assert!(bytes >= cap, "stopped early: {bytes}");
+        assert!(
+            bytes <= cap + JOB_BYTES + BLOCK + 4096,
+            "{bytes} bytes unsent"
+        );
+        assert!(sent.len() < 32);
+
+        // Once written, the rest follows.
+        let mut total = sent.iter().map(|r| r.blocks).sum::<usize>();
+        let mut pending = sent;
+        while total < 32 {
+            for r in pending.drain(..) {
+                server.written(r.peer, r.bytes);
+            }
+            pending = drain(&mut server).await;
+            assert!(!pending.is_empty(), "stuck at {total} blocks");
+            total += pending.iter().map(|r| r.blocks).sum::<usize>();
+        }
+        assert_eq!(total, 32);
+    }
 }

@@ -7,13 +7,16 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::{Ready, ready};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::Stream;
 use libp2p::core::upgrade::{InboundUpgrade, OutboundUpgrade, UpgradeInfo};
 use stargate_protocol::Bytes;
-use stargate_protocol::bitswap::ProtocolVersion;
+use stargate_protocol::bitswap::{MAX_MESSAGE_SIZE, ProtocolVersion};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Negotiates any Bitswap version; yields the stream and the version agreed on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,6 +59,10 @@ impl OutboundUpgrade<Stream> for Upgrade {
     }
 }
 
+/// How long a message body (at most 4 MiB) may take to arrive once its length is read: room
+/// for 4 MiB at about 140 KB/s.
+const BODY_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Why a message could not be read.
 #[derive(Debug)]
 pub(super) enum ReadError {
@@ -67,12 +74,48 @@ pub(super) enum ReadError {
     Io(io::Error),
 }
 
+/// Memory for messages being received, shared by every connection: a message's length is taken
+/// from it before its body is read, and given back once the message has been verified.
+#[derive(Debug, Clone)]
+pub(crate) struct InboundBudget(Arc<Semaphore>, /* bytes */ usize);
+
+/// Bytes held from an [`InboundBudget`]; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl InboundBudget {
+    /// A budget of `bytes` (at least one largest message).
+    pub(crate) fn new(bytes: usize) -> Self {
+        let bytes = bytes.max(MAX_MESSAGE_SIZE);
+        Self(Arc::new(Semaphore::new(kib(bytes) as usize)), bytes)
+    }
+
+    /// Waits for room for `bytes` (at most the budget); `None` only if the budget was closed,
+    /// which nothing does.
+    pub(super) async fn hold(&self, bytes: usize) -> Option<Held> {
+        let permit = Arc::clone(&self.0)
+            .acquire_many_owned(kib(bytes.min(self.1)))
+            .await
+            .ok()?;
+        Some(Held { _permit: permit })
+    }
+}
+
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes / 1024 + 1).unwrap_or(u32::MAX)
+}
+
 /// Reads the next message body from `stream`: `Ok(None)` at a clean end of the stream (EOF
-/// before any byte of a new message). A length over `max` is refused before its body is read.
+/// before any byte of a new message). A length over `max` is refused before its body is read;
+/// the body is read only once `budget` has room for it, so the memory that peers can make us hold
+/// is bounded by what they actually send and by the budget.
 pub(super) async fn read_message(
     stream: &mut Stream,
     max: usize,
-) -> Result<Option<Bytes>, ReadError> {
+    budget: &InboundBudget,
+) -> Result<Option<(Bytes, Held)>, ReadError> {
     let mut prefix = [0u8; 10];
     let mut n = 0;
     loop {
@@ -97,9 +140,24 @@ pub(super) async fn read_message(
     if len > max {
         return Err(ReadError::TooLarge { len, max });
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await.map_err(ReadError::Io)?;
-    Ok(Some(Bytes::from(body)))
+    let held = budget
+        .hold(len)
+        .await
+        .ok_or_else(|| ReadError::Io(io::ErrorKind::BrokenPipe.into()))?;
+    // The body holds room in the budget shared by every peer, so a peer trickling it out must
+    // not keep that room: the body arrives by a deadline or the stream is dropped.
+    let mut body = Vec::with_capacity(len);
+    let mut limited = (&mut *stream).take(len as u64);
+    match tokio::time::timeout(BODY_DEADLINE, limited.read_to_end(&mut body)).await {
+        Ok(result) => {
+            result.map_err(ReadError::Io)?;
+        }
+        Err(_) => return Err(ReadError::Io(io::ErrorKind::TimedOut.into())),
+    }
+    if body.len() < len {
+        return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
+    Ok(Some((Bytes::from(body), held)))
 }
 
 /// Writes one already framed message and flushes it.
