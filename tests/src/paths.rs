@@ -42,8 +42,16 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Path of the built `stargate` binary.
+/// Path of the built `stargate` binary: `STARGATE_BIN` if set (the benchmarks point it at a
+/// release build), else the one next to the running executable.
 pub fn stargate_bin() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("STARGATE_BIN") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("STARGATE_BIN names {}, which is not a file", path.display());
+        }
+        return Ok(path);
+    }
     workspace_bin("stargate")
 }
 
