@@ -66,12 +66,21 @@ def log(msg):
     print(f"p2p_bench: {msg}", file=sys.stderr, flush=True)
 
 
-def rss_kib(pid):
+def status_kib(pid, field):
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
+def anon_kib(pid):
+    """RssAnon: the process's own memory, without the pages of mapped files (code)."""
+    return status_kib(pid, "RssAnon")
 
 
 def threads(pid):
@@ -244,6 +253,8 @@ def bench_rss(args, root):
         time.sleep(args.settle)
         idle = {"stargate": rss_kib(stargate.proc.pid), "kubo": rss_kib(kubo.proc.pid),
                 "python": rss_kib(bare.pid)}
+        anon_idle = {"stargate": anon_kib(stargate.proc.pid), "kubo": anon_kib(kubo.proc.pid),
+                     "python": anon_kib(bare.pid)}
         threads_idle = {"stargate": threads(stargate.proc.pid),
                         "kubo": threads(kubo.proc.pid)}
         bare.stdin.close()
@@ -261,14 +272,17 @@ def bench_rss(args, root):
         log(f"connected; settling for {args.settle} s")
         time.sleep(args.settle)
         busy = {"stargate": rss_kib(stargate.proc.pid), "kubo": rss_kib(kubo.proc.pid)}
+        anon_busy = {"stargate": anon_kib(stargate.proc.pid), "kubo": anon_kib(kubo.proc.pid)}
         peers = {"stargate": stargate.peer_count(), "kubo": len(kubo.call(cmd="peers")["peers"])}
         peer_rss = [rss_kib(p.proc.pid) for p in s_peers]
     finally:
         stop_all(nodes)
 
-    def row(kib_s, kib_k):
+    def row(kib_s, kib_k, anon):
         net = kib_k - idle["python"]
         return {
+            "stargate_anon_mib": mib(anon["stargate"]),
+            "kubo_anon_mib": mib(anon["kubo"]),
             "stargate_mib": mib(kib_s),
             "kubo_mib": mib(kib_k),
             "kubo_minus_python_mib": mib(net),
@@ -279,8 +293,9 @@ def bench_rss(args, root):
     return {
         "bench": "rss",
         "python_mib": mib(idle["python"]),
-        "idle": row(idle["stargate"], idle["kubo"]),
-        "peers": {**row(busy["stargate"], busy["kubo"]), "connected": peers,
+        "python_anon_mib": mib(anon_idle["python"]),
+        "idle": row(idle["stargate"], idle["kubo"], anon_idle),
+        "peers": {**row(busy["stargate"], busy["kubo"], anon_busy), "connected": peers,
                   "count": args.peers},
         "threads_idle": threads_idle,
         "stargate_peer_daemons_mean_mib": mib(statistics.mean(peer_rss)),

@@ -234,10 +234,10 @@ impl EventLoop {
         self.dial_peering();
         let records = self.swarm.behaviour_mut().kad.store_mut();
         records.prune(Instant::now());
-        let records = records.len();
+        let (held, refused) = (records.len(), records.refused());
         let routing_table = self.routing_table_size();
         self.metrics
-            .set_counts(self.connection_count(), routing_table, records);
+            .set_counts(self.connection_count(), routing_table, held, refused);
         let bitswap = self.swarm.behaviour().bitswap.stats();
         self.metrics.set_bitswap(&self.bitswap_stats, &bitswap);
         self.bitswap_stats = bitswap;

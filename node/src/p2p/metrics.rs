@@ -19,6 +19,7 @@ pub(crate) struct Metrics {
     connections: Gauge,
     routing_table: Gauge,
     provider_records: Gauge,
+    provider_records_refused: Counter,
     provides: Family<OutcomeLabels, Counter>,
     bitswap: Family<BitswapLabels, Counter>,
     bitswap_wants: Gauge,
@@ -36,6 +37,7 @@ impl Metrics {
             connections: Gauge::default(),
             routing_table: Gauge::default(),
             provider_records: Gauge::default(),
+            provider_records_refused: Counter::default(),
             provides: Family::default(),
             bitswap: Family::default(),
             bitswap_wants: Gauge::default(),
@@ -54,6 +56,11 @@ impl Metrics {
             "stargate_dht_provider_records",
             "Provider records of other peers held for the DHT",
             m.provider_records.clone(),
+        );
+        registry.register(
+            "stargate_dht_provider_records_refused",
+            "Provider records of other peers dropped because the record store was full",
+            m.provider_records_refused.clone(),
         );
         registry.register(
             "stargate_dht_provides",
@@ -109,11 +116,20 @@ impl Metrics {
             .set(i64::try_from(now.wants).unwrap_or(i64::MAX));
     }
 
-    pub(super) fn set_counts(&self, connections: usize, routing_table: usize, records: usize) {
+    /// `refused` is the record store's total since start.
+    pub(super) fn set_counts(
+        &self,
+        connections: usize,
+        routing_table: usize,
+        records: usize,
+        refused: u64,
+    ) {
         let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.connections.set(as_gauge(connections));
         self.routing_table.set(as_gauge(routing_table));
         self.provider_records.set(as_gauge(records));
+        self.provider_records_refused
+            .inc_by(refused.saturating_sub(self.provider_records_refused.get()));
     }
 
     pub(super) fn provided(&self, ok: bool) {

@@ -2,7 +2,10 @@
 //!
 //! - Provider records of other peers (ADD_PROVIDER sent to us as a DHT server) are kept in
 //!   memory, at most [`MAX_PROVIDER_RECORDS`] in all, [`MAX_PROVIDERS_PER_KEY`] per key and
-//!   [`MAX_ADDRS`] addresses each; expired ones are dropped by [`ProviderStore::prune`].
+//!   [`MAX_ADDRS`] addresses each; expired ones are dropped by [`ProviderStore::prune`]. Past
+//!   the bound, new records are dropped and counted ([`ProviderStore::refused`]) rather than
+//!   refused with an error: kad logs every refusal at info, one line per ADD_PROVIDER, and
+//!   ADD_PROVIDER has no answer on the wire, so the sender sees the same either way.
 //! - Our own provider records are not kept: the reprovider (`providing.rs`) announces from the
 //!   block store on its schedule, so a node providing millions of blocks does not hold them all
 //!   in memory, and kad's own republishing (which walks `provided()`) has nothing to do.
@@ -31,6 +34,10 @@ pub(crate) struct ProviderStore {
     providers: HashMap<RecordKey, Vec<ProviderRecord>>,
     /// Records in `providers`, all keys together.
     count: usize,
+    /// Records of others dropped because the store was full, since start.
+    refused: u64,
+    /// Whether the store being full was logged since it last had room.
+    full_logged: bool,
 }
 
 impl ProviderStore {
@@ -39,6 +46,8 @@ impl ProviderStore {
             local,
             providers: HashMap::new(),
             count: 0,
+            refused: 0,
+            full_logged: false,
         }
     }
 
@@ -52,11 +61,32 @@ impl ProviderStore {
             !records.is_empty()
         });
         self.count -= removed;
+        if self.count < MAX_PROVIDER_RECORDS {
+            self.full_logged = false;
+        }
     }
 
     /// Provider records held (others' only).
     pub(crate) fn len(&self) -> usize {
         self.count
+    }
+
+    /// Records of others dropped because the store was full, since start.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    fn refuse(&mut self) -> Result<()> {
+        self.refused += 1;
+        if !self.full_logged {
+            self.full_logged = true;
+            tracing::warn!(
+                max = MAX_PROVIDER_RECORDS,
+                "the DHT provider record store is full; other peers' new records are dropped \
+                 until some expire (stargate_dht_provider_records_refused_total counts them)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -86,7 +116,7 @@ impl RecordStore for ProviderStore {
         let full = self.count >= MAX_PROVIDER_RECORDS;
         let records = match self.providers.get_mut(&record.key) {
             Some(records) => records,
-            None if full => return Err(Error::MaxProvidedKeys),
+            None if full => return self.refuse(),
             None => self.providers.entry(record.key.clone()).or_default(),
         };
         if let Some(existing) = records.iter_mut().find(|r| r.provider == record.provider) {
@@ -94,7 +124,7 @@ impl RecordStore for ProviderStore {
             return Ok(());
         }
         if full {
-            return Err(Error::MaxProvidedKeys);
+            return self.refuse();
         }
         // As kad's MemoryStore does: a full key keeps its providers, which blunts floods of
         // fake records for one key.
@@ -176,10 +206,23 @@ mod tests {
                 .add_provider(record(key, peer, Some(expires)))
                 .unwrap();
         }
-        assert!(store.add_provider(record(u32::MAX, peer, None)).is_err());
+        store.add_provider(record(u32::MAX, peer, None)).unwrap();
+        assert_eq!(
+            store.len(),
+            MAX_PROVIDER_RECORDS,
+            "a full store drops new records"
+        );
+        assert!(
+            store
+                .providers(&RecordKey::new(&u32::MAX.to_be_bytes()))
+                .is_empty()
+        );
+        assert_eq!(store.refused(), 1);
         store.prune(Instant::now() + Duration::from_millis(1));
         assert_eq!(store.len(), MAX_PROVIDER_RECORDS / 2);
         store.add_provider(record(u32::MAX, peer, None)).unwrap();
+        assert_eq!(store.len(), MAX_PROVIDER_RECORDS / 2 + 1);
+        assert_eq!(store.refused(), 1);
     }
 
     #[test]
