@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Benchmark: node-to-node transfer of one file on loopback, Stargate against Kubo in one run.
+#
+#   bash scripts/bench-transfer.sh [SIZE=256MiB] [RUNS=3]
+#
+# stargate->stargate is `stargate dag fetch` (the /stargate/car/1.0.0 transfer, every block
+# verified and stored) between two daemons; kubo->kubo is Kubo v0.22's Download over Bitswap
+# between two Kubo peers; kubo<-stargate and stargate<-kubo cross over Bitswap (one run each,
+# "n/a" with the reason when a side cannot do it). Prints MB/s (10^6 bytes per second, median
+# of RUNS, each receiver starting empty) and the ratio stargate/kubo. Everything runs inside
+# the loopback-only namespace. Builds only the release `stargate` binary.
+set -euo pipefail
+source "$(dirname "$0")/bench-lib.sh"
+size="${1:-256MiB}"
+runs="${2:-3}"
+cd "$bench_repo"
+bash scripts/install-test-deps.sh --tools-only >&2
+cargo build --release --locked -p stargate-node --bin stargate >&2
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+bench_make_file "$work/input" "$size" 1
+
+json="$(bench_in_ns "$bench_repo/.venv/bin/python" "$bench_repo/tests/harness/transfer_bench.py" \
+  --stargate "$bench_repo/target/release/stargate" --runs "$runs" "$work/input")"
+echo "$json" >&2
+python3 - "$json" "$size" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+print(f"transfer of {sys.argv[2]} ({r['bytes']} bytes) on loopback, MB/s:")
+def line(name, runs):
+    d = r.get(name, {"error": r.get("error", "not run")})
+    if "error" in d:
+        print(f"  {name:20} n/a ({d['error'][:160]})")
+    else:
+        print(f"  {name:20} {d['median_mb_s']:8.1f} (best {d['best_mb_s']:.1f}, {runs})")
+line("stargate->stargate", f"median of {r['runs']}")
+line("kubo->kubo", f"median of {r['runs']}")
+line("kubo<-stargate", "one run")
+line("stargate<-kubo", "one run")
+s, k = r.get("stargate->stargate", {}), r.get("kubo->kubo", {})
+if "median_mb_s" in s and "median_mb_s" in k:
+    print(f"  ratio stargate->stargate / kubo->kubo: {s['median_mb_s'] / k['median_mb_s']:.2f} (target >= 5)")
+PY

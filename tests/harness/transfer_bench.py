@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Times node-to-node transfers of one file on loopback, all in one run.
+
+  python transfer_bench.py --stargate BIN FILE [--runs 3] [--bitswap-timeout 120]
+
+- stargate->stargate: the file added on one `stargate daemon`, fetched by another with
+  `stargate dag fetch --from PEER CID` (the `/stargate/car/1.0.0` transfer: every block
+  verified and durably stored); seconds as the daemon measured the fetch.
+- kubo->kubo: the file added on one Kubo v0.22 peer (tests/harness/kubo_peer.py), downloaded
+  by another over Bitswap (Kubo's Download: fetched, stored, and written out to a file).
+- kubo<-stargate and stargate<-kubo over Bitswap: Kubo downloading from the Stargate daemon,
+  and the daemon reading (`stargate cat`) what Kubo added; "n/a" with the reason when the node
+  cannot do it (yet) or it takes longer than --bitswap-timeout.
+
+Every receiver starts empty (a fresh data dir or repo per run). Prints one JSON line:
+  {"bytes": N, "runs": R, "<direction>": {"seconds": [...], "median_mb_s": x, "best_mb_s": y}
+   | {"error": "..."} , ...}
+MB = 10^6 bytes. Run it inside the loopback-only namespace (scripts/bench-transfer.sh does):
+every node listens on 127.0.0.1 only, with no bootstrap peers, mDNS, UPnP, relay or AutoNAT.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+DAEMON_CONFIG = """[api]
+addr = "127.0.0.1:0"
+
+[gateway]
+addr = "127.0.0.1:0"
+
+[swarm]
+listen = ["/ip4/127.0.0.1/tcp/0"]
+bootstrap = []
+mdns = false
+upnp = false
+autonat = false
+relay_client = false
+hole_punching = false
+kad_mode = "server"
+"""
+
+
+class Failed(Exception):
+    pass
+
+
+class Daemon:
+    """A `stargate daemon` in its own data dir."""
+
+    def __init__(self, binary, root, name):
+        self.binary = binary
+        self.dir = os.path.join(root, name)
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, "config.toml"), "w", encoding="utf-8") as f:
+            f.write(DAEMON_CONFIG)
+        self.log = open(os.path.join(self.dir, "daemon.log"), "w", encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
+        env["STARGATE_LOG"] = "warn"
+        self.proc = subprocess.Popen(
+            [binary, "--data-dir", self.dir, "daemon"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise Failed(f"stargate daemon exited; see {self.log.name}")
+            if os.path.exists(os.path.join(self.dir, "api")):
+                try:
+                    self.id = json.loads(self.cli("id"))
+                    break
+                except Failed:
+                    pass
+            if time.monotonic() > deadline:
+                raise Failed("stargate daemon did not start within 60 s")
+            time.sleep(0.2)
+        self.addr = next(a for a in self.id["Addresses"] if "/tcp/" in a)
+
+    def cli(self, *args, timeout=900, stdout=None):
+        res = subprocess.run([self.binary, "--data-dir", self.dir, *args],
+                             stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
+                             timeout=timeout, check=False)
+        if res.returncode != 0:
+            raise Failed(f"stargate {' '.join(args)}: {res.stderr.decode(errors='replace')[-500:]}")
+        return res.stdout.decode() if stdout is None else ""
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Kubo:
+    """A Kubo v0.22 peer: tests/harness/kubo_peer.py in a process of its own."""
+
+    def __init__(self, root, name):
+        self.repo = os.path.join(root, name)
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "kubo_peer.py"), "--repo", self.repo],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1)
+        ready = json.loads(self.proc.stdout.readline() or '{"error": "no answer"}')
+        if not ready.get("ready"):
+            raise Failed(f"Kubo did not start: {ready}")
+        self.peer_id = ready["peer_id"]
+        self.addr = next(a for a in ready["addrs"] if "/tcp/" in a) + "/p2p/" + self.peer_id
+
+    def call(self, **req):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline() or '{"error": "Kubo exited"}')
+        if "error" in answer:
+            raise Failed(f"kubo {req['cmd']}: {answer['error']}")
+        return answer
+
+    def close(self):
+        try:
+            self.call(cmd="shutdown")
+        except (Failed, OSError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def summary(size, seconds):
+    rates = [size / s / 1e6 for s in seconds]
+    return {"seconds": seconds, "median_mb_s": statistics.median(rates),
+            "best_mb_s": max(rates)}
+
+
+def measure(size, runs, once):
+    """Runs `once()` (which returns seconds) `runs` times; a failure ends the direction."""
+    try:
+        return summary(size, [once(i) for i in range(runs)])
+    except (Failed, subprocess.TimeoutExpired, StopIteration) as e:
+        return {"error": str(e)[-300:]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file")
+    ap.add_argument("--stargate", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--bitswap-timeout", type=float, default=120)
+    args = ap.parse_args()
+    size = os.path.getsize(args.file)
+    root = tempfile.mkdtemp(prefix="transfer-bench-")
+    nodes = []
+
+    def daemon(name):
+        d = Daemon(args.stargate, root, name)
+        nodes.append(d)
+        return d
+
+    def kubo(name):
+        k = Kubo(root, name)
+        nodes.append(k)
+        return k
+
+    def drop(node):
+        node.close()
+        nodes.remove(node)
+        shutil.rmtree(getattr(node, "dir", None) or node.repo, ignore_errors=True)
+
+    out = {"bytes": size, "runs": args.runs}
+    try:
+        src = daemon("stargate-src")
+        cid = src.cli("add", "-Q", args.file).strip()
+        ksrc = kubo("kubo-src")
+        kcid = ksrc.call(cmd="add", path=args.file)["cid"]
+        if kcid != cid:
+            raise Failed(f"Kubo added {kcid}, Stargate {cid}: not the same DAG")
+
+        def stargate_to_stargate(i):
+            dst = daemon(f"stargate-dst-{i}")
+            fetched = dst.cli("dag", "fetch", "--from", src.addr, cid)
+            drop(dst)
+            # "fetched CID: N blocks, B bytes in S s (X MB/s)"
+            return float(fetched.split(" in ")[1].split(" s ")[0])
+
+        def kubo_to_kubo(i):
+            dst = kubo(f"kubo-dst-{i}")
+            dst.call(cmd="connect", addr=ksrc.addr)
+            seconds = dst.call(cmd="download", cid=cid, dest=os.path.join(root, f"out-{i}"),
+                               timeout=args.bitswap_timeout)["seconds"]
+            drop(dst)
+            os.remove(os.path.join(root, f"out-{i}"))
+            return seconds
+
+        def kubo_from_stargate(i):
+            dst = kubo(f"kubo-from-stargate-{i}")
+            dst.call(cmd="connect", addr=src.addr)
+            seconds = dst.call(cmd="download", cid=cid, dest=os.path.join(root, f"ks-{i}"),
+                               timeout=args.bitswap_timeout)["seconds"]
+            drop(dst)
+            os.remove(os.path.join(root, f"ks-{i}"))
+            return seconds
+
+        def stargate_from_kubo(i):
+            dst = daemon(f"stargate-from-kubo-{i}")
+            dst.cli("swarm", "connect", ksrc.addr)
+            start = time.perf_counter()
+            with open(os.devnull, "wb") as sink:
+                dst.cli("cat", cid, stdout=sink, timeout=args.bitswap_timeout)
+            seconds = time.perf_counter() - start
+            drop(dst)
+            return seconds
+
+        out["stargate->stargate"] = measure(size, args.runs, stargate_to_stargate)
+        out["kubo->kubo"] = measure(size, args.runs, kubo_to_kubo)
+        out["kubo<-stargate"] = measure(size, 1, kubo_from_stargate)
+        out["stargate<-kubo"] = measure(size, 1, stargate_from_kubo)
+    except Failed as e:
+        out["error"] = str(e)
+    finally:
+        for node in list(nodes):
+            node.close()
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(out))
+    return 1 if "error" in out else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
