@@ -31,7 +31,8 @@ print(f"{d['cids']} pinned roots put in {d['fill_seconds']} s; DHT of {d['dht_pe
 print(f"provided {d['provides']} in {d['wall_seconds']} s ({d['cids_per_second']} CIDs/s), "
       f"{d['cpu_seconds']} CPU s; reprovider log: {d['reprovider_log']}")
 print(f"peak RSS {d['peak_rss_mib']} MiB; records held by the DHT peers: "
-      f"{d['provider_records_held_by_dht_peers']}")
+      f"{d['provider_records_held_by_dht_peers']}, dropped (store full): "
+      f"{d['provider_records_refused_by_dht_peers']}")
 for key in ("api_idle", "api_while_providing"):
     a = d[key]
     print(f"{key}: POST /api/v0/id {a['http_id']}; `stargate id` {a['stargate_id']}; "

@@ -429,7 +429,10 @@ def bench_provide(args, root):
             time.sleep(0.5)
         # The DHT peers refresh their record gauge every 5 s (event_loop.rs TICK).
         time.sleep(6)
-        records = [int(p.metrics().get("stargate_dht_provider_records", 0)) for p in dht]
+        peer_metrics = [p.metrics() for p in dht]
+        records = [int(m.get("stargate_dht_provider_records", 0)) for m in peer_metrics]
+        refused = [int(m.get("stargate_dht_provider_records_refused_total", 0))
+                   for m in peer_metrics]
     finally:
         stop_all(nodes)
     return {
@@ -445,6 +448,7 @@ def bench_provide(args, root):
         "reprovider_log": own,
         "peak_rss_mib": mib(peak_rss),
         "provider_records_held_by_dht_peers": records,
+        "provider_records_refused_by_dht_peers": refused,
         "api_idle": idle,
         "api_while_providing": busy,
     }
