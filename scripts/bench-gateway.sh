@@ -60,7 +60,8 @@ xfer = re.search(r"Transfer/sec:\s+([\d.]+)(KB|MB|GB)", text)
 mb_s = float(xfer.group(1)) * {"KB": 1 / 1024, "MB": 1, "GB": 1024}[xfer.group(2)] * 1.048576
 print(f"gateway: {conns} connections for {secs} s on /ipfs/{cid}")
 print(f"  requests: {reqs}   requests/s: {rps:.0f}   MB/s: {mb_s:.0f}")
-print(f"  latency p50: {lat['50']:.2f} ms   p99: {lat['99']:.2f} ms   (target p99 < 50 ms)")
+p50, p99 = lat["50"], lat["99"]
+print(f"  latency p50: {p50:.2f} ms   p99: {p99:.2f} ms   (target p99 < 50 ms)")
 print(f"  errors: {socket_errors} socket, {non2xx} non-2xx   (target 0)")
 PY
 '
