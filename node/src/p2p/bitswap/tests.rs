@@ -703,19 +703,25 @@ async fn peers_take_turns() {
     let mut log = Vec::new();
     tokio::time::timeout(DEADLINE, async {
         while log.len() < blocks.len() {
-            let arrived = poll_fn(|cx| {
+            // Every swarm is polled to exhaustion each time: returning at the first arrival
+            // would leave the other client unpolled, its wantlist unsent, and starve it here.
+            poll_fn(|cx| {
+                let before = log.len();
                 while let Poll::Ready(Some(_)) = server.swarm.poll_next_unpin(cx) {}
                 for (i, client) in [&mut a, &mut b].into_iter().enumerate() {
                     while let Poll::Ready(Some(e)) = client.swarm.poll_next_unpin(cx) {
                         if let SwarmEvent::Behaviour(Event::Block { .. }) = e {
-                            return Poll::Ready(i);
+                            log.push(i);
                         }
                     }
                 }
-                Poll::Pending
+                if log.len() > before {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
             })
             .await;
-            log.push(arrived);
         }
     })
     .await
