@@ -38,32 +38,16 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-# tests/src/daemon.rs LOOPBACK_SWARM: keeps a daemon off every network but loopback.
-LOOPBACK_SWARM = """bootstrap = []
-mdns = false
-upnp = false
-autonat = false
-relay_client = false
-hole_punching = false
-kad_mode = "server"
-"""
+from nodes import Daemon, Failed, Kubo, log, start_daemons, stop_all
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg):
-    print(f"p2p_bench: {msg}", file=sys.stderr, flush=True)
 
 
 def status_kib(pid, field):
@@ -71,7 +55,7 @@ def status_kib(pid, field):
         for line in f:
             if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no {field} for pid {pid}")
+    raise Failed(f"no {field} for pid {pid}")
 
 
 def rss_kib(pid):
@@ -84,11 +68,7 @@ def anon_kib(pid):
 
 
 def threads(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return 0
+    return status_kib(pid, "Threads")
 
 
 def cpu_seconds(pid):
@@ -100,143 +80,6 @@ def cpu_seconds(pid):
 
 def mib(kib):
     return round(kib / 1024, 1)
-
-
-class Daemon:
-    """A `stargate daemon` in its own data dir, API and gateway on free ports."""
-
-    def __init__(self, binary, root, name, extra=""):
-        self.binary = binary
-        self.name = name
-        self.dir = os.path.join(root, name)
-        os.makedirs(self.dir, exist_ok=True)
-        with open(os.path.join(self.dir, "config.toml"), "w", encoding="utf-8") as f:
-            f.write(
-                '[api]\naddr = "127.0.0.1:0"\n\n[gateway]\naddr = "127.0.0.1:0"\n\n'
-                f'[swarm]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n{LOOPBACK_SWARM}\n{extra}\n'
-            )
-        self.proc = None
-        self.api_addr = None
-        self.log_path = os.path.join(self.dir, "daemon.log")
-
-    def cli(self, *args, check=True):
-        return subprocess.run(
-            [self.binary, "--data-dir", self.dir, *args],
-            check=check, capture_output=True, text=True,
-        )
-
-    def start(self):
-        self.log_file = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [self.binary, "--data-dir", self.dir, "daemon"],
-            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file,
-        )
-        return self
-
-    def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        api_file = os.path.join(self.dir, "api")
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
-            if os.path.exists(api_file):
-                with open(api_file, encoding="ascii") as f:
-                    self.api_addr = f.read().strip()
-                try:
-                    self.api("id")
-                    return self
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout} s; see {self.log_path}")
-
-    def api(self, cmd, timeout=30, **args):
-        query = "&".join(f"{k}={v}" for k, v in args.items())
-        url = f"http://{self.api_addr}/api/v0/{cmd}" + (f"?{query}" if query else "")
-        req = urllib.request.Request(url, method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=timeout) as res:
-            return json.loads(res.read() or b"null")
-
-    def metrics(self):
-        with urllib.request.urlopen(f"http://{self.api_addr}/metrics", timeout=30) as res:
-            text = res.read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
-
-    def swarm_addr(self):
-        ident = self.api("id")
-        addr = next(a for a in ident["Addresses"] if a.startswith("/ip4/127.0.0.1/tcp/"))
-        return addr if "/p2p/" in addr else f"{addr}/p2p/{ident['ID']}"
-
-    def connect(self, addr):
-        self.cli("swarm", "connect", addr)
-
-    def peer_count(self):
-        return len(self.api("swarm/peers").get("Peers") or [])
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-class Kubo:
-    """A kubo_peer.py process (Kubo v0.22 in Python through cffi)."""
-
-    def __init__(self, root, name):
-        repo = os.path.join(root, name)
-        self.stderr = open(os.path.join(root, f"{name}.log"), "w", encoding="utf-8")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "kubo_peer.py"), "--repo", repo,
-             "--key-type", "ed25519"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-        )
-        ready = json.loads(self.proc.stdout.readline() or '{"error": "no answer"}')
-        if not ready.get("ready"):
-            raise RuntimeError(f"Kubo did not start: {ready}")
-
-    def call(self, **req):
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        res = json.loads(self.proc.stdout.readline())
-        if "error" in res:
-            raise RuntimeError(f"Kubo {req}: {res['error']}")
-        return res
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.call(cmd="shutdown")
-            except (OSError, RuntimeError, ValueError):
-                pass
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def stop_all(nodes):
-    for n in nodes:
-        try:
-            n.stop()
-        except Exception as e:  # noqa: BLE001
-            log(f"stopping: {e}")
-
-
-def start_peers(binary, root, prefix, count):
-    peers = [Daemon(binary, root, f"{prefix}{i}").start() for i in range(count)]
-    for p in peers:
-        p.wait_ready()
-    return peers
 
 
 def bench_rss(args, root):
@@ -261,9 +104,9 @@ def bench_rss(args, root):
         bare.wait()
 
         log(f"starting 2 x {args.peers} peer daemons")
-        s_peers = start_peers(args.stargate, root, "speer", args.peers)
+        s_peers = start_daemons(args.stargate, root, "speer", args.peers)
         nodes += s_peers
-        k_peers = start_peers(args.stargate, root, "kpeer", args.peers)
+        k_peers = start_daemons(args.stargate, root, "kpeer", args.peers)
         nodes += k_peers
         for p in s_peers:
             stargate.connect(p.swarm_addr())
@@ -314,9 +157,9 @@ def fill_store(daemon, root, count, batch):
             with open(path, "w", encoding="ascii") as f:
                 f.write(f"stargate provide benchmark block {i}\n")
             paths.append(path)
-        out = daemon.cli("block", "put", "--pin", *paths).stdout.split()
+        out = daemon.cli("block", "put", "--pin", *paths).split()
         if len(out) != len(paths):
-            raise RuntimeError(f"block put returned {len(out)} CIDs for {len(paths)} blocks")
+            raise Failed(f"block put returned {len(out)} CIDs for {len(paths)} blocks")
     shutil.rmtree(blocks)
     return time.monotonic() - started
 
@@ -384,7 +227,7 @@ def bench_provide(args, root):
         log(f"putting {args.cids} pinned blocks offline")
         fill_seconds = fill_store(provider, root, args.cids, args.batch)
         log(f"store filled in {fill_seconds:.1f} s; starting a DHT of {args.dht} daemons")
-        dht = start_peers(args.stargate, root, "dht", args.dht)
+        dht = start_daemons(args.stargate, root, "dht", args.dht)
         nodes += dht
         for p in dht[1:]:
             p.connect(dht[0].swarm_addr())
@@ -415,7 +258,7 @@ def bench_provide(args, root):
         busy = busy.finish()
         counts = provides(provider.metrics())
         if done is None:
-            raise RuntimeError(f"not all provided after {args.timeout} s: {counts}")
+            raise Failed(f"not all provided after {args.timeout} s: {counts}")
         # The reprovider logs its own run ("reprovide done ... seconds=... cpu_seconds=...").
         deadline = time.monotonic() + 10
         own = {}

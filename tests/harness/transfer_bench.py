@@ -29,112 +29,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-DAEMON_CONFIG = """[api]
-addr = "127.0.0.1:0"
-
-[gateway]
-addr = "127.0.0.1:0"
-
-[swarm]
-listen = ["/ip4/127.0.0.1/tcp/0"]
-bootstrap = []
-mdns = false
-upnp = false
-autonat = false
-relay_client = false
-hole_punching = false
-kad_mode = "server"
-"""
-
-
-class Failed(Exception):
-    pass
-
-
-class Daemon:
-    """A `stargate daemon` in its own data dir."""
-
-    def __init__(self, binary, root, name):
-        self.binary = binary
-        self.dir = os.path.join(root, name)
-        os.makedirs(self.dir)
-        with open(os.path.join(self.dir, "config.toml"), "w", encoding="utf-8") as f:
-            f.write(DAEMON_CONFIG)
-        self.log = open(os.path.join(self.dir, "daemon.log"), "w", encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
-        env["STARGATE_LOG"] = "warn"
-        self.proc = subprocess.Popen(
-            [binary, "--data-dir", self.dir, "daemon"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise Failed(f"stargate daemon exited; see {self.log.name}")
-            if os.path.exists(os.path.join(self.dir, "api")):
-                try:
-                    self.id = json.loads(self.cli("id"))
-                    break
-                except Failed:
-                    pass
-            if time.monotonic() > deadline:
-                raise Failed("stargate daemon did not start within 60 s")
-            time.sleep(0.2)
-        self.addr = next(a for a in self.id["Addresses"] if "/tcp/" in a)
-
-    def cli(self, *args, timeout=900, stdout=None):
-        res = subprocess.run([self.binary, "--data-dir", self.dir, *args],
-                             stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
-                             timeout=timeout, check=False)
-        if res.returncode != 0:
-            raise Failed(f"stargate {' '.join(args)}: {res.stderr.decode(errors='replace')[-500:]}")
-        return res.stdout.decode() if stdout is None else ""
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class Kubo:
-    """A Kubo v0.22 peer: tests/harness/kubo_peer.py in a process of its own."""
-
-    def __init__(self, root, name):
-        self.repo = os.path.join(root, name)
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "kubo_peer.py"), "--repo", self.repo],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, bufsize=1)
-        ready = json.loads(self.proc.stdout.readline() or '{"error": "no answer"}')
-        if not ready.get("ready"):
-            raise Failed(f"Kubo did not start: {ready}")
-        self.peer_id = ready["peer_id"]
-        self.addr = next(a for a in ready["addrs"] if "/tcp/" in a) + "/p2p/" + self.peer_id
-
-    def call(self, **req):
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline() or '{"error": "Kubo exited"}')
-        if "error" in answer:
-            raise Failed(f"kubo {req['cmd']}: {answer['error']}")
-        return answer
-
-    def close(self):
-        try:
-            self.call(cmd="shutdown")
-        except (Failed, OSError, ValueError):
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
+from nodes import Daemon, Failed, Kubo, stop_all
 
 def summary(size, seconds):
     rates = [size / s / 1e6 for s in seconds]
@@ -164,7 +59,7 @@ def main():
     def daemon(name):
         d = Daemon(args.stargate, root, name)
         nodes.append(d)
-        return d
+        return d.start().wait_ready()
 
     def kubo(name):
         k = Kubo(root, name)
@@ -172,14 +67,15 @@ def main():
         return k
 
     def drop(node):
-        node.close()
+        node.stop()
         nodes.remove(node)
-        shutil.rmtree(getattr(node, "dir", None) or node.repo, ignore_errors=True)
+        shutil.rmtree(node.dir, ignore_errors=True)
 
     out = {"bytes": size, "runs": args.runs}
     try:
         src = daemon("stargate-src")
         cid = src.cli("add", "-Q", args.file).strip()
+        src_addr = src.swarm_addr()
         ksrc = kubo("kubo-src")
         kcid = ksrc.call(cmd="add", path=args.file)["cid"]
         if kcid != cid:
@@ -187,7 +83,7 @@ def main():
 
         def stargate_to_stargate(i):
             dst = daemon(f"stargate-dst-{i}")
-            fetched = dst.cli("dag", "fetch", "--from", src.addr, cid)
+            fetched = dst.cli("dag", "fetch", "--from", src_addr, cid)
             drop(dst)
             # "fetched CID: N blocks, B bytes in S s (X MB/s)"
             return float(fetched.split(" in ")[1].split(" s ")[0])
@@ -203,7 +99,7 @@ def main():
 
         def kubo_from_stargate(i):
             dst = kubo(f"kubo-from-stargate-{i}")
-            dst.call(cmd="connect", addr=src.addr)
+            dst.call(cmd="connect", addr=src_addr)
             seconds = dst.call(cmd="download", cid=cid, dest=os.path.join(root, f"ks-{i}"),
                                timeout=args.bitswap_timeout)["seconds"]
             drop(dst)
@@ -227,8 +123,7 @@ def main():
     except Failed as e:
         out["error"] = str(e)
     finally:
-        for node in list(nodes):
-            node.close()
+        stop_all(nodes)
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(out))
     return 1 if "error" in out else 0
