@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -16,8 +16,8 @@ use serde::Deserialize;
 use tempfile::TempDir;
 
 use crate::data::write_pseudo_random_file;
-use crate::paths::stargate_bin;
-use crate::process::{CommandOutput, run_with_timeout, wait_or_kill};
+use crate::launch::{read_log, spawn_daemon, stargate_command, terminate, wait_started};
+use crate::process::{CommandOutput, run_with_timeout};
 use crate::wait::wait_for;
 
 /// From spawn to a daemon that answers `id`.
@@ -44,7 +44,7 @@ pub struct DaemonOptions {
 }
 
 /// What `stargate id` prints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct DaemonIdentity {
     #[serde(rename = "ID")]
     pub id: String,
@@ -81,57 +81,21 @@ impl StargateDaemon {
     fn start_in(dir: PathBuf, temp: Option<TempDir>, options: DaemonOptions) -> Result<Self> {
         std::fs::write(dir.join("config.toml"), config_for(&options))
             .context("writing config.toml")?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("daemon.log"))
-            .context("creating daemon.log")?;
-        let mut cmd = Command::new(stargate_bin()?);
-        cmd.arg("--data-dir")
-            .arg(&dir)
-            .arg("daemon")
+        let mut cmd = stargate_command(&dir)?;
+        cmd.arg("daemon")
             .env("STARGATE_LOG", "info,stargate=debug")
-            .env_remove("STARGATE_DATA_DIR")
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("daemon.log")?)
-            .stderr(log);
-        let child = cmd.spawn().context("starting stargate daemon")?;
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
+        let mut child = spawn_daemon(cmd, &dir)?;
+        let started = wait_started(&mut child, &dir, START_TIMEOUT, || api_identity(&dir).ok());
         let mut daemon = Self {
             child: Some(child),
             dir,
             options,
-            identity: DaemonIdentity {
-                id: String::new(),
-                addresses: Vec::new(),
-                agent_version: String::new(),
-                protocols: Vec::new(),
-            },
+            identity: DaemonIdentity::default(),
             temp,
         };
-        let identity = wait_for(START_TIMEOUT, || {
-            if daemon.exited() {
-                return Some(Err(anyhow::anyhow!("the daemon exited")));
-            }
-            daemon.api_identity().ok().map(Ok)
-        })
-        .and_then(|r| r)
-        .with_context(|| format!("daemon did not start; log:\n{}", daemon.log()))?;
-        daemon.identity = identity;
+        daemon.identity = started?;
         Ok(daemon)
-    }
-
-    fn exited(&mut self) -> bool {
-        !matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
-    }
-
-    /// `stargate id` while the daemon holds the data dir (the API file exists).
-    fn api_identity(&self) -> Result<DaemonIdentity> {
-        if !self.dir.join("api").exists() {
-            bail!("no API yet");
-        }
-        let out = self.cli_ok(&["id"])?;
-        serde_json::from_str(&out).context("parsing `stargate id`")
     }
 
     /// Runs `stargate --data-dir <dir> ARGS` and returns what it printed, whatever its exit.
@@ -141,12 +105,8 @@ impl StargateDaemon {
 
     /// [`cli`](Self::cli) with a deadline.
     pub fn cli_with_timeout(&self, args: &[&str], timeout: Duration) -> Result<CommandOutput> {
-        let mut cmd = Command::new(stargate_bin()?);
-        cmd.arg("--data-dir")
-            .arg(&self.dir)
-            .args(args)
-            .env_remove("STARGATE_DATA_DIR")
-            .env_remove("STARGATE_LOG");
+        let mut cmd = stargate_command(&self.dir)?;
+        cmd.args(args);
         run_with_timeout(&mut cmd, timeout)
     }
 
@@ -261,7 +221,7 @@ impl StargateDaemon {
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+        read_log(&self.dir)
     }
 
     /// The OS process ID.
@@ -274,15 +234,7 @@ impl StargateDaemon {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .context("running kill")?;
-        if !status.success() {
-            bail!("kill -TERM {} failed", child.id());
-        }
-        let exit = wait_or_kill(&mut child, STOP_TIMEOUT)?;
+        let exit = terminate(&mut child, STOP_TIMEOUT)?;
         if !exit.success() {
             bail!(
                 "daemon exited with {exit} after SIGTERM; log:\n{}",
@@ -308,6 +260,20 @@ impl StargateDaemon {
         let options = self.options.clone();
         Self::start_in(dir, temp, options)
     }
+}
+
+/// `stargate id` of the daemon holding `dir` (once its API file exists).
+fn api_identity(dir: &Path) -> Result<DaemonIdentity> {
+    if !dir.join("api").exists() {
+        bail!("no API yet");
+    }
+    let mut cmd = stargate_command(dir)?;
+    cmd.arg("id");
+    let out = run_with_timeout(&mut cmd, CLI_TIMEOUT)?;
+    if !out.status.success() {
+        bail!("stargate id failed: {}", out.stderr_str().trim());
+    }
+    serde_json::from_str(&out.stdout_str()).context("parsing `stargate id`")
 }
 
 impl Drop for StargateDaemon {

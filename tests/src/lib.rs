@@ -17,6 +17,7 @@ mod data;
 mod gateway;
 mod js;
 mod kubo;
+mod launch;
 mod node;
 mod paths;
 mod process;

@@ -1,16 +1,16 @@
 //! A `stargate` node under test: its own temporary data dir, the CLI run against it, and its
 //! daemon started, stopped, killed and restarted on loopback ports.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::daemon::LOOPBACK_SWARM;
-use crate::paths::stargate_bin;
-use crate::process::{CommandOutput, run_with_timeout, wait_or_kill};
-use crate::wait::{free_loopback_port, wait_until};
+use crate::launch::{kill_now, read_log, spawn_daemon, stargate_command, terminate, wait_started};
+use crate::process::{CommandOutput, run_with_timeout};
+use crate::wait::free_loopback_port;
 
 /// How long a CLI command may take in tests.
 const CLI_TIMEOUT: Duration = Duration::from_secs(300);
@@ -59,18 +59,12 @@ impl StargateNode {
 
     /// A `stargate` command with `--data-dir` set and the environment cleared of `STARGATE_*`.
     pub fn command(&self) -> Result<Command> {
-        let mut cmd = Command::new(stargate_bin()?);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("STARGATE_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = stargate_command(self.dir.path())?;
         // The swarm on 127.0.0.1 only, off every other network (see LOOPBACK_SWARM).
         cmd.env("STARGATE_SWARM_LISTEN", "[\"/ip4/127.0.0.1/tcp/0\"]");
         for (key, value) in LOOPBACK_SWARM {
             cmd.env(format!("STARGATE_SWARM_{}", key.to_uppercase()), value);
         }
-        cmd.arg("--data-dir").arg(self.dir.path());
         Ok(cmd)
     }
 
@@ -131,33 +125,26 @@ impl StargateNode {
         if self.daemon.is_some() {
             bail!("the daemon is already running");
         }
-        let log = std::fs::File::create(self.log_path()).context("creating the daemon log")?;
         let mut cmd = self.command()?;
         cmd.arg("daemon")
             .arg("--api-addr")
             .arg(format!("127.0.0.1:{}", self.api_port))
             .arg("--gateway-addr")
             .arg(format!("127.0.0.1:{}", self.gateway_port))
-            .args(&self.extra_args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("daemon log")?)
-            .stderr(log);
-        let child = cmd.spawn().context("starting the daemon")?;
-        self.daemon = Some(child);
+            .args(&self.extra_args);
+        let mut child = spawn_daemon(cmd, self.dir.path())?;
         let health = format!("{}/health", self.api_url());
-        let mut exited = None;
-        let ready = wait_until(START_TIMEOUT, || {
-            if let Some(Ok(Some(status))) = self.daemon.as_mut().map(Child::try_wait) {
-                exited = Some(status);
-                return true;
-            }
-            reqwest::blocking::get(&health).is_ok_and(|r| r.status().is_success())
+        let started = wait_started(&mut child, self.dir.path(), START_TIMEOUT, || {
+            reqwest::blocking::get(&health)
+                .is_ok_and(|r| r.status().is_success())
+                .then_some(())
         });
-        if let Some(status) = exited {
-            self.daemon = None;
-            bail!("the daemon exited ({status}): {}", self.log());
+        if started.is_ok() {
+            self.daemon = Some(child);
+        } else {
+            let _ = kill_now(child);
         }
-        ready.with_context(|| format!("the daemon did not start: {}", self.log()))
+        started
     }
 
     /// Stops the daemon with SIGTERM and returns its exit status.
@@ -166,8 +153,7 @@ impl StargateNode {
     /// No daemon runs, or it did not exit in time.
     pub fn stop(&mut self) -> Result<ExitStatus> {
         let mut child = self.daemon.take().context("no daemon is running")?;
-        signal(&child, "TERM")?;
-        wait_or_kill(&mut child, Duration::from_secs(30))
+        terminate(&mut child, Duration::from_secs(30))
     }
 
     /// Kills the daemon with SIGKILL.
@@ -175,10 +161,7 @@ impl StargateNode {
     /// # Errors
     /// No daemon runs.
     pub fn kill9(&mut self) -> Result<()> {
-        let mut child = self.daemon.take().context("no daemon is running")?;
-        child.kill().context("killing the daemon")?;
-        child.wait().context("reaping the daemon")?;
-        Ok(())
+        kill_now(self.daemon.take().context("no daemon is running")?)
     }
 
     /// The daemon's process, while it runs.
@@ -186,13 +169,9 @@ impl StargateNode {
         self.daemon.as_mut()
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.path().join("daemon.log")
-    }
-
     /// What the daemon logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        read_log(self.dir.path())
     }
 }
 
@@ -203,16 +182,4 @@ impl Drop for StargateNode {
             let _ = child.wait();
         }
     }
-}
-
-fn signal(child: &Child, name: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status()
-        .context("running kill")?;
-    if !status.success() {
-        bail!("kill -{name} {} failed", child.id());
-    }
-    Ok(())
 }
