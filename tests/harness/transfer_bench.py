@@ -88,23 +88,18 @@ def main():
             # "fetched CID: N blocks, B bytes in S s (X MB/s)"
             return float(fetched.split(" in ")[1].split(" s ")[0])
 
-        def kubo_to_kubo(i):
-            dst = kubo(f"kubo-dst-{i}")
-            dst.call(cmd="connect", addr=ksrc.addr)
-            seconds = dst.call(cmd="download", cid=cid, dest=os.path.join(root, f"out-{i}"),
-                               timeout=args.bitswap_timeout)["seconds"]
-            drop(dst)
-            os.remove(os.path.join(root, f"out-{i}"))
-            return seconds
-
-        def kubo_from_stargate(i):
-            dst = kubo(f"kubo-from-stargate-{i}")
-            dst.call(cmd="connect", addr=src_addr)
-            seconds = dst.call(cmd="download", cid=cid, dest=os.path.join(root, f"ks-{i}"),
-                               timeout=args.bitswap_timeout)["seconds"]
-            drop(dst)
-            os.remove(os.path.join(root, f"ks-{i}"))
-            return seconds
+        def kubo_downloads_from(addr, tag):
+            """A fresh Kubo peer downloading `cid` from the node at `addr`."""
+            def once(i):
+                dst = kubo(f"{tag}-{i}")
+                dst.call(cmd="connect", addr=addr)
+                out = os.path.join(root, f"{tag}-out-{i}")
+                seconds = dst.call(cmd="download", cid=cid, dest=out,
+                                   timeout=args.bitswap_timeout)["seconds"]
+                drop(dst)
+                os.remove(out)
+                return seconds
+            return once
 
         def stargate_from_kubo(i):
             dst = daemon(f"stargate-from-kubo-{i}")
@@ -117,8 +112,8 @@ def main():
             return seconds
 
         out["stargate->stargate"] = measure(size, args.runs, stargate_to_stargate)
-        out["kubo->kubo"] = measure(size, args.runs, kubo_to_kubo)
-        out["kubo<-stargate"] = measure(size, 1, kubo_from_stargate)
+        out["kubo->kubo"] = measure(size, args.runs, kubo_downloads_from(ksrc.addr, "kubo-dst"))
+        out["kubo<-stargate"] = measure(size, 1, kubo_downloads_from(src_addr, "kubo-from-stargate"))
         out["stargate<-kubo"] = measure(size, 1, stargate_from_kubo)
     except Failed as e:
         out["error"] = str(e)

@@ -68,6 +68,44 @@ pub struct StargateDaemon {
 }
 
 impl StargateDaemon {
+    /// Starts `n` daemons with default options, each in a fresh data dir.
+    pub fn start_many(n: usize) -> Result<Vec<Self>> {
+        (0..n)
+            .map(|_| Self::start(DaemonOptions::default()))
+            .collect()
+    }
+
+    /// Starts `n` daemons connected in a line (each to the next), so that the ends learn of
+    /// each other only through the DHT.
+    ///
+    /// # Errors
+    /// A daemon does not start or connect, or the ends are already connected.
+    pub fn start_line(n: usize) -> Result<Vec<Self>> {
+        let nodes = Self::start_many(n)?;
+        for pair in nodes.windows(2) {
+            pair[0].connect(&pair[1])?;
+        }
+        if let (Some(first), Some(last)) = (nodes.first(), nodes.last())
+            && n > 2
+            && last.peers()?.iter().any(|p| p == first.peer_id())
+        {
+            bail!("the ends of the line are connected before the DHT is used");
+        }
+        Ok(nodes)
+    }
+
+    /// Starts a hub and `leaves` daemons connected to it; the hub comes first.
+    ///
+    /// # Errors
+    /// A daemon does not start or connect.
+    pub fn start_star(leaves: usize) -> Result<Vec<Self>> {
+        let nodes = Self::start_many(leaves + 1)?;
+        for leaf in &nodes[1..] {
+            leaf.connect(&nodes[0])?;
+        }
+        Ok(nodes)
+    }
+
     /// Starts a daemon in a fresh temporary data dir.
     pub fn start(options: DaemonOptions) -> Result<Self> {
         let temp = tempfile::Builder::new()
@@ -112,16 +150,8 @@ impl StargateDaemon {
 
     /// Runs the CLI and returns its stdout; fails with its stderr on a non-zero exit.
     pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.cli(args)?;
-        if !out.status.success() {
-            bail!(
-                "stargate {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                out.stderr_str().trim()
-            );
-        }
-        Ok(out.stdout_str())
+        self.cli(args)?
+            .ok_stdout(&format!("stargate {}", args.join(" ")))
     }
 
     /// Writes `len` pseudo-random bytes (from `seed`) to `<data dir>/input-<seed>`, adds the
@@ -262,6 +292,11 @@ impl StargateDaemon {
     }
 }
 
+/// The peer IDs of `nodes`.
+pub fn peer_ids(nodes: &[&StargateDaemon]) -> BTreeSet<String> {
+    nodes.iter().map(|n| n.peer_id().to_owned()).collect()
+}
+
 /// `stargate id` of the daemon holding `dir` (once its API file exists).
 fn api_identity(dir: &Path) -> Result<DaemonIdentity> {
     if !dir.join("api").exists() {
@@ -269,11 +304,8 @@ fn api_identity(dir: &Path) -> Result<DaemonIdentity> {
     }
     let mut cmd = stargate_command(dir)?;
     cmd.arg("id");
-    let out = run_with_timeout(&mut cmd, CLI_TIMEOUT)?;
-    if !out.status.success() {
-        bail!("stargate id failed: {}", out.stderr_str().trim());
-    }
-    serde_json::from_str(&out.stdout_str()).context("parsing `stargate id`")
+    let out = run_with_timeout(&mut cmd, CLI_TIMEOUT)?.ok_stdout("stargate id")?;
+    serde_json::from_str(&out).context("parsing `stargate id`")
 }
 
 impl Drop for StargateDaemon {

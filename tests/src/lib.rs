@@ -24,7 +24,7 @@ mod process;
 mod regtest;
 mod wait;
 
-pub use daemon::{DaemonIdentity, DaemonOptions, StargateDaemon};
+pub use daemon::{DaemonIdentity, DaemonOptions, StargateDaemon, peer_ids};
 pub use data::{
     BOUNDARY_FILES, CHUNK, MAX_LINKS, NamedFile, SHARD_THRESHOLD, SHARDED_DIR_FILES,
     write_boundary_files, write_nested_dir, write_pseudo_random_file, write_sharded_dir,

@@ -83,16 +83,8 @@ impl StargateNode {
     /// # Errors
     /// It failed, with its stderr in the message.
     pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.cli(args)?;
-        if !out.status.success() {
-            bail!(
-                "stargate {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                out.stderr_str()
-            );
-        }
-        Ok(out.stdout_str())
+        self.cli(args)?
+            .ok_stdout(&format!("stargate {}", args.join(" ")))
     }
 
     /// Runs a CLI command that must fail; returns its stderr.

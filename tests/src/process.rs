@@ -25,6 +25,22 @@ impl CommandOutput {
     pub fn stderr_str(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
+
+    /// Stdout of a command that must have succeeded; `what` names it in the error, which
+    /// carries its stderr.
+    ///
+    /// # Errors
+    /// It exited non-zero.
+    pub fn ok_stdout(self, what: &str) -> Result<String> {
+        if !self.status.success() {
+            bail!(
+                "{what} failed ({}): {}",
+                self.status,
+                self.stderr_str().trim()
+            );
+        }
+        Ok(self.stdout_str())
+    }
 }
 
 /// Runs `cmd` to completion with stdin closed, collecting stdout and stderr;

@@ -3,7 +3,6 @@
 //! killed mid-transfer is replaced by another; a block nobody has times out with a clear error
 //! (504 at the gateway); and Kubo fetches from a daemon and a daemon from Kubo.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -13,24 +12,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use stargate_protocol::{Block, Codec, HashCode, Version};
 use stargate_tests::{
-    DaemonOptions, KeyType, KuboOptions, KuboPeer, StargateDaemon, stargate_bin, wait_or_kill,
-    wait_until, write_pseudo_random_file,
+    DaemonOptions, KeyType, KuboOptions, KuboPeer, StargateDaemon, peer_ids, stargate_bin,
+    wait_or_kill, wait_until, write_pseudo_random_file,
 };
 
 /// A DHT query on loopback under a loaded 2-core machine.
 const DHT_TIMEOUT: Duration = Duration::from_secs(90);
 /// A whole fetch: the DHT lookup, the dials and the blocks.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn start_nodes(n: usize) -> Result<Vec<StargateDaemon>> {
-    (0..n)
-        .map(|_| StargateDaemon::start(DaemonOptions::default()))
-        .collect()
-}
-
-fn peer_set(nodes: &[&StargateDaemon]) -> BTreeSet<String> {
-    nodes.iter().map(|n| n.peer_id().to_owned()).collect()
-}
 
 /// `stargate cat CID` on `node`; fails unless it prints exactly the bytes of `expected`.
 fn cat_matches(node: &StargateDaemon, cid: &str, expected: &std::path::Path) -> Result<()> {
@@ -59,20 +48,13 @@ fn http() -> Result<reqwest::blocking::Client> {
 
 #[test]
 fn line_of_five_fetches_across_hops_by_cat_gateway_and_pin() -> Result<()> {
-    let mut nodes = start_nodes(5)?;
-    for pair in nodes.windows(2) {
-        pair[0].connect(&pair[1])?;
-    }
+    let mut nodes = StargateDaemon::start_line(5)?;
     let (first, last) = (&nodes[0], &nodes[4]);
-    ensure!(
-        !last.peers()?.contains(&first.peer_id().to_owned()),
-        "the ends of the line are connected before the DHT is used"
-    );
     // A multi-level DAG (13 leaves under a root) and two smaller files.
     let (big, big_path) = first.add_file((3 << 20) + 12_345, 11)?;
     let (small, small_path) = first.add_file(700_000, 12)?;
     let (pinned, _) = first.add_file(300_000, 13)?;
-    last.wait_for_providers(&big, &peer_set(&[first]), DHT_TIMEOUT)?;
+    last.wait_for_providers(&big, &peer_ids(&[first]), DHT_TIMEOUT)?;
 
     cat_matches(last, &big, &big_path)?;
     ensure!(
@@ -123,7 +105,7 @@ fn a_provider_killed_mid_transfer_is_replaced() -> Result<()> {
         survivor.add_file(24 << 20, 21)?.0 == cid,
         "same bytes, same CID"
     );
-    fetcher.wait_for_providers(&cid, &peer_set(&[&doomed, &survivor]), DHT_TIMEOUT)?;
+    fetcher.wait_for_providers(&cid, &peer_ids(&[&doomed, &survivor]), DHT_TIMEOUT)?;
 
     let mut cat = Command::new(stargate_bin()?)
         .arg("--data-dir")

@@ -6,16 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use stargate_tests::{DaemonOptions, StargateDaemon, free_loopback_port, wait_until};
+use stargate_tests::{DaemonOptions, StargateDaemon, free_loopback_port, peer_ids, wait_until};
 
 /// Long enough for a DHT query on loopback under a loaded 2-core machine.
 const DHT_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn start_nodes(n: usize) -> Result<Vec<StargateDaemon>> {
-    (0..n)
-        .map(|_| StargateDaemon::start(DaemonOptions::default()))
-        .collect()
-}
 
 /// Adds a fresh pseudo-random file on `node` and returns its CID.
 fn add_file(node: &StargateDaemon, len: u64, seed: u64) -> Result<String> {
@@ -30,13 +24,9 @@ fn wait_for_providers(
     node.wait_for_providers(cid, expected, DHT_TIMEOUT)
 }
 
-fn set(ids: &[&StargateDaemon]) -> BTreeSet<String> {
-    ids.iter().map(|n| n.peer_id().to_owned()).collect()
-}
-
 #[test]
 fn identity_and_swarm_commands() -> Result<()> {
-    let nodes = start_nodes(2)?;
+    let nodes = StargateDaemon::start_many(2)?;
     let (a, b) = (&nodes[0], &nodes[1]);
 
     let id = a.identity();
@@ -131,28 +121,17 @@ fn network_commands_need_a_daemon() -> Result<()> {
 
 #[test]
 fn line_of_five_finds_providers_across_hops() -> Result<()> {
-    let nodes = start_nodes(5)?;
-    for pair in nodes.windows(2) {
-        pair[0].connect(&pair[1])?;
-    }
+    let nodes = StargateDaemon::start_line(5)?;
     let (first, last) = (&nodes[0], &nodes[4]);
-    ensure!(
-        !last.peers()?.contains(&first.peer_id().to_owned()),
-        "the ends of the line are connected before the DHT is used"
-    );
     let cid = add_file(first, 1 << 20, 1)?;
-    let found = wait_for_providers(last, &cid, &set(&[first]))?;
-    ensure!(found == set(&[first]), "findprovs {cid}: {found:?}");
+    let found = wait_for_providers(last, &cid, &peer_ids(&[first]))?;
+    ensure!(found == peer_ids(&[first]), "findprovs {cid}: {found:?}");
     Ok(())
 }
 
 #[test]
 fn star_findprovs_names_exactly_the_providers() -> Result<()> {
-    let nodes = start_nodes(6)?;
-    let hub = &nodes[0];
-    for leaf in &nodes[1..] {
-        leaf.connect(hub)?;
-    }
+    let nodes = StargateDaemon::start_star(5)?;
     let shared = add_file(&nodes[1], 300_000, 7)?;
     ensure!(
         add_file(&nodes[3], 300_000, 7)? == shared,
@@ -161,10 +140,10 @@ fn star_findprovs_names_exactly_the_providers() -> Result<()> {
     let alone = add_file(&nodes[2], 300_000, 8)?;
 
     let asker = &nodes[5];
-    let found = wait_for_providers(asker, &shared, &set(&[&nodes[1], &nodes[3]]))?;
-    ensure!(found == set(&[&nodes[1], &nodes[3]]), "{found:?}");
-    let found = wait_for_providers(asker, &alone, &set(&[&nodes[2]]))?;
-    ensure!(found == set(&[&nodes[2]]), "{found:?}");
+    let found = wait_for_providers(asker, &shared, &peer_ids(&[&nodes[1], &nodes[3]]))?;
+    ensure!(found == peer_ids(&[&nodes[1], &nodes[3]]), "{found:?}");
+    let found = wait_for_providers(asker, &alone, &peer_ids(&[&nodes[2]]))?;
+    ensure!(found == peer_ids(&[&nodes[2]]), "{found:?}");
     // `routing provide` of a block this node does not have is refused.
     let out = asker.cli(&["routing", "provide", &alone])?;
     ensure!(
@@ -228,7 +207,7 @@ fn connection_limits_hold_under_a_burst_of_dials() -> Result<()> {
         ),
         ..DaemonOptions::default()
     })?;
-    let dialers = start_nodes(DIALERS)?;
+    let dialers = StargateDaemon::start_many(DIALERS)?;
     let addr = target.multiaddr()?;
 
     let mut most = 0;
