@@ -45,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) gateway: GatewayConfig,
     pub(crate) swarm: SwarmConfig,
     pub(crate) routing: RoutingConfig,
+    pub(crate) transfer: TransferConfig,
     pub(crate) store: StoreConfig,
     pub(crate) log: LogConfig,
     pub(crate) chain: ChainSection,
@@ -172,6 +173,19 @@ pub(crate) struct RoutingConfig {
     pub(crate) provide_queue: usize,
     pub(crate) fetch_timeout_sec: u64,
     pub(crate) fetch_concurrency: usize,
+}
+
+/// `[transfer]`: the limits of the CAR transfer between Stargate nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferConfig {
+    pub(crate) max_served_per_peer: usize,
+    pub(crate) max_served: usize,
+    pub(crate) max_fetches: usize,
+    pub(crate) max_in_flight_mib: usize,
+    pub(crate) stall_timeout_sec: u64,
+    pub(crate) max_resumes: u32,
+    pub(crate) serve_bytes_per_sec: u64,
 }
 
 /// `[routing] provide_strategy`: which CIDs get provider records.

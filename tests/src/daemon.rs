@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use tempfile::TempDir;
 
@@ -247,6 +247,38 @@ impl StargateDaemon {
             .next_back()
             .context("no `daemon ready` line with the gateway address in the log")?;
         Ok(format!("http://{addr}"))
+    }
+
+    /// The gateway's `/metrics` text.
+    pub fn metrics(&self) -> Result<String> {
+        let url = format!("{}/metrics", self.gateway_url()?);
+        let answer = reqwest::blocking::Client::builder()
+            .timeout(CLI_TIMEOUT)
+            .no_proxy()
+            .build()?
+            .get(&url)
+            .send()
+            .with_context(|| format!("GET {url}"))?;
+        ensure!(
+            answer.status().is_success(),
+            "GET {url}: {}",
+            answer.status()
+        );
+        Ok(answer.text()?)
+    }
+
+    /// Blocks this daemon fetched from peers over `path` (`transfer` or `bitswap`), from
+    /// `stargate_retrieval_blocks_total` in its metrics (0 before the first one).
+    pub fn retrieved_blocks(&self, path: &str) -> Result<u64> {
+        let series = format!("stargate_retrieval_blocks_total{{path=\"{path}\"}} ");
+        let text = self.metrics()?;
+        match text.lines().find_map(|l| l.strip_prefix(&series)) {
+            Some(n) => n
+                .trim()
+                .parse()
+                .with_context(|| format!("{series}{n}: not a count")),
+            None => Ok(0),
+        }
     }
 
     /// The daemon's log so far.

@@ -1,7 +1,8 @@
 //! Retrieval between real `stargate daemon`s on loopback: content added on one node is fetched
-//! on another through the DHT over two or more hops (`cat`, the gateway, `pin add`); a provider
-//! killed mid-transfer is replaced by another; a block nobody has times out with a clear error
-//! (504 at the gateway); and Kubo fetches from a daemon and a daemon from Kubo.
+//! on another through the DHT over two or more hops (`cat`, the gateway, `pin add`), over the
+//! CAR transfer when the provider is a Stargate node; a provider killed mid-transfer is replaced
+//! by another; a block nobody has times out with a clear error (504 at the gateway); and Kubo
+//! fetches from a daemon and a daemon from Kubo, over Bitswap.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -87,10 +88,52 @@ fn line_of_five_fetches_across_hops_by_cat_gateway_and_pin() -> Result<()> {
 }
 
 #[test]
+fn a_stargate_provider_two_hops_away_serves_cat_and_the_gateway_over_the_transfer() -> Result<()> {
+    let nodes = StargateDaemon::start_line(3)?;
+    let (holder, fetcher) = (&nodes[0], &nodes[2]);
+    // Multi-MiB files: 256 KiB leaves under a root.
+    let (by_cat, by_cat_path) = holder.add_file((8 << 20) + 4321, 41)?;
+    let (by_gateway, by_gateway_path) = holder.add_file((6 << 20) + 1234, 42)?;
+    for cid in [&by_cat, &by_gateway] {
+        fetcher.wait_for_providers(cid, &peer_ids(&[holder]), DHT_TIMEOUT)?;
+    }
+
+    cat_matches(fetcher, &by_cat, &by_cat_path)?;
+    let after_cat = fetcher.retrieved_blocks("transfer")?;
+    // 33 leaves and the root.
+    ensure!(after_cat >= 34, "{after_cat} blocks came over the transfer");
+
+    let url = format!("{}/ipfs/{by_gateway}", fetcher.gateway_url()?);
+    let answer = http()?.get(&url).send()?;
+    ensure!(answer.status() == 200, "GET {url}: {}", answer.status());
+    ensure!(
+        answer.bytes()?.as_ref() == std::fs::read(&by_gateway_path)?,
+        "the gateway's bytes differ"
+    );
+    let after_gateway = fetcher.retrieved_blocks("transfer")?;
+    // 25 leaves and the root.
+    ensure!(
+        after_gateway >= after_cat + 26,
+        "{} blocks of the gateway's file came over the transfer",
+        after_gateway - after_cat
+    );
+    let bitswap = fetcher.retrieved_blocks("bitswap")?;
+    ensure!(bitswap == 0, "{bitswap} blocks came over Bitswap");
+    // Cached, not pinned.
+    for cid in [&by_cat, &by_gateway] {
+        let pins = fetcher.cli(&["pin", "ls", cid])?;
+        ensure!(!pins.status.success(), "{cid} got pinned by a read");
+    }
+    Ok(())
+}
+
+#[test]
 fn a_provider_killed_mid_transfer_is_replaced() -> Result<()> {
-    // Providers serve 8 blocks (2 MiB) per second each, so that the transfer lasts seconds.
+    // Providers serve 8 blocks (2 MiB) per second each over Bitswap, and 2 MiB per second over
+    // the transfer, so that the fetch lasts seconds.
     let slow = DaemonOptions {
         swarm: "bitswap_blocks_per_sec_per_peer = 8".into(),
+        extra_config: "[transfer]\nserve_bytes_per_sec = 2097152\n".into(),
         ..DaemonOptions::default()
     };
     let hub = StargateDaemon::start(DaemonOptions::default())?;
@@ -210,7 +253,17 @@ fn daemon_fetches_what_kubo_added() -> Result<()> {
     write_pseudo_random_file(&path, (2 << 20) + 4321, 31)?;
     let added = kubo.add(&path, false)?;
     node.cli_ok(&["swarm", "connect", &kubo.tcp_multiaddr()?])?;
-    cat_matches(&node, &added.cid, &path)
+    cat_matches(&node, &added.cid, &path)?;
+    // Kubo is no Stargate node: Bitswap only.
+    let (bitswap, transfer) = (
+        node.retrieved_blocks("bitswap")?,
+        node.retrieved_blocks("transfer")?,
+    );
+    ensure!(
+        bitswap >= 9 && transfer == 0,
+        "{bitswap} blocks over Bitswap, {transfer} over the transfer"
+    );
+    Ok(())
 }
 
 #[test]

@@ -132,12 +132,12 @@ fn line_of_five_finds_providers_across_hops() -> Result<()> {
 #[test]
 fn star_findprovs_names_exactly_the_providers() -> Result<()> {
     let nodes = StargateDaemon::start_star(5)?;
-    let shared = add_file(&nodes[1], 300_000, 7)?;
+    let (shared, shared_path) = nodes[1].add_file(300_000, 7)?;
     ensure!(
         add_file(&nodes[3], 300_000, 7)? == shared,
         "same bytes, same CID"
     );
-    let alone = add_file(&nodes[2], 300_000, 8)?;
+    let (alone, alone_path) = nodes[2].add_file(1_300_000, 8)?;
 
     let asker = &nodes[5];
     let found = wait_for_providers(asker, &shared, &peer_ids(&[&nodes[1], &nodes[3]]))?;
@@ -150,6 +150,21 @@ fn star_findprovs_names_exactly_the_providers() -> Result<()> {
         !out.status.success() && out.stderr_str().contains("not found locally"),
         "{}",
         out.stderr_str()
+    );
+    // The asker fetches both across the star, from the leaves that have them.
+    for (cid, path) in [(&shared, &shared_path), (&alone, &alone_path)] {
+        let out = asker.cli_with_timeout(&["cat", cid], DHT_TIMEOUT)?;
+        ensure!(out.status.success(), "cat {cid}: {}", out.stderr_str());
+        ensure!(
+            out.stdout == std::fs::read(path)?,
+            "cat {cid}: other bytes than the {} added",
+            path.display()
+        );
+    }
+    let transfer = asker.retrieved_blocks("transfer")?;
+    ensure!(
+        transfer >= 3 + 6,
+        "{transfer} blocks came over the transfer"
     );
     Ok(())
 }

@@ -34,8 +34,16 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(600);
 const MAX_STREAMS: usize = 256;
 
 /// `stargate/<version>`, the agent version we announce.
+/// How a Stargate node's identify agent version begins.
+const AGENT_PREFIX: &str = "stargate/";
+
 pub(crate) fn agent_version() -> String {
-    format!("stargate/{}", env!("CARGO_PKG_VERSION"))
+    format!("{AGENT_PREFIX}{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Whether an identify agent version is a Stargate node's (which serves the CAR transfer).
+pub(crate) fn is_stargate_agent(agent: &str) -> bool {
+    agent.starts_with(AGENT_PREFIX)
 }
 
 #[derive(NetworkBehaviour)]

@@ -21,7 +21,9 @@ use stargate_protocol::{Block, Cid};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION, agent_version};
+use super::behaviour::{
+    Behaviour, BehaviourEvent, KAD_PROTOCOL, PROTOCOL_VERSION, agent_version, is_stargate_agent,
+};
 use super::bitswap::{self, WantError};
 use super::metrics::Metrics;
 use super::settings::Settings;
@@ -43,6 +45,9 @@ const MAX_PROVIDE_QUERIES: usize = 1024;
 const BAN: Duration = Duration::from_secs(600);
 /// Banned peers remembered at once; past this the oldest ban is lifted early.
 const MAX_BANNED: usize = 1024;
+/// Questions "is this peer a Stargate node?" waiting for identify messages; more are answered
+/// "no" at once.
+const MAX_IDENTIFY_WAITERS: usize = 1024;
 
 /// One connection to a peer.
 #[derive(Debug)]
@@ -132,6 +137,8 @@ pub(super) struct EventLoop {
     bitswap_stats: bitswap::Stats,
     /// Misbehaving peers, until when they are refused.
     banned: VecDeque<(PeerId, Instant)>,
+    /// Who waits to know whether a peer is a Stargate node, until it identifies itself.
+    identify_waiters: HashMap<PeerId, Vec<oneshot::Sender<Option<bool>>>>,
 }
 
 impl EventLoop {
@@ -206,6 +213,7 @@ impl EventLoop {
             wants: HashMap::new(),
             bitswap_stats: bitswap::Stats::default(),
             banned: VecDeque::new(),
+            identify_waiters: HashMap::new(),
         })
     }
 
@@ -327,6 +335,20 @@ impl EventLoop {
                     self.swarm.behaviour_mut().bitswap.add_peers(&cid, &peers);
                 }
             }
+            Command::StargatePeers { reply } => {
+                let peers = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| {
+                        p.info
+                            .as_ref()
+                            .is_some_and(|i| is_stargate_agent(&i.agent_version))
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::IsStargate { peer, reply } => self.is_stargate(peer, reply),
             Command::Abandoned { cid } => {
                 if let Some(w) = self.wants.get_mut(&cid)
                     && !w.has_waiters()
@@ -367,6 +389,33 @@ impl EventLoop {
             let _ = exhausted.send(());
         } else {
             wanted.exhausted.push(exhausted);
+        }
+    }
+
+    fn is_stargate(&mut self, peer: PeerId, reply: oneshot::Sender<Option<bool>>) {
+        let Some(state) = self.peers.get(&peer) else {
+            let _ = reply.send(None);
+            return;
+        };
+        if let Some(info) = &state.info {
+            let _ = reply.send(Some(is_stargate_agent(&info.agent_version)));
+            return;
+        }
+        if self.identify_waiters.len() >= MAX_IDENTIFY_WAITERS {
+            self.identify_waiters
+                .retain(|_, w| w.iter().any(|r| !r.is_closed()));
+        }
+        if self.identify_waiters.len() >= MAX_IDENTIFY_WAITERS {
+            let _ = reply.send(Some(false));
+            return;
+        }
+        self.identify_waiters.entry(peer).or_default().push(reply);
+    }
+
+    /// Answers who waited to know whether `peer` is a Stargate node.
+    fn answer_identify_waiters(&mut self, peer: &PeerId, stargate: Option<bool>) {
+        for reply in self.identify_waiters.remove(peer).unwrap_or_default() {
+            let _ = reply.send(stargate);
         }
     }
 
@@ -608,6 +657,7 @@ impl EventLoop {
                 }
                 if num_established == 0 {
                     self.peers.remove(&peer_id);
+                    self.answer_identify_waiters(&peer_id, None);
                     for w in self.wants.values_mut() {
                         w.peer_lacks(&peer_id);
                     }
@@ -734,7 +784,9 @@ impl EventLoop {
                     .add_address(&peer, addr.clone());
             }
         }
+        let stargate = is_stargate_agent(&info.agent_version);
         state.info = Some(info);
+        self.answer_identify_waiters(&peer, Some(stargate));
         if relay && self.reachability == Reachability::Private {
             self.listen_through_relays();
         }

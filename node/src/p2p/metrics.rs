@@ -1,4 +1,4 @@
-//! Prometheus metrics of the network: connections, the DHT, providing, Bitswap.
+//! Prometheus metrics of the network: connections, the DHT, providing, Bitswap, retrieval.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +13,29 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+/// The path that brought a fetched block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetrievalPath {
+    /// The CAR transfer from a Stargate node (`/stargate/car/1.0.0`).
+    Transfer,
+    /// Bitswap (Kubo, the public network, and the fallback between Stargate nodes).
+    Bitswap,
+}
+
+impl RetrievalPath {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Transfer => "transfer",
+            Self::Bitswap => "bitswap",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
+
 /// The network's metrics; clones share them.
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
@@ -23,6 +46,8 @@ pub(crate) struct Metrics {
     provides: Family<OutcomeLabels, Counter>,
     bitswap: Family<BitswapLabels, Counter>,
     bitswap_wants: Gauge,
+    retrieved_blocks: Family<PathLabels, Counter>,
+    retrieved_bytes: Family<PathLabels, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +66,8 @@ impl Metrics {
             provides: Family::default(),
             bitswap: Family::default(),
             bitswap_wants: Gauge::default(),
+            retrieved_blocks: Family::default(),
+            retrieved_bytes: Family::default(),
         };
         registry.register(
             "stargate_p2p_connections",
@@ -79,7 +106,27 @@ impl Metrics {
             "Blocks this node wants from peers now",
             m.bitswap_wants.clone(),
         );
+        registry.register(
+            "stargate_retrieval_blocks",
+            "Blocks fetched from peers for cat, get, the gateway and pin add, by the path that \
+             brought them (transfer: the CAR transfer from a Stargate node; bitswap)",
+            m.retrieved_blocks.clone(),
+        );
+        registry.register(
+            "stargate_retrieval_bytes",
+            "Bytes of the blocks fetched from peers, by path (transfer, bitswap)",
+            m.retrieved_bytes.clone(),
+        );
         m
+    }
+
+    /// A block of `bytes` bytes was fetched over `path`.
+    pub(crate) fn retrieved(&self, path: RetrievalPath, bytes: usize) {
+        let labels = PathLabels { path: path.label() };
+        self.retrieved_blocks.get_or_create(&labels).inc();
+        self.retrieved_bytes
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     /// Brings the Bitswap metrics up to `now`, given what they were set from last time.

@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use identity::load_or_create as load_identity;
-pub(crate) use metrics::Metrics;
+pub(crate) use metrics::{Metrics, RetrievalPath};
 pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;
 pub(crate) use stargate_protocol::transfer::TransferRequest;
@@ -100,6 +100,16 @@ enum Command {
     Abandoned {
         cid: Cid,
     },
+    /// Connected peers that identified themselves as Stargate nodes.
+    StargatePeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    /// Whether `peer` is a Stargate node, answered once it has identified itself (`None` if
+    /// it is not connected, or goes away first).
+    IsStargate {
+        peer: PeerId,
+        reply: oneshot::Sender<Option<bool>>,
+    },
 }
 
 /// A block wanted through [`Network::want`]. Dropping it withdraws the want (unless others
@@ -145,7 +155,7 @@ pub(crate) fn spawn(
     let transfer = transfer::Transfer::new(
         swarm.behaviour().transfer.new_control(),
         store.clone(),
-        transfer::Config::default(),
+        settings.transfer.clone(),
         penalise(commands.downgrade()),
     );
     transfer.serve(shutdown.clone())?;
@@ -227,7 +237,6 @@ impl Network {
     /// Yields the blocks in walk order, each verified and handed to the store; ends once all
     /// are durably stored (and, with `pin`, the root pinned), or with one error. Broken streams
     /// are resumed; a peer that sends a wrong block is disconnected. Dropping the stream cancels.
-    #[allow(dead_code, reason = "the retrieval layer (retrieval.rs) is its caller")]
     pub(crate) fn fetch_dag(
         &self,
         peer: PeerId,
@@ -277,6 +286,28 @@ impl Network {
             .send(Command::AddPeers { cid, peers })
             .await
             .map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Connected peers that identified themselves as Stargate nodes (identify agent
+    /// `stargate/...`): the ones the CAR transfer can fetch from.
+    pub(crate) async fn stargate_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.ask(|reply| Command::StargatePeers { reply }).await
+    }
+
+    /// Whether `peer` is a Stargate node; waits for its identify message if it has not come
+    /// yet (bound the wait). `None` for a peer that is not connected or disconnects first.
+    pub(crate) async fn is_stargate(&self, peer: PeerId) -> Result<Option<bool>, NetworkError> {
+        self.ask(|reply| Command::IsStargate { peer, reply }).await
+    }
+
+    /// Counts blocks fetched from peers by the path that brought them.
+    pub(crate) fn retrieved(&self, path: RetrievalPath, bytes: usize) {
+        self.metrics.retrieved(path, bytes);
+    }
+
+    /// The limits of the CAR transfer.
+    pub(crate) fn transfer_limits(&self) -> &transfer::Config {
+        self.transfer.config()
     }
 
     /// Queues a block fetched from peers for providing (only the `all` strategy announces it).

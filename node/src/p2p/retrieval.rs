@@ -11,6 +11,13 @@
 //! - the first block that arrives, verified against its CID, wins; it is cached in the store
 //!   unpinned (a GC may remove it) and, under the `all` provide strategy, announced.
 //!
+//! Stargate nodes are asked differently ([`sessions`]): a block that is no part of a DAG
+//! already being fetched is the root of a DAG, which is streamed whole over the CAR transfer from
+//! a connected Stargate peer that has it, or from a Stargate provider found in the DHT (those
+//! are not asked over Bitswap while a transfer may serve them). The blocks of that DAG are then
+//! waited for from the transfer, in the order it brings them, and asked over Bitswap only when
+//! it fails or stalls. Kubo peers are asked over Bitswap only.
+//!
 //! Concurrent requests for one CID share one fetch; fetches run `fetch_concurrency` at a time;
 //! each request gives up after `fetch_timeout_sec` with [`SourceError::TimedOut`] (the gateway
 //! answers 504). Exports ask for many blocks at once (their prefetch window), so bytes reach
@@ -29,8 +36,11 @@ use stargate_protocol::{Block, Cid};
 use stargate_storage::Store;
 use tokio::sync::{Semaphore, mpsc};
 
+use self::sessions::Sessions;
 use super::settings::Fetching;
-use super::{FoundProvider, Network, dht_key};
+use super::{FoundProvider, Network, RetrievalPath, dht_key};
+
+mod sessions;
 
 /// How long the connected peers have to answer before the DHT is asked too (Kubo waits 1 s).
 const PROVIDER_SEARCH_DELAY: Duration = Duration::from_secs(1);
@@ -44,6 +54,10 @@ const MAX_SEARCHES: usize = 32;
 const CACHE_QUEUE: usize = 64;
 /// Blocks written per store transaction.
 const CACHE_BATCH: usize = 64;
+/// How long a provider found in the DHT may take to identify itself (is it a Stargate node?).
+const IDENTIFY_WAIT: Duration = Duration::from_secs(5);
+/// How often a provider being dialled is asked whether it identified itself.
+const IDENTIFY_POLL: Duration = Duration::from_millis(50);
 
 type Fetch = BoxFuture<'static, Result<Block, SourceError>>;
 
@@ -63,6 +77,7 @@ struct Inner {
     /// (which withdraws its want).
     running: Mutex<HashMap<Cid, WeakShared<Fetch>>>,
     cache: mpsc::Sender<Block>,
+    sessions: Arc<Sessions>,
 }
 
 impl std::fmt::Debug for NetworkBlockSource {
@@ -82,12 +97,13 @@ impl NetworkBlockSource {
         Self {
             inner: Arc::new(Inner {
                 store,
-                network,
                 settings,
                 fetches: Semaphore::new(settings.concurrency),
                 searches: Semaphore::new(MAX_SEARCHES),
                 running: Mutex::new(HashMap::new()),
                 cache,
+                sessions: Sessions::new(network.clone()),
+                network,
             }),
         }
     }
@@ -130,28 +146,49 @@ impl NetworkBlockSource {
 
     async fn fetch(self, cid: Cid) -> Result<Block, SourceError> {
         let after = self.inner.settings.timeout;
-        let block = tokio::time::timeout(after, self.fetch_from_peers(cid))
+        let (block, path) = tokio::time::timeout(after, self.fetch_from_peers(cid))
             .await
             .map_err(|_| SourceError::TimedOut {
                 cid: cid.to_string(),
                 after,
             })??;
-        // Cached past the deadline: a lagging disk slows fetches down rather than piling
-        // blocks up in memory.
-        if self.inner.cache.send(block.clone()).await.is_err() {
-            tracing::debug!(%cid, "the block cache has stopped; not caching");
+        // A transfer stores (and counts, and announces) what it brings itself.
+        if path == RetrievalPath::Bitswap {
+            self.inner.sessions.fetched(&block);
+            self.inner
+                .network
+                .retrieved(RetrievalPath::Bitswap, block.data().len());
+            // Cached past the deadline: a lagging disk slows fetches down rather than piling
+            // blocks up in memory.
+            if self.inner.cache.send(block.clone()).await.is_err() {
+                tracing::debug!(%cid, "the block cache has stopped; not caching");
+            }
+            self.inner.network.block_fetched(cid);
         }
-        self.inner.network.block_fetched(cid);
         Ok(block)
     }
 
-    async fn fetch_from_peers(&self, cid: Cid) -> Result<Block, SourceError> {
+    async fn fetch_from_peers(&self, cid: Cid) -> Result<(Block, RetrievalPath), SourceError> {
         let _turn = self
             .inner
             .fetches
             .acquire()
             .await
             .map_err(|_| unavailable(cid, "retrieval has stopped"))?;
+        let sessions = &self.inner.sessions;
+        if !sessions.in_a_dag(&cid) {
+            // The root of a DAG: streamed whole from a connected Stargate node that has it.
+            match self.inner.network.stargate_peers().await {
+                Ok(peers) if !peers.is_empty() => {
+                    sessions.offer(cid, &peers);
+                }
+                Ok(_) => {}
+                Err(e) => return Err(network_error(cid, e)),
+            }
+        }
+        if let Some(block) = sessions.wait_covered(cid).await {
+            return Ok((block, RetrievalPath::Transfer));
+        }
         let mut want = self
             .inner
             .network
@@ -162,8 +199,11 @@ impl NetworkBlockSource {
         let search = std::pin::pin!(self.search_providers(cid, exhausted));
         tokio::select! {
             biased;
+            block = sessions.arrival(cid) => Ok((block, RetrievalPath::Transfer)),
             arrived = &mut want.block => match arrived {
-                Ok(result) => result.map_err(|e| network_error(cid, e)),
+                Ok(result) => result
+                    .map(|b| (b, RetrievalPath::Bitswap))
+                    .map_err(|e| network_error(cid, e)),
                 Err(_) => Err(unavailable(cid, "the network has stopped")),
             },
             never = search => match never {},
@@ -200,14 +240,37 @@ impl NetworkBlockSource {
         }
     }
 
-    /// Puts a provider to work on `cid`. Every provider is a Bitswap candidate; this is where
-    /// the CAR transfer between Stargate instances (`p2p/transfer/`) takes the providers that
-    /// identify as Stargate nodes, asking them for the whole DAG rather than block by block.
+    /// Puts a provider to work on `cid`: a Stargate node streams the DAG of `cid` over the CAR
+    /// transfer (and becomes a Bitswap candidate only if that fails); any other provider is a
+    /// Bitswap candidate.
     async fn use_provider(&self, cid: Cid, provider: FoundProvider) {
         tracing::debug!(%cid, peer = %provider.peer, "found a provider");
+        if !self.inner.sessions.in_a_dag(&cid)
+            && self.is_stargate(provider.peer).await
+            && self.inner.sessions.offer(cid, &[provider.peer])
+        {
+            return;
+        }
         if let Err(e) = self.inner.network.add_peers(cid, vec![provider.peer]).await {
             tracing::debug!(%cid, error = %e, "cannot add a provider");
         }
+    }
+}
+
+impl NetworkBlockSource {
+    /// Whether `peer` (just found, perhaps still being dialled) identifies as a Stargate node.
+    async fn is_stargate(&self, peer: libp2p::PeerId) -> bool {
+        let answer = tokio::time::timeout(IDENTIFY_WAIT, async {
+            loop {
+                match self.inner.network.is_stargate(peer).await {
+                    Ok(Some(stargate)) => return stargate,
+                    Ok(None) => tokio::time::sleep(IDENTIFY_POLL).await,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        answer.unwrap_or(false)
     }
 }
 
@@ -216,7 +279,10 @@ impl BlockSource for NetworkBlockSource {
         Box::pin(async move {
             match BlockSource::get(&self.inner.store, cid).await {
                 Err(SourceError::NotFound { .. }) => {}
-                stored => return stored,
+                stored => {
+                    self.inner.sessions.read(&cid);
+                    return stored;
+                }
             }
             let fetch = self.shared_fetch(cid);
             let result = fetch.await;
@@ -294,6 +360,7 @@ mod tests {
         source: NetworkBlockSource,
         store: Store,
         shutdown: CancellationToken,
+        registry: Registry,
         _dir: TempDir,
     }
 
@@ -311,8 +378,9 @@ mod tests {
             config.swarm.hole_punching = false;
             config.swarm.kad_mode = KadMode::Server;
             config.routing.fetch_timeout_sec = fetch_timeout_sec;
-            let settings = Settings::new(&config.swarm, &config.routing).unwrap();
-            let metrics = Metrics::register(&mut Registry::default());
+            let settings = Settings::new(&config.swarm, &config.routing, &config.transfer).unwrap();
+            let mut registry = Registry::default();
+            let metrics = Metrics::register(&mut registry);
             let shutdown = CancellationToken::new();
             let (network, _task) = spawn(
                 Keypair::generate_ed25519(),
@@ -328,8 +396,19 @@ mod tests {
                 source,
                 store,
                 shutdown,
+                registry,
                 _dir: dir,
             }
+        }
+
+        /// Blocks fetched over `path` ("transfer", "bitswap"), from the metrics.
+        fn retrieved(&self, path: &str) -> u64 {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+            let series = format!("stargate_retrieval_blocks_total{{path=\"{path}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .map_or(0, |n| n.trim().parse().unwrap())
         }
 
         /// Its TCP address with `/p2p/`, once it listens.
@@ -407,6 +486,13 @@ mod tests {
         let fetcher = Node::start(30).await;
         let (root, data, cids) = add_file(&holder.store, 3 << 20, 1);
         fetcher.network.connect(holder.addr().await).await.unwrap();
+        tokio::time::timeout(DEADLINE, async {
+            while fetcher.network.stargate_peers().await.unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the holder identifies as a Stargate node");
 
         let got = tokio::time::timeout(DEADLINE, read_all(&fetcher.source, root))
             .await
@@ -414,6 +500,9 @@ mod tests {
         assert!(got == data, "the fetched bytes differ");
         fetcher.eventually_cached(&cids).await;
         assert_eq!(fetcher.store.pin_type(&root).unwrap(), None);
+        // A Stargate peer: the CAR transfer brought the whole DAG, Bitswap nothing.
+        assert_eq!(fetcher.retrieved("transfer"), cids.len() as u64);
+        assert_eq!(fetcher.retrieved("bitswap"), 0);
         // Now from the store, with the peer gone.
         holder.shutdown.cancel();
         assert!(read_all(&fetcher.source, root).await == data);

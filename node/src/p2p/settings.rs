@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail, ensure};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::config::{KadMode, ProvideStrategy, RoutingConfig, SwarmConfig};
+use super::transfer;
+use crate::config::{KadMode, ProvideStrategy, RoutingConfig, SwarmConfig, TransferConfig};
 
 /// Everything the network needs from the configuration.
 #[derive(Debug, Clone)]
@@ -30,6 +31,7 @@ pub(crate) struct Settings {
     pub(crate) fetching: Fetching,
     /// Blocks served to one peer per second (`None`: no cap).
     pub(crate) bitswap_rate: Option<u32>,
+    pub(crate) transfer: transfer::Config,
 }
 
 /// Connection limits and the connection manager's water marks.
@@ -63,8 +65,12 @@ pub(crate) struct Providing {
 }
 
 impl Settings {
-    /// Checks and parses the two sections.
-    pub(crate) fn new(swarm: &SwarmConfig, routing: &RoutingConfig) -> Result<Self> {
+    /// Checks and parses the three sections.
+    pub(crate) fn new(
+        swarm: &SwarmConfig,
+        routing: &RoutingConfig,
+        transfer: &TransferConfig,
+    ) -> Result<Self> {
         let addrs = |key: &str, list: &[String]| -> Result<Vec<Multiaddr>> {
             list.iter()
                 .map(|a| parse_addr(a).with_context(|| format!("[swarm] {key}")))
@@ -140,8 +146,35 @@ impl Settings {
             },
             bitswap_rate: (swarm.bitswap_blocks_per_sec_per_peer > 0)
                 .then_some(swarm.bitswap_blocks_per_sec_per_peer),
+            transfer: transfer_limits(transfer)?,
         })
     }
+}
+
+fn transfer_limits(t: &TransferConfig) -> Result<transfer::Config> {
+    ensure!(
+        t.max_served_per_peer > 0 && t.max_served > 0 && t.max_fetches > 0,
+        "[transfer] max_served_per_peer, max_served and max_fetches must be at least 1"
+    );
+    ensure!(
+        t.stall_timeout_sec > 0,
+        "[transfer] stall_timeout_sec must be at least 1"
+    );
+    // One block (with its CID) must fit; the semaphore counting the bytes holds u32::MAX / 2.
+    ensure!(
+        (1..=1024).contains(&t.max_in_flight_mib),
+        "[transfer] max_in_flight_mib ({}) must be between 1 and 1024",
+        t.max_in_flight_mib
+    );
+    Ok(transfer::Config {
+        max_served_per_peer: t.max_served_per_peer,
+        max_served: t.max_served,
+        max_fetches: t.max_fetches,
+        max_in_flight_bytes: t.max_in_flight_mib << 20,
+        stall_timeout: Duration::from_secs(t.stall_timeout_sec),
+        max_resumes: t.max_resumes,
+        serve_bytes_per_sec: std::num::NonZeroU64::new(t.serve_bytes_per_sec),
+    })
 }
 
 fn parse_addr(text: &str) -> Result<Multiaddr> {
@@ -192,12 +225,14 @@ mod tests {
     #[test]
     fn defaults_parse() {
         let c = Config::default();
-        let s = Settings::new(&c.swarm, &c.routing).unwrap();
+        let s = Settings::new(&c.swarm, &c.routing, &c.transfer).unwrap();
         assert_eq!(s.listen.len(), 4);
         // The two addresses of the same bootstrap peer are grouped.
         assert_eq!(s.bootstrap.len(), 6);
         assert!(s.bootstrap.iter().any(|(_, a)| a.len() == 2));
         assert!(s.peering.is_empty());
+        // The documented defaults are the transfer's own.
+        assert_eq!(s.transfer, super::transfer::Config::default());
     }
 
     #[test]
@@ -205,12 +240,18 @@ mod tests {
         let c = Config::default();
         let mut swarm = c.swarm.clone();
         swarm.peering = vec!["/ip4/127.0.0.1/tcp/4001".into()];
-        let err = format!("{:#}", Settings::new(&swarm, &c.routing).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Settings::new(&swarm, &c.routing, &c.transfer).unwrap_err()
+        );
         assert!(err.contains("peering") && err.contains("/p2p/"), "{err}");
 
         let mut swarm = c.swarm.clone();
         swarm.listen = vec!["tcp://nope".into()];
-        let err = format!("{:#}", Settings::new(&swarm, &c.routing).unwrap_err());
+        let err = format!(
+            "{:#}",
+            Settings::new(&swarm, &c.routing, &c.transfer).unwrap_err()
+        );
         assert!(
             err.contains("listen") && err.contains("not a multiaddr"),
             "{err}"
@@ -218,6 +259,14 @@ mod tests {
 
         let mut swarm = c.swarm.clone();
         swarm.low_water = swarm.high_water;
-        assert!(Settings::new(&swarm, &c.routing).is_err());
+        assert!(Settings::new(&swarm, &c.routing, &c.transfer).is_err());
+
+        let mut transfer = c.transfer.clone();
+        transfer.max_fetches = 0;
+        let err = format!(
+            "{:#}",
+            Settings::new(&c.swarm, &c.routing, &transfer).unwrap_err()
+        );
+        assert!(err.contains("[transfer] max_served_per_peer"), "{err}");
     }
 }

@@ -60,6 +60,8 @@ pub(crate) struct Config {
     pub(crate) stall_timeout: Duration,
     /// Resumes in a row that bring no new block before a fetch gives up.
     pub(crate) max_resumes: u32,
+    /// Bytes per second one served transfer sends at most (`None`: no cap).
+    pub(crate) serve_bytes_per_sec: Option<std::num::NonZeroU64>,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             max_in_flight_bytes: 32 << 20,
             stall_timeout: Duration::from_secs(30),
             max_resumes: 3,
+            serve_bytes_per_sec: None,
         }
     }
 }
@@ -172,6 +175,11 @@ impl Transfer {
             config: Arc::new(config),
             penalise,
         }
+    }
+
+    /// The limits in force.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Answers peers' requests until `shutdown`.

@@ -160,6 +160,7 @@ async fn serve(
         return;
     }
     let mut sent = 0u64;
+    let started = tokio::time::Instant::now();
     loop {
         match tokio::time::timeout(config.stall_timeout, chunks.next()).await {
             Ok(Some(Ok(chunk))) => {
@@ -167,6 +168,9 @@ async fn serve(
                     return;
                 }
                 sent += chunk.len() as u64;
+                if let Some(rate) = config.serve_bytes_per_sec {
+                    tokio::time::sleep_until(started + time_for(sent, rate)).await;
+                }
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
@@ -182,6 +186,12 @@ async fn serve(
     }
     let _ = tokio::time::timeout(config.stall_timeout, stream.close()).await;
     tracing::debug!(%peer, root = %request.root, bytes = sent, skip = request.skip, "transfer served");
+}
+
+/// How long sending `bytes` takes at `rate` bytes per second.
+fn time_for(bytes: u64, rate: std::num::NonZeroU64) -> Duration {
+    let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(rate.get());
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 /// Writes `bytes`; false when the receiver is gone or stopped reading for the stall timeout.
