@@ -30,6 +30,6 @@ pub use crate::metrics::{HttpMetrics, Observability};
 pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };
-pub use crate::rpc::api_router;
+pub use crate::rpc::{InProcess, api_router};
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};

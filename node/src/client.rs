@@ -65,6 +65,11 @@ impl Client {
         }
     }
 
+    /// Whether requests are served in this process (no daemon), which shares our file system.
+    pub(crate) fn is_in_process(&self) -> bool {
+        matches!(self.transport, Transport::Local(_))
+    }
+
     /// `POST /api/v0/<cmd>?<args>` with an optional body; non-2xx answers become errors carrying
     /// the server's message.
     pub(crate) async fn call(
@@ -77,7 +82,7 @@ impl Client {
         let uri = format!("/api/v0/{cmd}?{query}");
         let res = match &self.transport {
             Transport::Local(router) => {
-                let mut req = Request::post(&uri);
+                let mut req = Request::post(&uri).extension(stargate_http_gateway::InProcess);
                 let body = match body {
                     Some((content_type, body)) => {
                         req = req.header("content-type", content_type);

@@ -1,11 +1,13 @@
-//! A large streamed input is imported in bounded memory: the process's peak resident set stays far
+//! A large input, streamed or read by position, is imported in bounded memory: the process's peak resident set stays far
 //! below the input size. (Alone in its test binary, since the peak is per process.)
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
 
-use stargate_protocol::unixfs::{DiscardBlocks, ImportOptions, import_file};
+use stargate_protocol::unixfs::{
+    DiscardBlocks, ImportOptions, ReadAt, import_file, import_file_at,
+};
 
 const INPUT: u64 = 1 << 30;
 /// Three batches of 8 MiB in flight, plus the test binary itself, with a wide margin.
@@ -31,6 +33,21 @@ impl Read for Generated {
     }
 }
 
+/// The same bytes as [`Generated`], read by position.
+struct GeneratedAt(Vec<u8>);
+
+impl ReadAt for GeneratedAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(INPUT.saturating_sub(offset)).unwrap());
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = self.0[(offset as usize + i) % self.0.len()];
+        }
+        Ok(n)
+    }
+}
+
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -45,12 +62,21 @@ fn one_gib_streams_in_bounded_memory() {
         .collect();
     let before = peak_rss();
     let input = Generated {
-        pattern,
+        pattern: pattern.clone(),
         left: INPUT,
         at: 0,
     };
     let file = import_file(input, &ImportOptions::default(), &mut DiscardBlocks, |_| {}).unwrap();
     assert_eq!(file.size, INPUT);
+    let opts = ImportOptions::default();
+    let at = import_file_at(
+        &GeneratedAt(pattern),
+        INPUT,
+        &opts,
+        &mut DiscardBlocks,
+        |_| {},
+    );
+    assert_eq!(at.unwrap(), file);
     let peak = peak_rss();
     assert!(
         peak < MAX_PEAK_RSS,

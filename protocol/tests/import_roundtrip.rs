@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 use stargate_protocol::unixfs::{
-    DataType, DirectoryBuilder, ImportOptions, UnixFsData, import_file, import_symlink,
+    DataType, DirectoryBuilder, ImportOptions, UnixFsData, import_file, import_file_at,
+    import_symlink,
 };
 use stargate_protocol::{Block, Bytes, Cid, Codec, PbNode, Version};
 
@@ -128,6 +129,13 @@ proptest! {
             opts.cid_version()
         };
         prop_assert_eq!(file.cid.version(), expected_version);
+
+        // Reading by position gives the very same blocks.
+        let mut at_blocks = Vec::new();
+        let at = import_file_at(&content[..], content.len() as u64, &opts, &mut at_blocks, |_| {})
+            .unwrap();
+        prop_assert_eq!(at, file);
+        prop_assert_eq!(Blocks::from(at_blocks).0, blocks.0);
     }
 
     #[test]

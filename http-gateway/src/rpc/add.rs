@@ -6,17 +6,23 @@
 //! The async side only reads the request and forwards entries; one blocking worker owns the
 //! import, the store writer and the directory builders, so hashing never runs on an executor
 //! thread and the whole add is one writer whose pins are written after all of its blocks.
+//!
+//! A caller in this process (the CLI when no daemon runs, marked by the [`InProcess`] request
+//! extension) may name a file by its path in the part's `Abspath` header (Kubo's header for the
+//! file on disk) and send no bytes: the worker then reads the file by position on every hashing
+//! thread instead of through the request. Over TCP the header is ignored and the bytes are read.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use axum::Extension;
 use axum::extract::{Multipart, State};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::json;
 use stargate_protocol::unixfs::{
     BlockSink, DirectoryBuilder, DiscardBlocks, ImportOptions, ImportedFile, import_file,
-    import_symlink,
+    import_file_at, import_symlink,
 };
 use stargate_protocol::{Cid, Version};
 use stargate_storage::{PinMode, Store};
@@ -35,11 +41,22 @@ const MAX_SYMLINK_TARGET: usize = 64 * 1024;
 /// Progress is reported at most once per this many bytes.
 const PROGRESS_STEP: u64 = 1 << 20;
 
+/// Marks a request made from inside this process (set by the CLI's in-process client, never by
+/// anything read from a connection): its `add` parts may name files by path instead of carrying
+/// their bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct InProcess;
+
+/// The part header that names a file on this machine (Kubo's CLI sends it too).
+const ABSPATH: &str = "abspath";
+
 pub(crate) async fn add(
     State(state): State<AppState>,
+    in_process: Option<Extension<InProcess>>,
     params: Params,
     mut multipart: Multipart,
 ) -> RpcResult<Response> {
+    let in_process = in_process.is_some();
     let opts = AddOptions::from_params(&params)?;
     let (lines, response) = JsonLines::new();
     let (entries, queue) = mpsc::channel(ENTRIES_IN_FLIGHT);
@@ -49,7 +66,7 @@ pub(crate) async fn add(
     let worker =
         tokio::task::spawn_blocking(move || run_worker(&store, &opts, queue, &worker_lines));
     tokio::spawn(async move {
-        let read = forward_entries(&mut multipart, &entries).await;
+        let read = forward_entries(&mut multipart, &entries, in_process).await;
         drop(entries);
         let outcome = match (read, worker.await) {
             (Err(e), _) => Err(e),
@@ -132,23 +149,25 @@ impl AddOptions {
 /// One entry of the multipart body, as the worker gets it.
 #[derive(Debug)]
 enum Entry {
-    File {
-        path: String,
-        chunks: mpsc::Receiver<Bytes>,
-    },
-    Directory {
-        path: String,
-    },
-    Symlink {
-        path: String,
-        target: Bytes,
-    },
+    File { path: String, content: FileContent },
+    Directory { path: String },
+    Symlink { path: String, target: Bytes },
+}
+
+/// Where a file's bytes come from.
+#[derive(Debug)]
+enum FileContent {
+    /// The request's part, chunk by chunk.
+    Streamed(mpsc::Receiver<Bytes>),
+    /// A file on this machine, opened for an in-process caller.
+    Local(std::fs::File),
 }
 
 /// Reads the multipart body, handing entries (and file bytes as they arrive) to the worker.
 async fn forward_entries(
     multipart: &mut Multipart,
     entries: &mpsc::Sender<Entry>,
+    in_process: bool,
 ) -> RpcResult<()> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         RpcError::client(format!("reading the request: {e}"))
@@ -185,10 +204,23 @@ async fn forward_entries(
                     .await
                     .map_err(|_| entry_gone())?;
             }
+            _ if in_process && field.headers().contains_key(ABSPATH) => {
+                let file = open_local(field.headers().get(ABSPATH)).await?;
+                entries
+                    .send(Entry::File {
+                        path,
+                        content: FileContent::Local(file),
+                    })
+                    .await
+                    .map_err(|_| entry_gone())?;
+            }
             _ => {
                 let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
                 entries
-                    .send(Entry::File { path, chunks: rx })
+                    .send(Entry::File {
+                        path,
+                        content: FileContent::Streamed(rx),
+                    })
                     .await
                     .map_err(|_| entry_gone())?;
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
@@ -204,6 +236,21 @@ async fn forward_entries(
         return Err(RpcError::client("no files in the request"));
     }
     Ok(())
+}
+
+/// Opens the file an in-process caller named in a part's `Abspath` header (percent-encoded).
+async fn open_local(header: Option<&axum::http::HeaderValue>) -> RpcResult<std::fs::File> {
+    let encoded = header
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RpcError::client("the Abspath header is not percent-encoded ASCII"))?;
+    let path: String = form_urlencoded::parse(format!("p={encoded}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| RpcError::client(format!("cannot add {path}: {e}")))?;
+    Ok(file.into_std().await)
 }
 
 /// A part's file name as an entry path: percent-decoded (`+` is a space, as in Kubo's
@@ -272,15 +319,26 @@ where
                 let file = import_symlink(&target, &opts.import, sink).map_err(import_err)?;
                 (path, file)
             }
-            Entry::File { path, chunks } => {
-                let reader = ChannelReader::new(chunks);
+            Entry::File { path, content } => {
                 let mut next_report = PROGRESS_STEP;
-                let file = import_file(reader, &opts.import, sink, |done| {
+                let progress = |done| {
                     if opts.progress && done >= next_report {
                         next_report = done + PROGRESS_STEP;
                         lines.blocking_send(&json!({ "Name": path, "Bytes": done }));
                     }
-                })
+                };
+                let file = match content {
+                    FileContent::Streamed(chunks) => {
+                        import_file(ChannelReader::new(chunks), &opts.import, sink, progress)
+                    }
+                    FileContent::Local(file) => {
+                        let len = file
+                            .metadata()
+                            .map_err(|e| RpcError::failed(format!("{path}: {e}")))?
+                            .len();
+                        import_file_at(&file, len, &opts.import, sink, progress)
+                    }
+                }
                 .map_err(import_err)?;
                 (path, file)
             }

@@ -19,6 +19,7 @@ use axum::routing::post;
 
 use crate::AppState;
 
+pub use add::InProcess;
 pub(crate) use anchor::MAX_CIDS_PER_CALL;
 pub(crate) use params::Params;
 pub(crate) use response::{RpcError, RpcResult};

@@ -1,5 +1,8 @@
 //! `stargate add`: walks the given paths, streams them to the API as Kubo's multipart encoding,
 //! prints `added <cid> <name>` lines (or less with -q/-Q) and a progress bar on a terminal.
+//!
+//! With no daemon the API runs in this process: a file's part then carries its path (`Abspath`)
+//! and no bytes, and the importer reads the file itself, by position on every hashing thread.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -73,7 +76,7 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         query.push(("raw-leaves", raw.to_string()));
     }
     let boundary = format!("stargate-{:032x}", rand::random::<u128>());
-    let body = Body::from_stream(multipart(entries, boundary.clone()));
+    let body = Body::from_stream(multipart(entries, boundary.clone(), client.is_in_process()));
     let res = client
         .call(
             "add",
@@ -247,16 +250,18 @@ fn utf8_name(name: &std::ffi::OsStr, path: &Path) -> Result<String> {
     })
 }
 
-/// The multipart body: one part per entry, file contents streamed from disk.
+/// The multipart body: one part per entry, file contents streamed from disk, or only named
+/// when the API runs `in_process`.
 fn multipart(
     entries: Vec<Entry>,
     boundary: String,
+    in_process: bool,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let closing = Bytes::from(format!("--{boundary}--\r\n"));
     futures::stream::iter(entries)
         .then(move |entry| {
             let boundary = boundary.clone();
-            async move { part(entry, &boundary).await }
+            async move { part(entry, &boundary, in_process).await }
         })
         .try_flatten()
         .chain(futures::stream::once(async move { Ok(closing) }))
@@ -265,9 +270,15 @@ fn multipart(
 async fn part(
     entry: Entry,
     boundary: &str,
+    in_process: bool,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<>, std::io::Error> {
     let name: String = form_urlencoded::byte_serialize(entry.name.as_bytes()).collect();
+    let mut abspath = String::new();
     let (content_type, body): (&str, futures::stream::BoxStream<'static, _>) = match entry.kind {
+        Kind::File(_) if in_process && let Some(path) = local_path(&entry.path) => {
+            abspath = format!("Abspath: {path}\r\n");
+            ("application/octet-stream", futures::stream::empty().boxed())
+        }
         Kind::Directory => ("application/x-directory", futures::stream::empty().boxed()),
         Kind::Symlink(target) => (
             "application/symlink",
@@ -284,11 +295,19 @@ async fn part(
         }
     };
     let head = Bytes::from(format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n{abspath}\r\n"
     ));
     Ok(futures::stream::once(async move { Ok(head) })
         .chain(body)
         .chain(futures::stream::once(async {
             Ok(Bytes::from_static(b"\r\n"))
         })))
+}
+
+/// `path` made absolute and percent-encoded for the `Abspath` header; `None` if it is not UTF-8
+/// (the file's bytes are then sent instead).
+fn local_path(path: &Path) -> Option<String> {
+    let absolute = std::path::absolute(path).ok()?;
+    let utf8 = absolute.to_str()?;
+    Some(form_urlencoded::byte_serialize(utf8.as_bytes()).collect())
 }

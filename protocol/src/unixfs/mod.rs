@@ -8,5 +8,6 @@ mod import;
 pub use data::{DataType, UnixFsData, UnixFsError, UnixTime};
 pub use import::{
     BlockSink, DEFAULT_SHARD_THRESHOLD, DirectoryBuilder, DiscardBlocks, ImportError,
-    ImportOptions, ImportedDirectory, ImportedFile, OptionsError, import_file, import_symlink,
+    ImportOptions, ImportedDirectory, ImportedFile, OptionsError, ReadAt, import_file,
+    import_file_at, import_symlink,
 };

@@ -1,11 +1,16 @@
 //! Importing one file: fixed-size chunks, leaves hashed on every core, a balanced DAG.
 //!
 //! Hashing is the whole cost of an add, so leaves are hashed in parallel on rayon's pool while the
-//! calling thread reads the next batch and hands the previous one to the sink: three batches at
+//! calling thread plans the next batch and hands the previous one to the sink: three batches at
 //! most, so memory stays bounded by `3 × BATCH_BYTES` whatever the file size, and the output
 //! order is the input order.
 //! Each chunk is read straight into the buffer that becomes its block, with room left in front
 //! for the leaf's dag-pb/UnixFS header, so no chunk byte is copied after the read.
+//!
+//! Input is either a stream ([`import_file`]: the calling thread reads each batch in order) or a
+//! file read by position ([`import_file_at`]: chunks are fixed-size, so chunk i is the bytes at
+//! `i × chunk size`, and each pool thread reads the chunks it hashes; reading then runs on every
+//! core too). Both feed the same loop, encoder and tree.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -44,6 +49,34 @@ pub struct ImportedFile {
     pub tsize: u64,
 }
 
+/// Something whose bytes can be read at any offset, from several threads at once: a file.
+pub trait ReadAt: Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the input (or on a
+    /// short read, which the importer retries), 0 at or past the end.
+    ///
+    /// # Errors
+    /// What the underlying read reports.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+#[cfg(unix)]
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
 /// Imports the bytes of `reader` as one UnixFS file, as `ipfs add` does with the same options.
 ///
 /// Every block goes to `sink`, children before parents; `progress` is called with the number of
@@ -56,10 +89,52 @@ pub fn import_file<R, S, P>(
     reader: R,
     opts: &ImportOptions,
     sink: &mut S,
+    progress: P,
+) -> Result<ImportedFile, ImportError>
+where
+    R: Read,
+    S: BlockSink + ?Sized,
+    P: FnMut(u64),
+{
+    import(Feed::Reader(reader), None::<&[u8]>, opts, sink, progress)
+}
+
+/// Imports the first `len` bytes of `file` as [`import_file`] does, reading chunks by position
+/// on the hashing threads, so that reads run on every core alongside the hashing. Same CIDs and
+/// blocks as [`import_file`] over the same bytes.
+///
+/// `len` is the file's size when the add began; bytes appended later are not imported.
+///
+/// # Errors
+/// [`ImportError::Read`] when a read fails or the file ends before `len` bytes (it shrank during
+/// the import), [`ImportError::Sink`] when the sink refuses a block.
+pub fn import_file_at<F, S, P>(
+    file: &F,
+    len: u64,
+    opts: &ImportOptions,
+    sink: &mut S,
+    progress: P,
+) -> Result<ImportedFile, ImportError>
+where
+    F: ReadAt + ?Sized,
+    S: BlockSink + ?Sized,
+    P: FnMut(u64),
+{
+    let feed = Feed::<std::io::Empty>::At { end: len };
+    import(feed, Some(file), opts, sink, progress)
+}
+
+/// The one import loop behind [`import_file`] and [`import_file_at`].
+fn import<R, F, S, P>(
+    feed: Feed<R>,
+    file: Option<&F>,
+    opts: &ImportOptions,
+    sink: &mut S,
     mut progress: P,
 ) -> Result<ImportedFile, ImportError>
 where
     R: Read,
+    F: ReadAt + ?Sized,
     S: BlockSink + ?Sized,
     P: FnMut(u64),
 {
@@ -67,7 +142,7 @@ where
     // One batch being read, one hashed, one with the sink.
     let leaves = LeafEncoder::new(opts, 3 * per_batch);
     let mut input = Input {
-        reader,
+        feed,
         chunk_size: opts.chunk_size(),
         room: leaves.room(),
         pool: Arc::clone(&leaves.pool),
@@ -87,7 +162,7 @@ where
         // and reads the next: slow sinks and readers never hold up a hashing thread, and neither
         // needs to be `Send`.
         let next = rayon::in_place_scope(|scope| {
-            scope.spawn(|_| encoded = Some(leaves.encode_all(to_hash)));
+            scope.spawn(|_| encoded = Some(leaves.encode_all(to_hash, file)));
             for (block, child) in to_feed {
                 fed += child.filesize;
                 put(sink, block)?;
@@ -112,9 +187,24 @@ where
     })
 }
 
+/// Where chunks come from.
+enum Feed<R> {
+    /// A stream, read in order by the calling thread.
+    Reader(R),
+    /// A file of `end` bytes, read by position on the hashing threads.
+    At { end: u64 },
+}
+
+/// A chunk's buffer, with the leaf encoder's room in front, and the bytes it still needs.
+struct Pending {
+    buf: Vec<u8>,
+    /// `(offset, len)` to read from the file, or `None` when the buffer holds the chunk already.
+    read_at: Option<(u64, usize)>,
+}
+
 /// Cuts the input into chunks, each in a buffer with the leaf encoder's room around it.
 struct Input<R> {
-    reader: R,
+    feed: Feed<R>,
     chunk_size: usize,
     room: (usize, usize),
     pool: Arc<BufferPool>,
@@ -123,18 +213,40 @@ struct Input<R> {
 }
 
 impl<R: Read> Input<R> {
-    /// Reads up to `max` chunks; fewer (or none) at the end of the input. Every chunk but the
-    /// file's last is full, as Kubo's size splitter makes them.
-    fn read_batch(&mut self, max: usize) -> Result<Vec<Vec<u8>>, ImportError> {
+    /// Takes up to `max` chunks (read, or placed for reading by position); fewer (or none) at
+    /// the end of the input. Every chunk but the file's last is full, as Kubo's size splitter
+    /// makes them.
+    fn read_batch(&mut self, max: usize) -> Result<Vec<Pending>, ImportError> {
         let (head, tail) = self.room;
         let mut chunks = Vec::new();
         while !self.eof && chunks.len() < max {
             let mut buf = self.pool.take();
             debug_assert!(buf.capacity() >= head + self.chunk_size + tail);
-            buf.resize(head, 0);
+            let reader = match &mut self.feed {
+                Feed::Reader(reader) => {
+                    buf.truncate(head);
+                    reader
+                }
+                Feed::At { end } => {
+                    let left = *end - self.offset;
+                    // Below `chunk_size`, which is a `usize`.
+                    let len = left.min(self.chunk_size as u64) as usize;
+                    if len == 0 {
+                        self.eof = true;
+                        self.pool.put(buf);
+                        break;
+                    }
+                    chunks.push(Pending {
+                        buf,
+                        read_at: Some((self.offset, len)),
+                    });
+                    self.offset += len as u64;
+                    continue;
+                }
+            };
             // `read_to_end` fills the spare capacity without zeroing it first and retries short
             // reads, so a chunk is full unless the input ended.
-            let n = (&mut self.reader)
+            let n = reader
                 .take(self.chunk_size as u64)
                 .read_to_end(&mut buf)
                 .map_err(|source| ImportError::Read {
@@ -146,7 +258,7 @@ impl<R: Read> Input<R> {
                 self.eof = true;
             }
             if n > 0 {
-                chunks.push(buf);
+                chunks.push(Pending { buf, read_at: None });
             } else {
                 self.pool.put(buf);
             }
@@ -184,10 +296,22 @@ impl LeafEncoder {
         if raw { (0, 0) } else { (HEAD_ROOM, TAIL_ROOM) }
     }
 
-    fn encode_all(&self, chunks: Vec<Vec<u8>>) -> Result<Vec<(Block, Child)>, ImportError> {
+    fn encode_all<F: ReadAt + ?Sized>(
+        &self,
+        chunks: Vec<Pending>,
+        file: Option<&F>,
+    ) -> Result<Vec<(Block, Child)>, ImportError> {
         chunks
             .into_par_iter()
-            .map(|chunk| self.encode(chunk).map_err(ImportError::from))
+            .map(|chunk| {
+                let buf = match (chunk.read_at, file) {
+                    (Some((offset, len)), Some(file)) => {
+                        fill(file, chunk.buf, self.room().0, offset, len)?
+                    }
+                    _ => chunk.buf,
+                };
+                self.encode(buf).map_err(ImportError::from)
+            })
             .collect()
     }
 
@@ -247,6 +371,41 @@ impl LeafEncoder {
     }
 }
 
+/// Reads the `len` bytes of `file` at `offset` into `buf` after its first `head` bytes (the
+/// pool's buffers are full-length, so nothing is zeroed first); a file that ends before them has
+/// shrunk since its size was taken.
+fn fill<F: ReadAt + ?Sized>(
+    file: &F,
+    mut buf: Vec<u8>,
+    head: usize,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, ImportError> {
+    if buf.len() < head + len {
+        buf.resize(head + len, 0);
+    }
+    let mut done = 0;
+    while done < len {
+        let at = offset + done as u64;
+        match file.read_at(&mut buf[head + done..head + len], at) {
+            Ok(0) => {
+                return Err(ImportError::Read {
+                    offset: at,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file became shorter while it was being added",
+                    ),
+                });
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(ImportError::Read { offset: at, source }),
+        }
+    }
+    buf.truncate(head + len);
+    Ok(buf)
+}
+
 /// The bytes around a chunk of `len > 0` bytes that make it a dag-pb node whose only field is
 /// `Data = UnixFS { Type: File, Data: chunk, filesize: len }`, exactly as [`PbNode::encode`] and
 /// [`UnixFsData::encode`] write it (a unit test holds them equal).
@@ -271,6 +430,7 @@ mod tests {
     use super::*;
     use crate::PbNode;
     use crate::limits::MAX_CHUNK_SIZE;
+    use crate::unixfs::DiscardBlocks;
 
     #[test]
     fn leaf_framing_equals_the_generic_encoders() {
@@ -396,6 +556,49 @@ mod tests {
             |_| {},
         );
         assert!(matches!(err, Err(ImportError::Sink { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn reading_by_position_gives_the_same_blocks() {
+        let input: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(7919) >> 5) as u8)
+            .collect();
+        let chunkers = ["default", "size-1", "size-4096", "size-1000000"];
+        for (chunker, len) in chunkers
+            .iter()
+            .flat_map(|c| [0, 1, 4095, 4096, 4097, 262_144, 262_145, 3_000_000].map(|n| (*c, n)))
+        {
+            if chunker == "size-1" && len > 5000 {
+                continue;
+            }
+            for opts in [
+                ImportOptions::default(),
+                ImportOptions::default().with_cid_version(Version::V1),
+            ] {
+                let opts = opts.with_chunker(chunker).unwrap();
+                let (streamed, streamed_blocks) = import(&input[..len], &opts);
+                let mut blocks = Vec::new();
+                let file = &input[..len];
+                let at = import_file_at(file, len as u64, &opts, &mut blocks, |_| {}).unwrap();
+                assert_eq!(at, streamed, "{chunker} {len}");
+                assert_eq!(blocks, streamed_blocks, "{chunker} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_is_an_error() {
+        let input = vec![3u8; 1000];
+        let opts = ImportOptions::default().with_chunker("size-300").unwrap();
+        let err = import_file_at(&input[..], 1200, &opts, &mut DiscardBlocks, |_| {});
+        assert!(
+            matches!(err, Err(ImportError::Read { offset: 1000, .. })),
+            "{err:?}"
+        );
+        // Bytes past the size taken at the start are not imported.
+        let (first, _) = import(&input[..600], &opts);
+        let at = import_file_at(&input[..], 600, &opts, &mut DiscardBlocks, |_| {}).unwrap();
+        assert_eq!(at, first);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! ones Kubo v0.22's `ipfs add` gives with the same options.
 //!
 //! - [`import_file`]: chunk a reader into fixed-size chunks, hash the leaves on all cores, build
-//!   the balanced DAG; bounded memory whatever the size.
+//!   the balanced DAG; bounded memory whatever the size. [`import_file_at`]: the same over a file
+//!   read by position, so that reads run on all cores too.
 //! - [`import_symlink`]: one UnixFS Symlink node.
 //! - [`DirectoryBuilder`]: the directory nodes over imported entries, HAMT-sharded like Kubo's.
 //!
@@ -24,6 +25,6 @@ mod sink;
 
 pub use directory::{DirectoryBuilder, ImportedDirectory, import_symlink};
 pub use error::ImportError;
-pub use file::{ImportedFile, import_file};
+pub use file::{ImportedFile, ReadAt, import_file, import_file_at};
 pub use options::{DEFAULT_SHARD_THRESHOLD, ImportOptions, OptionsError};
 pub use sink::{BlockSink, DiscardBlocks};
