@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use stargate_protocol::Version;
 use stargate_protocol::unixfs::{
-    self, DirectoryBuilder, DiscardBlocks, import_file, import_symlink,
+    self, DirectoryBuilder, DiscardBlocks, import_file, import_file_at, import_symlink,
 };
 use stargate_tests::{
     CHUNK, ImportEntry, ImportOptions as AddFlags, ImportResult, KuboPeer, MAX_LINKS,
@@ -124,7 +124,17 @@ fn import_leaf(path: &Path, opts: &unixfs::ImportOptions) -> Result<unixfs::Impo
         return Ok(import_symlink(target.as_bytes(), opts, &mut DiscardBlocks)?);
     }
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(import_file(file, opts, &mut DiscardBlocks, |_| {})?)
+    let len = file.metadata()?.len();
+    // Both inputs of the importer: streamed (a daemon's API) and read by position (the CLI
+    // without a daemon) must give the one CID compared below.
+    let at = import_file_at(&file, len, opts, &mut DiscardBlocks, |_| {})?;
+    let streamed = import_file(file, opts, &mut DiscardBlocks, |_| {})?;
+    ensure!(
+        at == streamed,
+        "{}: read by position {at:?}, streamed {streamed:?}",
+        path.display()
+    );
+    Ok(streamed)
 }
 
 fn join(parent: &str, child: &str) -> String {
