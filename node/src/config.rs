@@ -204,6 +204,7 @@ pub(crate) enum ProvideStrategy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct StoreConfig {
     pub(crate) hash_on_read: bool,
+    pub(crate) block_cache_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -383,6 +384,7 @@ mod tests {
         assert_eq!(c.api.addr.to_string(), "127.0.0.1:5001");
         assert_eq!(c.gateway.addr.to_string(), "127.0.0.1:8080");
         assert!(!c.store.hash_on_read);
+        assert_eq!(c.store.block_cache_mib, 64);
         assert_eq!(c.swarm.kad_mode, KadMode::Auto);
         assert!(c.swarm.mdns && !c.swarm.bootstrap.is_empty());
         assert!(c.swarm.low_water < c.swarm.high_water);
@@ -419,6 +421,7 @@ mod tests {
             env(&[
                 ("STARGATE_GATEWAY_HTTP_TIMEOUT_SEC", "7"),
                 ("STARGATE_STORE_HASH_ON_READ", "true"),
+                ("STARGATE_STORE_BLOCK_CACHE_MIB", "0"),
                 ("STARGATE_LOG_FORMAT", "json"),
                 ("STARGATE_DATA_DIR", "/elsewhere"),
                 ("PATH", "/bin"),
@@ -428,6 +431,7 @@ mod tests {
         assert_eq!(c.gateway.addr.port(), 9000);
         assert_eq!(c.gateway.http_timeout_sec, 7);
         assert!(c.store.hash_on_read);
+        assert_eq!(c.store.block_cache_mib, 0);
         assert_eq!(c.log.format, LogFormat::Json);
     }
 

@@ -129,6 +129,9 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
 pub(crate) fn open_store(data_dir: &Path, config: &Config) -> Result<Store> {
     let mut options = StoreOptions::default();
     options.hash_on_read = config.store.hash_on_read;
+    options.block_cache_bytes =
+        usize::try_from(config.store.block_cache_mib.saturating_mul(1 << 20))
+            .context("store.block_cache_mib is too large for this machine")?;
     Store::open(data_dir, options).context("opening the store")
 }
 

@@ -1,7 +1,7 @@
 //! Removing blocks: one by one (`block rm`, refused for pinned blocks) and by garbage
 //! collection (everything no pin protects).
 
-use stargate_protocol::{Block, Cid};
+use stargate_protocol::{Block, Cid, Multihash};
 
 use crate::blocks::{read_tables, write_tables};
 use crate::pins::{PinType, all_pins};
@@ -84,6 +84,12 @@ impl Store {
             }
             Ok((results, blocks, bytes))
         })?;
+        self.forget_cached(
+            cids.iter()
+                .zip(&results)
+                .filter(|(_, r)| matches!(r, Ok(true)))
+                .map(|(cid, _)| cid.hash()),
+        );
         self.counters().removed(blocks, bytes);
         for _ in results.iter().filter(|r| r.is_err()) {
             self.counters().reject();
@@ -130,17 +136,22 @@ impl Store {
             summary.blocks_kept += kept;
             let full_page = doomed.len() >= GC_BATCH;
             if !doomed.is_empty() {
-                let (blocks, bytes) = self.write(|txn| {
+                let (blocks, bytes, removed) = self.write(|txn| {
                     let mut tables = write_tables(txn)?;
                     let (mut blocks, mut bytes) = (0u64, 0u64);
+                    let mut removed = Vec::new();
                     for mh in &doomed {
                         if let Some(entry) = tables.remove(mh)? {
                             blocks += 1;
                             bytes += u64::from(entry.len);
+                            // Keys are multihashes written by the store; one that no longer
+                            // parses cannot be in the cache either.
+                            removed.extend(Multihash::from_bytes(mh).ok());
                         }
                     }
-                    Ok((blocks, bytes))
+                    Ok((blocks, bytes, removed))
                 })?;
+                self.forget_cached(&removed);
                 self.counters().removed(blocks, bytes);
                 summary.blocks_removed += blocks;
                 summary.bytes_freed += bytes;

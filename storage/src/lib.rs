@@ -12,6 +12,8 @@
 //! - Pins are recursive or direct ([`PinMode`]); indirect pins are computed on request.
 //!   [`Store::gc`] removes unpinned blocks and never races an add; [`Store::verify`] re-hashes
 //!   everything on all cores.
+//! - Recently read blocks are kept in a bounded in-memory cache
+//!   ([`StoreOptions::block_cache_bytes`]); `block rm` and GC take out what they remove.
 //! - [`Store::metrics`] exposes counters for the node to export.
 //! - Bitcoin anchoring state (queue, batches, per-CID state, wallet change sets) lives in the
 //!   same database; see [`Store::anchor_enqueue`] and [`Store::anchor_create_batch`].
@@ -19,6 +21,7 @@
 
 mod anchors;
 mod blocks;
+mod cache;
 mod dag;
 mod error;
 mod gc;

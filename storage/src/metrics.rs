@@ -8,6 +8,8 @@ pub(crate) struct Metrics {
     bytes_put: AtomicU64,
     blocks_read: AtomicU64,
     bytes_read: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
     blocks_removed: AtomicU64,
     bytes_removed: AtomicU64,
     corrupt_reads: AtomicU64,
@@ -28,6 +30,11 @@ pub struct MetricsSnapshot {
     pub blocks_read: u64,
     /// Bytes of those blocks.
     pub bytes_read: u64,
+    /// Of those reads, the ones the block cache answered (no database read).
+    pub cache_hits: u64,
+    /// Reads the block cache could not answer (the block was read from the database, or is
+    /// not stored).
+    pub cache_misses: u64,
     /// Blocks removed by `delete` or GC.
     pub blocks_removed: u64,
     /// Bytes of those blocks.
@@ -55,6 +62,15 @@ impl Metrics {
     pub(crate) fn read(&self, bytes: u64) {
         add(&self.blocks_read, 1);
         add(&self.bytes_read, bytes);
+    }
+
+    pub(crate) fn cache_hit(&self, bytes: u64) {
+        add(&self.cache_hits, 1);
+        self.read(bytes);
+    }
+
+    pub(crate) fn cache_miss(&self) {
+        add(&self.cache_misses, 1);
     }
 
     pub(crate) fn removed(&self, blocks: u64, bytes: u64) {
@@ -85,6 +101,8 @@ impl Metrics {
             bytes_put: get(&self.bytes_put),
             blocks_read: get(&self.blocks_read),
             bytes_read: get(&self.bytes_read),
+            cache_hits: get(&self.cache_hits),
+            cache_misses: get(&self.cache_misses),
             blocks_removed: get(&self.blocks_removed),
             bytes_removed: get(&self.bytes_removed),
             corrupt_reads: get(&self.corrupt_reads),

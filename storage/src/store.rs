@@ -10,6 +10,7 @@ use stargate_protocol::{Block, Cid, Multihash};
 
 use crate::StoreError;
 use crate::blocks::{IndexEntry, hash_matches, read_tables};
+use crate::cache::BlockCache;
 use crate::error::db_err;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::tables::{BLOCK_INDEX, PINS, open_read, prepare};
@@ -34,6 +35,10 @@ pub struct StoreOptions {
     /// A [`BlockWriter`] hands its blocks to the writer thread in batches of about this many
     /// bytes; each batch is one transaction (or part of one) and one fsync.
     pub batch_bytes: usize,
+    /// Memory for recently read blocks, kept so that hot content (a file many gateway clients
+    /// ask for) is served without a database read per block; 0 turns the cache off. Filled by
+    /// reads only (an add does not flush it) and emptied of what `block rm` and GC remove.
+    pub block_cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -42,6 +47,7 @@ impl Default for StoreOptions {
             hash_on_read: false,
             cache_bytes: 32 << 20,
             batch_bytes: 8 << 20,
+            block_cache_bytes: 64 << 20,
         }
     }
 }
@@ -69,6 +75,7 @@ struct Inner {
     /// Writers hold it shared, GC exclusively, so GC never sees an add half done.
     gc_gate: Arc<RwLock<()>>,
     metrics: Arc<Metrics>,
+    cache: BlockCache,
 }
 
 /// Sizes and counts, as `repo stat` shows them.
@@ -156,6 +163,7 @@ impl Store {
         let writer = WriterThread::spawn(db.clone(), metrics.clone())
             .map_err(|e| open_err(format!("cannot start the writer thread: {e}")))?;
         tracing::debug!(path = %file.display(), "store open");
+        let cache = BlockCache::new(options.block_cache_bytes);
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
@@ -165,6 +173,7 @@ impl Store {
                 options,
                 gc_gate: Arc::new(RwLock::new(())),
                 metrics,
+                cache,
             }),
         })
     }
@@ -194,6 +203,11 @@ impl Store {
         if let Some(block) = Block::from_identity(cid) {
             return Ok(Some(block));
         }
+        if let Some(block) = self.cached(cid) {
+            return Ok(Some(block));
+        }
+        self.inner.metrics.cache_miss();
+        let ticket = self.inner.cache.ticket();
         let mh = cid.hash().to_bytes();
         let data = self.read(|txn| {
             let tables = read_tables(txn)?;
@@ -213,7 +227,19 @@ impl Store {
             });
         }
         self.inner.metrics.read(data.len() as u64);
+        // With `hash_on_read` on, only bytes that were just verified get here. What it guards
+        // against is the stored copy going bad on disk; the cached copy is not read from disk
+        // again, so serving it without hashing again keeps that promise.
+        self.inner.cache.admit(*cid.hash(), data.clone(), ticket);
         Ok(Some(Block::new_unchecked(*cid, data)))
+    }
+
+    /// The block `cid` names if the block cache holds it: never blocks, so async code may call
+    /// it on an executor thread before falling back to [`Store::get`] on a blocking one.
+    pub fn cached(&self, cid: &Cid) -> Option<Block> {
+        let data = self.inner.cache.get(cid.hash())?;
+        self.inner.metrics.cache_hit(data.len() as u64);
+        Some(Block::new_unchecked(*cid, data))
     }
 
     /// Whether the block `cid` names is stored (identity CIDs always are).
@@ -371,6 +397,11 @@ impl Store {
         &self.inner.metrics
     }
 
+    /// Called after a removal of `multihashes` has committed.
+    pub(crate) fn forget_cached<'a>(&self, multihashes: impl IntoIterator<Item = &'a Multihash>) {
+        self.inner.cache.removed(multihashes);
+    }
+
     pub(crate) fn batch_bytes(&self) -> usize {
         self.inner.options.batch_bytes
     }
@@ -492,6 +523,61 @@ mod tests {
         let good = raw(&b"good"[..]);
         store.put(good.clone()).unwrap();
         assert_eq!(store.get(good.cid()).unwrap(), Some(good));
+    }
+
+    #[test]
+    fn the_block_cache_answers_repeat_reads_and_forgets_removed_blocks() {
+        let (_dir, store) = open();
+        let (a, b) = (raw(vec![1u8; 5000]), raw(vec![2u8; 7000]));
+        store.put_many([a.clone(), b.clone()]).unwrap();
+        for _ in 0..3 {
+            assert_eq!(store.get(a.cid()).unwrap().as_ref(), Some(&a));
+        }
+        let m = store.metrics();
+        assert_eq!((m.cache_misses, m.cache_hits, m.blocks_read), (1, 2, 3));
+        // CIDv0/v1 and codecs share the entry, as they share the stored block.
+        let as_pb = Cid::new_v1(Codec::DagPb.code(), *a.cid().hash());
+        assert_eq!(store.cached(&as_pb).unwrap().cid(), &as_pb);
+
+        assert!(store.delete(a.cid()).unwrap());
+        assert!(store.cached(a.cid()).is_none());
+        assert_eq!(store.get(a.cid()).unwrap(), None);
+
+        assert_eq!(store.get(b.cid()).unwrap().as_ref(), Some(&b));
+        assert!(store.inner.cache.weighed_bytes() >= 7000);
+        assert_eq!(store.gc().unwrap().blocks_removed, 1);
+        assert_eq!(store.get(b.cid()).unwrap(), None);
+        // GC frees the memory too.
+        assert_eq!(store.inner.cache.weighed_bytes(), 0);
+    }
+
+    #[test]
+    fn with_hash_on_read_only_verified_bytes_are_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            hash_on_read: true,
+            ..StoreOptions::default()
+        };
+        let (good, bad) = (raw(vec![3u8; 1000]), raw(vec![4u8; 1000]));
+        {
+            let store = Store::open(dir.path(), options.clone()).unwrap();
+            store.put_many([good.clone(), bad.clone()]).unwrap();
+            assert_eq!(store.get(good.cid()).unwrap().as_ref(), Some(&good));
+            // The disk copy goes bad after a verified read: the verified bytes are served.
+            crate::blocks::tests::flip_a_byte(&store, good.cid());
+            assert_eq!(store.get(good.cid()).unwrap().as_ref(), Some(&good));
+            crate::blocks::tests::flip_a_byte(&store, bad.cid());
+        }
+        let store = Store::open(dir.path(), options).unwrap();
+        for _ in 0..2 {
+            assert!(matches!(
+                store.get(bad.cid()),
+                Err(StoreError::CorruptBlock { .. })
+            ));
+        }
+        let m = store.metrics();
+        assert_eq!((m.corrupt_reads, m.cache_hits), (2, 0));
+        assert!(store.cached(bad.cid()).is_none());
     }
 
     #[test]
