@@ -360,6 +360,27 @@ mod tests {
     }
 
     #[test]
+    fn finish_makes_every_batch_durable() {
+        let (dir, store) = open_with(small_batches());
+        // Two blocks fill a batch, so the last one is sent (without an fsync) by `put` and
+        // `finish` has nothing left to write.
+        let leaves: Vec<Block> = (0..20u8).map(|i| raw(vec![i; 5000])).collect();
+        let mut writer = store.writer();
+        for leaf in &leaves {
+            writer.put(leaf.clone()).unwrap();
+        }
+        writer.finish(None).unwrap();
+        // The file as a crash now would leave it: only durable commits are in it.
+        let copy = tempfile::tempdir().unwrap();
+        let file = crate::store::DATABASE_FILE;
+        std::fs::copy(dir.path().join(file), copy.path().join(file)).unwrap();
+        let reopened = Store::open(copy.path(), StoreOptions::default()).unwrap();
+        for leaf in &leaves {
+            assert!(reopened.has(leaf.cid()).unwrap(), "{} lost", leaf.cid());
+        }
+    }
+
+    #[test]
     fn a_failed_pin_keeps_the_blocks_unpinned() {
         let (_dir, store) = open_with(small_batches());
         let missing = raw(&b"missing"[..]);
