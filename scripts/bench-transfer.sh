@@ -5,7 +5,9 @@
 #
 # stargate->stargate is `stargate dag fetch` (the /stargate/car/1.0.0 transfer, every block
 # verified and stored) between two daemons; kubo->kubo is Kubo v0.22's Download over Bitswap
-# between two Kubo peers; kubo<-stargate and stargate<-kubo cross over Bitswap (one run each,
+# between two Kubo peers; cat stargate<-stargate is `stargate cat` on a daemon connected to the
+# first (retrieval, over the transfer; which path brought the blocks is printed);
+# kubo<-stargate and stargate<-kubo cross over Bitswap (one run each,
 # "n/a" with the reason when a side cannot do it). Prints MB/s (10^6 bytes per second, median
 # of RUNS, each receiver starting empty) and the ratio stargate/kubo. Everything runs inside
 # the loopback-only namespace. Builds only the release `stargate` binary.
@@ -30,11 +32,14 @@ print(f"transfer of {sys.argv[2]} ({r['bytes']} bytes) on loopback, MB/s:")
 def line(name, runs):
     d = r.get(name, {"error": r.get("error", "not run")})
     if "error" in d:
-        print(f"  {name:20} n/a ({d['error'][:160]})")
+        print(f"  {name:24} n/a ({d['error'][:160]})")
     else:
-        print(f"  {name:20} {d['median_mb_s']:8.1f} (best {d['best_mb_s']:.1f}, {runs})")
+        paths = d.get("blocks_by_path")
+        via = f"; blocks by path {paths}" if paths else ""
+        print(f"  {name:24} {d['median_mb_s']:8.1f} (best {d['best_mb_s']:.1f}, {runs}{via})")
 line("stargate->stargate", f"median of {r['runs']}")
 line("kubo->kubo", f"median of {r['runs']}")
+line("cat stargate<-stargate", f"median of {r['runs']}")
 line("kubo<-stargate", "one run")
 line("stargate<-kubo", "one run")
 s, k = r.get("stargate->stargate", {}), r.get("kubo->kubo", {})

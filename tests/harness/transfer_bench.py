@@ -8,6 +8,10 @@
   verified and durably stored); seconds as the daemon measured the fetch.
 - kubo->kubo: the file added on one Kubo v0.22 peer (tests/harness/kubo_peer.py), downloaded
   by another over Bitswap (Kubo's Download: fetched, stored, and written out to a file).
+- cat stargate<-stargate: a fresh daemon connected to the first one reads the file with
+  `stargate cat CID` (retrieval, which streams the DAG from a Stargate peer over the transfer;
+  bytes written to /dev/null as they arrive, every block verified and cached); seconds from the
+  start of `cat` to its end, and the blocks each path brought (from the daemon's metrics).
 - kubo<-stargate and stargate<-kubo over Bitswap: Kubo downloading from the Stargate daemon,
   and the daemon reading (`stargate cat`) what Kubo added; "n/a" with the reason when the node
   cannot do it (yet) or it takes longer than --bitswap-timeout.
@@ -101,20 +105,34 @@ def main():
                 return seconds
             return once
 
-        def stargate_from_kubo(i):
-            dst = daemon(f"stargate-from-kubo-{i}")
-            dst.cli("swarm", "connect", ksrc.addr)
-            start = time.perf_counter()
-            with open(os.devnull, "wb") as sink:
-                dst.cli("cat", cid, stdout=sink, timeout=args.bitswap_timeout)
-            seconds = time.perf_counter() - start
-            drop(dst)
-            return seconds
+        paths = {}
+
+        def stargate_cats_from(addr, tag):
+            """A fresh daemon reading `cid` with `stargate cat` from the node at `addr`."""
+            def once(i):
+                dst = daemon(f"{tag}-{i}")
+                dst.cli("swarm", "connect", addr)
+                start = time.perf_counter()
+                with open(os.devnull, "wb") as sink:
+                    dst.cli("cat", cid, stdout=sink, timeout=args.bitswap_timeout)
+                seconds = time.perf_counter() - start
+                m = dst.metrics()
+                paths[tag] = {p: int(m.get(f'stargate_retrieval_blocks_total{{path="{p}"}}', 0))
+                              for p in ("transfer", "bitswap")}
+                drop(dst)
+                return seconds
+            return once
 
         out["stargate->stargate"] = measure(size, args.runs, stargate_to_stargate)
         out["kubo->kubo"] = measure(size, args.runs, kubo_downloads_from(ksrc.addr, "kubo-dst"))
+        out["cat stargate<-stargate"] = measure(
+            size, args.runs, stargate_cats_from(src_addr, "stargate-cat"))
         out["kubo<-stargate"] = measure(size, 1, kubo_downloads_from(src_addr, "kubo-from-stargate"))
-        out["stargate<-kubo"] = measure(size, 1, stargate_from_kubo)
+        out["stargate<-kubo"] = measure(size, 1, stargate_cats_from(ksrc.addr, "stargate-from-kubo"))
+        for direction, tag in (("cat stargate<-stargate", "stargate-cat"),
+                               ("stargate<-kubo", "stargate-from-kubo")):
+            if tag in paths and "error" not in out[direction]:
+                out[direction]["blocks_by_path"] = paths[tag]
     except Failed as e:
         out["error"] = str(e)
     finally:

@@ -336,17 +336,15 @@ impl EventLoop {
                 }
             }
             Command::StargatePeers { reply } => {
-                let peers = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| {
-                        p.info
-                            .as_ref()
-                            .is_some_and(|i| is_stargate_agent(&i.agent_version))
-                    })
-                    .map(|(id, _)| *id)
-                    .collect();
-                let _ = reply.send(peers);
+                let (mut stargate, mut pending) = (Vec::new(), Vec::new());
+                for (id, p) in &self.peers {
+                    match &p.info {
+                        Some(i) if is_stargate_agent(&i.agent_version) => stargate.push(*id),
+                        Some(_) => {}
+                        None => pending.push(*id),
+                    }
+                }
+                let _ = reply.send((stargate, pending));
             }
             Command::IsStargate { peer, reply } => self.is_stargate(peer, reply),
             Command::Abandoned { cid } => {

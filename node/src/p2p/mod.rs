@@ -100,9 +100,10 @@ enum Command {
     Abandoned {
         cid: Cid,
     },
-    /// Connected peers that identified themselves as Stargate nodes.
+    /// Connected peers that identified themselves as Stargate nodes, and those that have not
+    /// identified themselves yet.
     StargatePeers {
-        reply: oneshot::Sender<Vec<PeerId>>,
+        reply: oneshot::Sender<(Vec<PeerId>, Vec<PeerId>)>,
     },
     /// Whether `peer` is a Stargate node, answered once it has identified itself (`None` if
     /// it is not connected, or goes away first).
@@ -289,9 +290,29 @@ impl Network {
     }
 
     /// Connected peers that identified themselves as Stargate nodes (identify agent
-    /// `stargate/...`): the ones the CAR transfer can fetch from.
-    pub(crate) async fn stargate_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
-        self.ask(|reply| Command::StargatePeers { reply }).await
+    /// `stargate/...`): the ones the CAR transfer can fetch from. Peers connected a moment ago
+    /// are waited for (at most `identify_wait`) until they identify themselves.
+    pub(crate) async fn stargate_peers(
+        &self,
+        identify_wait: std::time::Duration,
+    ) -> Result<Vec<PeerId>, NetworkError> {
+        let (mut stargate, pending) = self.ask(|reply| Command::StargatePeers { reply }).await?;
+        if pending.is_empty() {
+            return Ok(stargate);
+        }
+        let answers = tokio::time::timeout(
+            identify_wait,
+            futures::future::join_all(pending.iter().map(|p| self.is_stargate(*p))),
+        )
+        .await
+        .unwrap_or_default();
+        stargate.extend(
+            pending
+                .into_iter()
+                .zip(answers)
+                .filter_map(|(p, a)| matches!(a, Ok(Some(true))).then_some(p)),
+        );
+        Ok(stargate)
     }
 
     /// Whether `peer` is a Stargate node; waits for its identify message if it has not come

@@ -56,6 +56,8 @@ const CACHE_QUEUE: usize = 64;
 const CACHE_BATCH: usize = 64;
 /// How long a provider found in the DHT may take to identify itself (is it a Stargate node?).
 const IDENTIFY_WAIT: Duration = Duration::from_secs(5);
+/// How long peers connected a moment ago may take to identify themselves before a fetch begins.
+const IDENTIFY_WAIT_CONNECTED: Duration = Duration::from_secs(1);
 /// How often a provider being dialled is asked whether it identified itself.
 const IDENTIFY_POLL: Duration = Duration::from_millis(50);
 
@@ -178,7 +180,12 @@ impl NetworkBlockSource {
         let sessions = &self.inner.sessions;
         if !sessions.in_a_dag(&cid) {
             // The root of a DAG: streamed whole from a connected Stargate node that has it.
-            match self.inner.network.stargate_peers().await {
+            match self
+                .inner
+                .network
+                .stargate_peers(IDENTIFY_WAIT_CONNECTED)
+                .await
+            {
                 Ok(peers) if !peers.is_empty() => {
                     sessions.offer(cid, &peers);
                 }
@@ -486,13 +493,6 @@ mod tests {
         let fetcher = Node::start(30).await;
         let (root, data, cids) = add_file(&holder.store, 3 << 20, 1);
         fetcher.network.connect(holder.addr().await).await.unwrap();
-        tokio::time::timeout(DEADLINE, async {
-            while fetcher.network.stargate_peers().await.unwrap().is_empty() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("the holder identifies as a Stargate node");
 
         let got = tokio::time::timeout(DEADLINE, read_all(&fetcher.source, root))
             .await
