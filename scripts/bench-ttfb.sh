@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Gateway time to first byte for a CID held two hops away: three release daemons in a line
 # A-B-C on loopback, a fresh 1 MiB file added on A per run, its provider record in the DHT, then
-# GET /ipfs/<cid> on C's gateway (C asks B, then finds A through the DHT, dials it, fetches over
-# Bitswap). Prints the median, min and max over RUNS, for the first byte and the whole body.
+# GET /ipfs/<cid> on C's gateway (C asks B, then finds A through the DHT, dials it, and streams
+# the DAG from it over the CAR transfer, A being a Stargate node). Prints the median, min and max
+# over RUNS, for the first byte and the whole body, and the blocks each path brought.
 #
 #   bash scripts/bench-ttfb.sh [RUNS=10]
 set -euo pipefail

@@ -55,7 +55,7 @@ const CACHE_QUEUE: usize = 64;
 /// Blocks written per store transaction.
 const CACHE_BATCH: usize = 64;
 /// How long a provider found in the DHT may take to identify itself (is it a Stargate node?).
-const IDENTIFY_WAIT: Duration = Duration::from_secs(5);
+const IDENTIFY_WAIT: Duration = Duration::from_secs(3);
 /// How long peers connected a moment ago may take to identify themselves before a fetch begins.
 const IDENTIFY_WAIT_CONNECTED: Duration = Duration::from_secs(1);
 /// How often a provider being dialled is asked whether it identified itself.
@@ -236,9 +236,19 @@ impl NetworkBlockSource {
                 .await
             {
                 Ok(mut found) => {
-                    while let Some(provider) = found.recv().await {
-                        self.use_provider(cid, provider).await;
+                    // Side by side: a provider may take a while to identify itself (or never
+                    // answer the dial), which must not hold up the next ones.
+                    let mut using = futures::stream::FuturesUnordered::new();
+                    loop {
+                        tokio::select! {
+                            provider = found.recv() => match provider {
+                                Some(p) => using.push(self.use_provider(cid, p)),
+                                None => break,
+                            },
+                            Some(()) = futures::StreamExt::next(&mut using) => {}
+                        }
                     }
+                    while futures::StreamExt::next(&mut using).await.is_some() {}
                 }
                 Err(e) => tracing::debug!(%cid, error = %e, "cannot look for providers"),
             }

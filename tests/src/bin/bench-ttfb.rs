@@ -1,6 +1,7 @@
 //! Gateway time to first byte for a CID held two hops away, with real daemons on loopback: a
 //! line A–B–C, a fresh 1 MiB file added on A per run, its provider record in the DHT, then C's
-//! gateway is asked. Run through `scripts/bench-ttfb.sh [RUNS]` (inside the loopback-only
+//! gateway is asked (C streams the DAG from A over the CAR transfer, A being a Stargate node; the
+//! blocks each path brought are printed). Run through `scripts/bench-ttfb.sh [RUNS]` (inside the loopback-only
 //! namespace, `STARGATE_BIN` pointing at a release build).
 
 use std::io::Read;
@@ -60,6 +61,11 @@ fn ttfb(runs: usize) -> Result<()> {
     );
     println!("  time to first byte: {}", summary(&mut firsts));
     println!("  whole body:         {}", summary(&mut wholes));
+    println!(
+        "  blocks fetched by C over the transfer: {}, over Bitswap: {}",
+        asker.retrieved_blocks("transfer")?,
+        asker.retrieved_blocks("bitswap")?
+    );
     Ok(())
 }
 
