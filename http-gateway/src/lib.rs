@@ -26,7 +26,7 @@ pub use crate::anchoring::{
 };
 pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::gateway::gateway_router;
-pub use crate::metrics::{HttpMetrics, Observability};
+pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
 pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };

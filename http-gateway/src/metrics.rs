@@ -8,10 +8,13 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Router, routing::get};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use stargate_storage::Store;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -39,6 +42,42 @@ impl HttpMetrics {
             duration.clone(),
         );
         Self { duration }
+    }
+}
+
+/// Exports the block cache's counters of `store` (`stargate_block_cache_hits_total`,
+/// `stargate_block_cache_misses_total`), read from the store at each scrape.
+pub fn register_store_metrics(registry: &mut Registry, store: Store) {
+    registry.register_collector(Box::new(StoreCollector(store)));
+}
+
+#[derive(Debug)]
+struct StoreCollector(Store);
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self.0.metrics();
+        for (name, help, value) in [
+            (
+                "stargate_block_cache_hits",
+                "Block reads answered from the in-memory block cache",
+                m.cache_hits,
+            ),
+            (
+                "stargate_block_cache_misses",
+                "Block reads the block cache could not answer (read from the database, or absent)",
+                m.cache_misses,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 
@@ -141,5 +180,26 @@ mod tests {
         assert!(text.contains("http_request_duration_seconds"), "{text}");
         assert!(text.contains("route=\"/ipfs/{cid}\""), "{text}");
         assert!(!text.contains("bafkqaaa"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn exports_the_block_cache_counters() {
+        use stargate_protocol::{Block, Codec, HashCode, Version};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), stargate_storage::StoreOptions::default()).unwrap();
+        let block = Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, &b"x"[..]).unwrap();
+        store.put(block.clone()).unwrap();
+        for _ in 0..3 {
+            store.get(block.cid()).unwrap();
+        }
+        let mut registry = Registry::default();
+        register_store_metrics(&mut registry, store);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("stargate_block_cache_hits_total 2"), "{text}");
+        assert!(
+            text.contains("stargate_block_cache_misses_total 1"),
+            "{text}"
+        );
     }
 }

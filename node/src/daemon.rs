@@ -48,9 +48,10 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         .is_some()
         .then(|| ChainMetrics::register(&mut registry));
     drop(secrets);
+    let store = open_store(&data_dir, &config)?;
+    stargate_http_gateway::register_store_metrics(&mut registry, store.clone());
     let registry = Arc::new(registry);
 
-    let store = open_store(&data_dir, &config)?;
     let token = CancellationToken::new();
     let keypair = p2p::load_identity(&data_dir)?;
     let (network, network_task) = p2p::spawn(
