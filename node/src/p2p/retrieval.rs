@@ -383,6 +383,10 @@ mod tests {
 
     impl Node {
         async fn start(fetch_timeout_sec: u64) -> Self {
+            Self::start_with(fetch_timeout_sec, |_| {}).await
+        }
+
+        async fn start_with(fetch_timeout_sec: u64, adjust: impl FnOnce(&mut Config)) -> Self {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
             let mut config = Config::default();
@@ -395,6 +399,7 @@ mod tests {
             config.swarm.hole_punching = false;
             config.swarm.kad_mode = KadMode::Server;
             config.routing.fetch_timeout_sec = fetch_timeout_sec;
+            adjust(&mut config);
             let settings = Settings::new(&config.swarm, &config.routing, &config.transfer).unwrap();
             let mut registry = Registry::default();
             let metrics = Metrics::register(&mut registry);
@@ -516,6 +521,33 @@ mod tests {
         // Now from the store, with the peer gone.
         holder.shutdown.cancel();
         assert!(read_all(&fetcher.source, root).await == data);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dag_nobody_reads_any_more_is_not_transferred_to_its_end() {
+        // 2 MiB/s from the holder: the 16 MiB DAG would take 8 s.
+        let holder = Node::start_with(30, |c| c.transfer.serve_bytes_per_sec = 2 << 20).await;
+        let fetcher = Node::start_with(30, |c| c.transfer.stall_timeout_sec = 1).await;
+        let (root, _, cids) = add_file(&holder.store, 16 << 20, 5);
+        fetcher.network.connect(holder.addr().await).await.unwrap();
+
+        // Only the root is read.
+        fetcher.source.get(root).await.unwrap();
+        let stored = || {
+            cids.iter()
+                .filter(|c| fetcher.store.has(c).unwrap())
+                .count()
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let after_stop = stored();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(stored(), after_stop, "the transfer went on");
+        assert!(
+            after_stop > 1 && after_stop < cids.len() / 2,
+            "{after_stop} of {} blocks were transferred (it started, then stopped for nobody)",
+            cids.len()
+        );
+        assert_eq!(fetcher.source.inner.sessions.running(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -93,6 +93,12 @@ impl Sessions {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Sessions under way.
+    #[cfg(test)]
+    pub(super) fn running(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
     /// A block a session brought, if it is still kept.
     pub(super) fn ready(&self, cid: &Cid) -> Option<Block> {
         self.lock().ready.get(cid).cloned()
