@@ -52,15 +52,12 @@ pub(super) struct Sessions {
     stall: Duration,
 }
 
-#[derive(Default)]
 struct State {
     sessions: HashMap<Cid, Session>,
-    /// Block -> the root of the DAG it was linked from.
-    lineage: HashMap<Cid, Cid>,
-    lineage_order: VecDeque<Cid>,
-    ready: HashMap<Cid, Block>,
-    ready_order: VecDeque<Cid>,
-    ready_bytes: usize,
+    /// Block -> the root of the DAG it was linked from; at most [`MAX_LINEAGE`] links.
+    lineage: Fifo<Cid>,
+    /// Blocks brought and not yet taken; at most [`READY_BYTES`] of them.
+    ready: Fifo<Block>,
 }
 
 struct Session {
@@ -82,7 +79,11 @@ impl Sessions {
         let (max, stall) = (limits.max_fetches, limits.stall_timeout);
         Arc::new(Self {
             network,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                sessions: HashMap::new(),
+                lineage: Fifo::new(MAX_LINEAGE, |_| 1),
+                ready: Fifo::new(READY_BYTES, |block| block.data().len()),
+            }),
             changed: Notify::new(),
             max,
             stall,
@@ -305,28 +306,14 @@ impl Sessions {
                 s.progress = Instant::now();
             }
             remember_links(&mut state, root, &block);
-            let cid = *block.cid();
-            state.ready_bytes += block.data().len();
-            if let Some(old) = state.ready.insert(cid, block) {
-                state.ready_bytes -= old.data().len();
-            } else {
-                state.ready_order.push_back(cid);
-            }
-            while state.ready_bytes > READY_BYTES {
-                let Some(oldest) = state.ready_order.pop_front() else {
-                    break;
-                };
-                if let Some(b) = state.ready.remove(&oldest) {
-                    state.ready_bytes -= b.data().len();
-                }
-            }
+            state.ready.insert(*block.cid(), block);
         }
         self.changed.notify_waiters();
     }
 }
 
 /// Records the links of `block` (dag-pb; other codecs link nothing we walk) as blocks of the
-/// DAG of `root`, forgetting the oldest past [`MAX_LINEAGE`].
+/// DAG of `root`; the oldest are forgotten past [`MAX_LINEAGE`].
 fn remember_links(state: &mut State, root: Cid, block: &Block) {
     if block.cid().codec() != Codec::DagPb.code() {
         return;
@@ -335,14 +322,79 @@ fn remember_links(state: &mut State, root: Cid, block: &Block) {
         return;
     };
     for link in node.links {
-        if state.lineage.insert(link.cid, root).is_none() {
-            state.lineage_order.push_back(link.cid);
+        state.lineage.insert(link.cid, root);
+    }
+}
+
+/// A map by CID that forgets its oldest entries once their total weight passes a limit.
+struct Fifo<V> {
+    map: HashMap<Cid, V>,
+    order: VecDeque<Cid>,
+    weight: usize,
+    limit: usize,
+    weigh: fn(&V) -> usize,
+}
+
+impl<V> Fifo<V> {
+    fn new(limit: usize, weigh: fn(&V) -> usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            weight: 0,
+            limit,
+            weigh,
         }
     }
-    while state.lineage.len() > MAX_LINEAGE {
-        let Some(oldest) = state.lineage_order.pop_front() else {
-            break;
-        };
-        state.lineage.remove(&oldest);
+
+    fn get(&self, cid: &Cid) -> Option<&V> {
+        self.map.get(cid)
+    }
+
+    fn contains_key(&self, cid: &Cid) -> bool {
+        self.map.contains_key(cid)
+    }
+
+    /// Inserts or replaces `cid`'s value (a replaced entry keeps its place in the order).
+    fn insert(&mut self, cid: Cid, value: V) {
+        self.weight += (self.weigh)(&value);
+        match self.map.insert(cid, value) {
+            Some(old) => self.weight -= (self.weigh)(&old),
+            None => self.order.push_back(cid),
+        }
+        while self.weight > self.limit {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = self.map.remove(&oldest) {
+                self.weight -= (self.weigh)(&old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use stargate_protocol::{HashCode, Version};
+
+    use super::*;
+
+    fn block(i: u8, len: usize) -> Block {
+        Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, vec![i; len]).unwrap()
+    }
+
+    #[test]
+    fn fifo_forgets_the_oldest_past_its_weight() {
+        let mut ready = Fifo::new(10, |b: &Block| b.data().len());
+        let (a, b, c) = (block(1, 4), block(2, 4), block(3, 4));
+        ready.insert(*a.cid(), a.clone());
+        ready.insert(*b.cid(), b.clone());
+        // Replacing keeps one entry and its weight once.
+        ready.insert(*a.cid(), a.clone());
+        assert!(ready.contains_key(a.cid()) && ready.contains_key(b.cid()));
+        ready.insert(*c.cid(), c.clone());
+        assert!(!ready.contains_key(a.cid()), "the oldest goes first");
+        assert_eq!(ready.get(b.cid()), Some(&b));
+        assert_eq!(ready.get(c.cid()), Some(&c));
+        assert_eq!(ready.weight, 8);
     }
 }
