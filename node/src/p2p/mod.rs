@@ -485,3 +485,20 @@ fn tokio_stream_of<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> BoxStream<
     )
     .boxed()
 }
+
+/// Test support: `swarm` listening on a free TCP port of 127.0.0.1, and that address.
+#[cfg(test)]
+pub(crate) async fn listen_on_loopback<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut libp2p::Swarm<B>,
+) -> Multiaddr {
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
+            return address;
+        }
+    }
+}

@@ -354,7 +354,6 @@ mod tests {
 
     use futures::{AsyncWriteExt, StreamExt, TryStreamExt};
     use libp2p::identity::Keypair;
-    use libp2p::swarm::SwarmEvent;
     use libp2p::{Multiaddr, StreamProtocol, SwarmBuilder, noise, tcp, yamux};
     use prometheus_client::registry::Registry;
     use stargate_http_gateway::Network as _;
@@ -604,14 +603,7 @@ mod tests {
             .with_behaviour(|_| libp2p_stream::Behaviour::new())
             .unwrap()
             .build();
-        swarm
-            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-            .unwrap();
-        let addr = loop {
-            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                break address;
-            }
-        };
+        let addr = crate::p2p::listen_on_loopback(&mut swarm).await;
         let peer = *swarm.local_peer_id();
         let mut control = swarm.behaviour().new_control();
         let mut incoming = control.accept(V120).unwrap();

@@ -65,14 +65,7 @@ impl Driver {
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        swarm
-            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-            .unwrap();
-        let addr = loop {
-            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                break address;
-            }
-        };
+        let addr = crate::p2p::listen_on_loopback(&mut swarm).await;
         let peer_id = *swarm.local_peer_id();
         let (commands, mut rx) = mpsc::channel(64);
         let (tx, events) = mpsc::channel(1024);
