@@ -8,8 +8,12 @@
 //! parallel.
 //!
 //! Backpressure: at most `max_inbound_streams` streams are read at once (more are refused), and
-//! at most `max_verifying` messages are being decoded and hashed at once; while that window is
-//! full no stream is read, so a fast sender is slowed by its stream's flow control.
+//! at most `max_verifying` messages are being decoded and hashed at once. Messages read while
+//! that window is full wait for it in order; every one holds its bytes of the inbound budget
+//! shared by all connections, and a stream's next body is read only once the budget has room, so
+//! a fast sender is slowed by its stream's flow control. Streams are read all the time, so one
+//! that ended (each answer of our server has one) is let go at once instead of counting against
+//! the stream limit while the window is full: a stream refused there takes its answer with it.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll};
@@ -139,6 +143,8 @@ pub(crate) struct Handler {
     open_failures: u8,
     keep_alive: bool,
     reading: FuturesUnordered<Reading>,
+    /// Messages read and waiting for the verification window, oldest first.
+    parked: VecDeque<(Bytes, Held)>,
     verifying: FuturesOrdered<Verifying>,
     events: VecDeque<ToBehaviour>,
 }
@@ -149,6 +155,7 @@ impl std::fmt::Debug for Handler {
             .field("queued", &self.queue.len())
             .field("answers", &self.answers.len())
             .field("reading", &self.reading.len())
+            .field("parked", &self.parked.len())
             .field("verifying", &self.verifying.len())
             .finish_non_exhaustive()
     }
@@ -168,6 +175,7 @@ impl Handler {
             open_failures: 0,
             keep_alive: false,
             reading: FuturesUnordered::new(),
+            parked: VecDeque::new(),
             verifying: FuturesOrdered::new(),
             events: VecDeque::new(),
         }
@@ -397,13 +405,19 @@ impl ConnectionHandler for Handler {
                 return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
             }
 
-            // Reading, while the verification window has room.
+            // Messages that waited for the verification window, in the order they were read.
             if self.verifying.len() < self.config.max_verifying
-                && let Poll::Ready(Some((stream, result))) = self.reading.poll_next_unpin(cx)
+                && let Some((body, held)) = self.parked.pop_front()
             {
+                self.verifying.push_back(verify(body, held));
+                continue;
+            }
+
+            // Reading, always (see the module notes on backpressure).
+            if let Poll::Ready(Some((stream, result))) = self.reading.poll_next_unpin(cx) {
                 match result {
                     Ok(Some((body, held))) => {
-                        self.verifying.push_back(verify(body, held));
+                        self.parked.push_back((body, held));
                         self.read_next(stream);
                     }
                     Ok(None) => {}

@@ -360,6 +360,37 @@ async fn many_wants_in_flight() {
     assert_eq!(stats.peers[0].wants_sent, 0);
 }
 
+/// Our server answers on up to 8 streams at once, each ended after its message; a client that
+/// verifies one message at a time and takes 9 streams (those 8 and our wantlist's) must still
+/// let each answer stream go as it ends, or it refuses later answers and loses their blocks.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_are_not_lost_while_verification_lags() {
+    let mut server = Node::new(Config::default()).await;
+    let mut client = Node::new(Config {
+        max_verifying: 1,
+        max_inbound_streams: 9,
+        ..Config::default()
+    })
+    .await;
+    let blocks: Vec<Block> = (0..600).map(|i| raw_block(1024, 5000 + i)).collect();
+    server.store.put_many(blocks.clone()).unwrap();
+    client.swarm.connect(&mut server.swarm).await;
+    let sid = server.id();
+    for b in &blocks {
+        client.swarm.behaviour_mut().want(*b.cid(), &[sid]).unwrap();
+    }
+    let mut got = HashSet::new();
+    while got.len() < blocks.len() {
+        let cid = until(&mut client, &mut [&mut server], |e| match e {
+            SwarmEvent::Behaviour(Event::Block { block, .. }) => Some(*block.cid()),
+            _ => None,
+        })
+        .await;
+        assert!(got.insert(cid));
+    }
+    assert_eq!(client.swarm.behaviour().stats().blocks_received, 600);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reconnecting_peer_is_asked_again() {
     let mut client = Node::new(Config::default()).await;
