@@ -1,6 +1,6 @@
 //! Reading CARv1 from a stream, verifying every block as it arrives.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
@@ -186,16 +186,21 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
                 reason: "empty frame".to_owned(),
             });
         }
-        let mut buf = vec![0u8; len];
-        match self.reader.read_exact(&mut buf).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(CarError::Truncated { offset: start });
+        // Read into spare capacity: zeroing every frame first costs as much as a copy of it.
+        let mut buf = BytesMut::with_capacity(len);
+        while buf.len() < len {
+            let want = (len - buf.len()) as u64;
+            match (&mut self.reader).take(want).read_buf(&mut buf).await {
+                Ok(0) => return Err(CarError::Truncated { offset: start }),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(CarError::Truncated { offset: start });
+                }
+                Err(e) => return Err(self.io(e)),
             }
-            Err(e) => return Err(self.io(e)),
         }
         self.offset += len as u64;
-        Ok(Bytes::from(buf))
+        Ok(buf.freeze())
     }
 
     fn io(&self, e: std::io::Error) -> CarError {
