@@ -329,32 +329,44 @@ async fn largest_blocks_fit_the_message_limit() {
     assert_eq!(sorted_cids(&got), sorted_cids(&blocks));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn many_wants_in_flight() {
+/// A client with `config`, connected to a server holding `count` raw 1 KiB blocks, that has
+/// wanted them all from it.
+async fn client_wanting_all(config: Config, count: u64, seed: u64) -> (Node, Node, Vec<Block>) {
     let mut server = Node::new(Config::default()).await;
-    let mut client = Node::new(Config {
-        max_block_wants_per_peer: 64,
-        ..Config::default()
-    })
-    .await;
-    let blocks: Vec<Block> = (0..1000).map(|i| raw_block(1024, 1000 + i)).collect();
+    let mut client = Node::new(config).await;
+    let blocks: Vec<Block> = (0..count).map(|i| raw_block(1024, seed + i)).collect();
     server.store.put_many(blocks.clone()).unwrap();
     client.swarm.connect(&mut server.swarm).await;
     let sid = server.id();
     for b in &blocks {
         client.swarm.behaviour_mut().want(*b.cid(), &[sid]).unwrap();
     }
-    // Every want is with the server at once (want-block for 64, want-have for the rest).
-    assert_eq!(client.swarm.behaviour().stats().peers[0].wants_sent, 1000);
+    (client, server, blocks)
+}
+
+/// Drives both until the client has received each of `blocks`, every one once.
+async fn receive_each(client: &mut Node, server: &mut Node, blocks: &[Block]) {
     let mut got = HashSet::new();
     while got.len() < blocks.len() {
-        let cid = until(&mut client, &mut [&mut server], |e| match e {
+        let cid = until(client, &mut [server], |e| match e {
             SwarmEvent::Behaviour(Event::Block { block, .. }) => Some(*block.cid()),
             _ => None,
         })
         .await;
         assert!(got.insert(cid));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_wants_in_flight() {
+    let config = Config {
+        max_block_wants_per_peer: 64,
+        ..Config::default()
+    };
+    let (mut client, mut server, blocks) = client_wanting_all(config, 1000, 1000).await;
+    // Every want is with the server at once (want-block for 64, want-have for the rest).
+    assert_eq!(client.swarm.behaviour().stats().peers[0].wants_sent, 1000);
+    receive_each(&mut client, &mut server, &blocks).await;
     let stats = client.swarm.behaviour().stats();
     assert_eq!(stats.blocks_received, 1000);
     assert_eq!(stats.peers[0].wants_sent, 0);
@@ -365,29 +377,13 @@ async fn many_wants_in_flight() {
 /// let each answer stream go as it ends, or it refuses later answers and loses their blocks.
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_are_not_lost_while_verification_lags() {
-    let mut server = Node::new(Config::default()).await;
-    let mut client = Node::new(Config {
+    let config = Config {
         max_verifying: 1,
         max_inbound_streams: 9,
         ..Config::default()
-    })
-    .await;
-    let blocks: Vec<Block> = (0..600).map(|i| raw_block(1024, 5000 + i)).collect();
-    server.store.put_many(blocks.clone()).unwrap();
-    client.swarm.connect(&mut server.swarm).await;
-    let sid = server.id();
-    for b in &blocks {
-        client.swarm.behaviour_mut().want(*b.cid(), &[sid]).unwrap();
-    }
-    let mut got = HashSet::new();
-    while got.len() < blocks.len() {
-        let cid = until(&mut client, &mut [&mut server], |e| match e {
-            SwarmEvent::Behaviour(Event::Block { block, .. }) => Some(*block.cid()),
-            _ => None,
-        })
-        .await;
-        assert!(got.insert(cid));
-    }
+    };
+    let (mut client, mut server, blocks) = client_wanting_all(config, 600, 5000).await;
+    receive_each(&mut client, &mut server, &blocks).await;
     assert_eq!(client.swarm.behaviour().stats().blocks_received, 600);
 }
 
