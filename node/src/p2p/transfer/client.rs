@@ -70,7 +70,8 @@ pub(super) fn fetch(
     pin: bool,
 ) -> BoxStream<'static, Result<Block, TransferError>> {
     let (out, blocks) = mpsc::channel(OUT_QUEUE);
-    tokio::spawn(async move {
+    let runtime = transfer.runtime.clone();
+    runtime.spawn(async move {
         if let Err(e) = drive(&transfer, peer, request, pin, &out).await
             && e != TransferError::Stopped
         {

@@ -149,6 +149,9 @@ pub(crate) struct Transfer {
     config: Arc<Config>,
     fetches: Arc<Semaphore>,
     penalise: Penalise,
+    /// Where fetches read their streams: the runtime that runs the swarm, so that stream and
+    /// connection hand frames to each other on one thread, whoever consumes the blocks.
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Transfer {
@@ -160,7 +163,8 @@ impl std::fmt::Debug for Transfer {
 }
 
 impl Transfer {
-    /// Both sides, opening and accepting streams through `control`.
+    /// Both sides, opening and accepting streams through `control`. Must be called on the
+    /// runtime that runs the swarm.
     pub(crate) fn new(
         control: libp2p_stream::Control,
         store: Store,
@@ -174,6 +178,7 @@ impl Transfer {
             fetches: Arc::new(Semaphore::new(config.max_fetches)),
             config: Arc::new(config),
             penalise,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
