@@ -186,18 +186,16 @@ impl<R: AsyncRead + Unpin> CarReader<R> {
                 reason: "empty frame".to_owned(),
             });
         }
-        // Read into spare capacity: zeroing every frame first costs as much as a copy of it.
-        let mut buf = BytesMut::with_capacity(len);
-        while buf.len() < len {
-            let want = (len - buf.len()) as u64;
-            match (&mut self.reader).take(want).read_buf(&mut buf).await {
-                Ok(0) => return Err(CarError::Truncated { offset: start }),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(CarError::Truncated { offset: start });
-                }
-                Err(e) => return Err(self.io(e)),
+        // Zeroed once, then filled. Reading into spare capacity instead would have tokio's
+        // `ReadBuf` zero all of what is left of the frame before each read of a futures stream
+        // (tokio_util's `Compat`, how libp2p streams are read): many times per frame.
+        let mut buf = BytesMut::zeroed(len);
+        match self.reader.read_exact(&mut buf).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(CarError::Truncated { offset: start });
             }
+            Err(e) => return Err(self.io(e)),
         }
         self.offset += len as u64;
         Ok(buf.freeze())
