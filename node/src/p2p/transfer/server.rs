@@ -12,12 +12,17 @@ use stargate_protocol::transfer::{
     MAX_REQUEST_SIZE, TransferRequest, TransferResponse, TransferStatus,
 };
 use stargate_protocol::unixfs::export::{
-    BlockSource, DEFAULT_WINDOW, ExportError, SourceError, WalkOptions, resolve, walk_blocks,
+    BlockSource, ExportError, SourceError, WalkOptions, resolve, walk_blocks,
 };
 use stargate_storage::Store;
 use tokio_util::sync::CancellationToken;
 
 use super::{Config, read_frame};
+
+/// Blocks read from the store at once while walking. A read takes a fraction of a millisecond;
+/// the exporter's window (sized to hide network round trips) would keep 16 blocking threads
+/// contending for the cores that also encrypt and send.
+const STORE_WINDOW: usize = 4;
 
 /// How long a peer may take to send its request after opening the stream.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,7 +150,7 @@ async fn serve(
     let options = WalkOptions {
         scope: request.scope,
         entity_bytes: request.entity_bytes,
-        window: DEFAULT_WINDOW,
+        window: STORE_WINDOW,
     };
     let skip = usize::try_from(request.skip).unwrap_or(usize::MAX);
     let blocks = walk_blocks(source, &resolved, options).skip(skip);
