@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod daemon;
 mod logging;
+mod output;
 mod p2p;
 mod shutdown;
 
@@ -20,11 +21,14 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::client::Client;
 use crate::config::Config;
+use crate::output::outln;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // Its reader went away (`stargate id | head -1`): nothing left to say, nor anyone to hear it.
+        Err(e) if output::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // The whole context chain, as `anyhow` formats it with `{:#}`.
             eprintln!("Error: {e:#}");
@@ -42,9 +46,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = config::data_dir(cli.data_dir)?;
     if let Command::Init = cli.command {
         if config::write_default(&data_dir)? {
-            println!("initialized {}", data_dir.display());
+            outln!("initialized {}", data_dir.display())?;
         } else {
-            println!("{} is already initialized", data_dir.display());
+            outln!("{} is already initialized", data_dir.display())?;
         }
         return Ok(ExitCode::SUCCESS);
     }

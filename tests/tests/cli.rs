@@ -1,5 +1,6 @@
 //! The `stargate` CLI end to end: what `add` stores, `cat`, `get` and `ls` give back identical
-//! bytes, with and without a daemon; `add -n` gives Kubo's CIDs; the daemon's lifecycle.
+//! bytes, with and without a daemon; `add -n` gives Kubo's CIDs; the daemon's lifecycle;
+//! a reader that closes stdout early ends a command quietly.
 
 use std::fs;
 use std::path::Path;
@@ -240,5 +241,44 @@ fn gc_drops_unpinned_blocks_only() -> Result<()> {
     node.cli_ok(&["pin", "rm", &kept_cid])?;
     node.cli_ok(&["repo", "gc"])?;
     ensure!(node.cli_ok(&["repo", "stat"])?.contains("NumObjects: 0"));
+    Ok(())
+}
+
+/// Runs `stargate ARGS` with its stdout a pipe nobody reads (`stargate ... | head -0`).
+fn with_stdout_closed(node: &StargateNode, args: &[&str]) -> Result<()> {
+    let (reader, writer) = std::io::pipe()?;
+    drop(reader);
+    let mut child = node
+        .command()?
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let status = stargate_tests::wait_or_kill(&mut child, std::time::Duration::from_secs(60))?;
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr)?;
+    }
+    ensure!(
+        status.success() && stderr.trim().is_empty(),
+        "stargate {} with stdout closed: {status}, stderr {stderr:?}",
+        args.join(" ")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() -> Result<()> {
+    let node = StargateNode::new()?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("f");
+    write_pseudo_random_file(&file, 4 << 20, 9)?;
+    let cid = add_quiet(&node, &[file.to_str().context("path")?])?;
+    // A line at a time (`println!` used to panic here) and a stream of bytes.
+    with_stdout_closed(&node, &["pin", "ls"])?;
+    with_stdout_closed(&node, &["cat", &cid])?;
+    // Nothing was lost: the store still answers.
+    ensure!(cat(&node, &cid)? == fs::read(&file)?, "cat after");
     Ok(())
 }

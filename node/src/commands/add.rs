@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::cli::AddArgs;
 use crate::client::{Client, ndjson};
+use crate::output::outln;
 
 /// An entry to send: its name as the API sees it and where it is on disk.
 #[derive(Debug)]
@@ -124,7 +125,7 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         if let Some(line) = line {
             match &bar {
                 Some(bar) => bar.println(line),
-                None => println!("{line}"),
+                None => outln!("{line}")?,
             }
         }
         last = Some(hash);
@@ -133,7 +134,7 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     match last {
-        Some(root) if args.quieter => println!("{root}"),
+        Some(root) if args.quieter => outln!("{root}")?,
         Some(_) => {}
         None => bail!("the API reported nothing added"),
     }

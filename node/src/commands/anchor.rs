@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::cli::{AnchorArgs, AnchorCommand, WalletCommand};
 use crate::client::Client;
+use crate::output::outln;
 
 /// One CID's state as the API shows it.
 #[derive(Debug, Deserialize)]
@@ -87,28 +87,31 @@ pub(crate) async fn anchor(client: &Client, args: AnchorArgs) -> Result<()> {
         None => {
             let answer: Anchors = client.json("anchor/add", &cid_args(args.cids)).await?;
             for entry in answer.anchors {
-                println!("{}", entry.line());
+                outln!("{}", entry.line())?;
             }
         }
         Some(AnchorCommand::Status { cids }) => {
             let status: Status = client.json("anchor/status", &cid_args(cids)).await?;
             let s = &status.summary;
-            println!("network {} via {}", s.network, s.backend);
-            println!(
+            outln!("network {} via {}", s.network, s.backend)?;
+            outln!(
                 "tip {}, wallet synced to {}, lag {} blocks",
                 or_unknown(s.tip_height),
                 or_unknown(s.synced_height),
                 or_unknown(s.lag_blocks)
-            );
-            println!(
+            )?;
+            outln!(
                 "queued {}, broadcast {}, confirmed {}, failed {}",
-                s.queued, s.broadcast, s.confirmed, s.failed
-            );
+                s.queued,
+                s.broadcast,
+                s.confirmed,
+                s.failed
+            )?;
             if let Some(e) = &s.last_error {
-                println!("last error: {e}");
+                outln!("last error: {e}")?;
             }
             for entry in status.anchors {
-                println!("{}", entry.line());
+                outln!("{}", entry.line())?;
             }
         }
         Some(AnchorCommand::Proof { cid }) => {
@@ -119,10 +122,7 @@ pub(crate) async fn anchor(client: &Client, args: AnchorArgs) -> Result<()> {
             )
             .await
             .context("reading the proof")?;
-            let mut out = tokio::io::stdout();
-            out.write_all(&body).await?;
-            out.write_all(b"\n").await?;
-            out.flush().await?;
+            crate::output::bytes_line(&body)?;
         }
     }
     Ok(())
@@ -144,13 +144,13 @@ pub(crate) async fn wallet(client: &Client, cmd: WalletCommand) -> Result<()> {
     match cmd {
         WalletCommand::Address => {
             let answer: Address = client.json("wallet/address", &[]).await?;
-            println!("{}", answer.address);
+            outln!("{}", answer.address)?;
         }
         WalletCommand::Balance => {
             let b: Balance = client.json("wallet/balance", &[]).await?;
-            println!("confirmed {} sat", b.confirmed_sat);
-            println!("pending {} sat", b.pending_sat);
-            println!("immature {} sat", b.immature_sat);
+            outln!("confirmed {} sat", b.confirmed_sat)?;
+            outln!("pending {} sat", b.pending_sat)?;
+            outln!("immature {} sat", b.immature_sat)?;
         }
     }
     Ok(())

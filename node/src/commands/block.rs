@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::copy_to_stdout;
 use crate::cli::BlockCommand;
 use crate::client::{Client, ndjson};
+use crate::output::outln;
 
 #[derive(Debug, Deserialize)]
 struct Stat {
@@ -35,7 +36,7 @@ pub(crate) async fn run(client: &Client, cmd: BlockCommand) -> Result<()> {
         }
         BlockCommand::Stat { cid } => {
             let stat: Stat = client.json("block/stat", &[("arg", cid)]).await?;
-            println!("Key: {}\nSize: {}", stat.key, stat.size);
+            outln!("Key: {}\nSize: {}", stat.key, stat.size)?;
         }
         BlockCommand::Put {
             files,
@@ -87,7 +88,7 @@ pub(crate) async fn run(client: &Client, cmd: BlockCommand) -> Result<()> {
                 .await?;
             let mut lines = ndjson::<Stat>(res);
             while let Some(stat) = lines.next().await {
-                println!("{}", stat?.key);
+                outln!("{}", stat?.key)?;
             }
         }
         BlockCommand::Rm { cids, force, quiet } => {
@@ -102,7 +103,7 @@ pub(crate) async fn run(client: &Client, cmd: BlockCommand) -> Result<()> {
                     (_, Some(_)) => failed = true,
                     (Some(hash), None) if line.error.is_empty() => {
                         if !quiet {
-                            println!("removed {hash}");
+                            outln!("removed {hash}")?;
                         }
                     }
                     (Some(hash), None) => {

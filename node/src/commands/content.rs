@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::copy_to_stdout;
 use crate::cli::{CatArgs, GetArgs, LsArgs};
 use crate::client::Client;
+use crate::output::outln;
 
 pub(crate) async fn cat(client: &Client, args: CatArgs) -> Result<()> {
     let mut query = vec![("arg", args.path), ("offset", args.offset.to_string())];
@@ -139,13 +140,13 @@ pub(crate) async fn ls(client: &Client, args: LsArgs) -> Result<()> {
     for (i, object) in answer.objects.iter().enumerate() {
         if many {
             if i > 0 {
-                println!();
+                outln!()?;
             }
-            println!("{}:", object.hash);
+            outln!("{}:", object.hash)?;
         }
         for link in &object.links {
             let slash = if link.kind == 1 { "/" } else { "" };
-            println!("{} {} {}{slash}", link.hash, link.size, link.name);
+            outln!("{} {} {}{slash}", link.hash, link.size, link.name)?;
         }
     }
     Ok(())

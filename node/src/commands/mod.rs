@@ -44,8 +44,10 @@ async fn copy_to_stdout(
     use tokio::io::AsyncWriteExt;
     let mut out = tokio::io::stdout();
     while let Some(chunk) = chunks.next().await {
-        out.write_all(&chunk?).await?;
+        out.write_all(&chunk?)
+            .await
+            .map_err(crate::output::write_failed)?;
     }
-    out.flush().await?;
+    out.flush().await.map_err(crate::output::write_failed)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::cli::PinCommand;
 use crate::client::Client;
+use crate::output::outln;
 
 #[derive(Debug, Deserialize)]
 struct Pins {
@@ -33,7 +34,7 @@ pub(crate) async fn run(client: &Client, cmd: PinCommand) -> Result<()> {
             let answer: Pins = client.json("pin/add", &query).await?;
             let how = if recursive { " recursively" } else { "" };
             for cid in answer.pins {
-                println!("pinned {cid}{how}");
+                outln!("pinned {cid}{how}")?;
             }
         }
         PinCommand::Rm { paths, recursive } => {
@@ -41,7 +42,7 @@ pub(crate) async fn run(client: &Client, cmd: PinCommand) -> Result<()> {
             query.push(("recursive", recursive.to_string()));
             let answer: Pins = client.json("pin/rm", &query).await?;
             for cid in answer.pins {
-                println!("unpinned {cid}");
+                outln!("unpinned {cid}")?;
             }
         }
         PinCommand::Ls { paths, kind, quiet } => {
@@ -50,9 +51,9 @@ pub(crate) async fn run(client: &Client, cmd: PinCommand) -> Result<()> {
             let answer: PinLs = client.json("pin/ls", &query).await?;
             for (cid, info) in answer.keys {
                 if quiet {
-                    println!("{cid}");
+                    outln!("{cid}")?;
                 } else {
-                    println!("{cid} {}", info.kind);
+                    outln!("{cid} {}", info.kind)?;
                 }
             }
         }

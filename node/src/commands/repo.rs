@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::cli::RepoCommand;
 use crate::client::{Client, ndjson};
+use crate::output::outln;
 
 #[derive(Debug, Deserialize)]
 struct Gc {
@@ -46,7 +47,7 @@ pub(crate) async fn run(client: &Client, cmd: RepoCommand) -> Result<()> {
         RepoCommand::Gc { quiet } => {
             let gc: Gc = client.json("repo/gc", &[]).await?;
             if !quiet {
-                println!("removed {} blocks ({} bytes)", gc.removed, gc.freed);
+                outln!("removed {} blocks ({} bytes)", gc.removed, gc.freed)?;
             }
         }
         RepoCommand::Verify => {
@@ -58,7 +59,7 @@ pub(crate) async fn run(client: &Client, cmd: RepoCommand) -> Result<()> {
                 if let Some(m) = line.message {
                     failure = Some(m);
                 } else if !line.msg.is_empty() {
-                    println!("{}", line.msg);
+                    outln!("{}", line.msg)?;
                 } else if let (Some(done), Some(total)) = (line.progress, line.total) {
                     eprint!("\r{done}/{total} blocks checked");
                 }
@@ -77,11 +78,11 @@ pub(crate) async fn run(client: &Client, cmd: RepoCommand) -> Result<()> {
                     n.to_string()
                 }
             };
-            println!("NumObjects: {}", stat.objects);
-            println!("RepoSize:   {}", size(stat.size));
-            println!("BlockBytes: {}", size(stat.block_bytes));
-            println!("RepoPath:   {}", stat.path);
-            println!("Version:    {}", stat.version);
+            outln!("NumObjects: {}", stat.objects)?;
+            outln!("RepoSize:   {}", size(stat.size))?;
+            outln!("BlockBytes: {}", size(stat.block_bytes))?;
+            outln!("RepoPath:   {}", stat.path)?;
+            outln!("Version:    {}", stat.version)?;
         }
     }
     Ok(())

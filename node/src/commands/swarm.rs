@@ -7,11 +7,12 @@ use serde::Deserialize;
 
 use crate::cli::{DagCommand, RoutingCommand, SwarmCommand};
 use crate::client::{Client, ndjson};
+use crate::output::outln;
 
 pub(crate) async fn id(client: &Client, peer: Option<String>) -> Result<()> {
     let args: Vec<_> = peer.into_iter().map(|p| ("arg", p)).collect();
     let id: serde_json::Value = client.json("id", &args).await?;
-    println!("{}", serde_json::to_string_pretty(&id)?);
+    outln!("{}", serde_json::to_string_pretty(&id)?)?;
     Ok(())
 }
 
@@ -61,9 +62,9 @@ pub(crate) async fn swarm(client: &Client, cmd: SwarmCommand) -> Result<()> {
                         2 => "outbound",
                         _ => "",
                     };
-                    println!("{}/p2p/{} {} {direction}", p.addr, p.peer, p.latency);
+                    outln!("{}/p2p/{} {} {direction}", p.addr, p.peer, p.latency)?;
                 } else {
-                    println!("{}/p2p/{}", p.addr, p.peer);
+                    outln!("{}/p2p/{}", p.addr, p.peer)?;
                 }
             }
         }
@@ -75,7 +76,7 @@ async fn print_strings(client: &Client, cmd: &str, addrs: Vec<String>) -> Result
     let args: Vec<_> = addrs.into_iter().map(|a| ("arg", a)).collect();
     let answer: Strings = client.json(cmd, &args).await?;
     for line in answer.strings {
-        println!("{line}");
+        outln!("{line}")?;
     }
     Ok(())
 }
@@ -120,7 +121,7 @@ pub(crate) async fn routing(client: &Client, cmd: RoutingCommand) -> Result<()> 
         }
         if event.kind == EVENT_PROVIDER {
             for r in event.responses.unwrap_or_default() {
-                println!("{}", r.id);
+                outln!("{}", r.id)?;
             }
         }
     }
@@ -146,10 +147,13 @@ pub(crate) async fn dag(client: &Client, cmd: DagCommand) -> Result<()> {
             let f: Fetched = client.json("dag/fetch", &args).await?;
             // MB = 10^6 bytes, as the benchmarks count.
             let rate = f.bytes as f64 / f.seconds.max(1e-9) / 1e6;
-            println!(
+            outln!(
                 "fetched {}: {} blocks, {} bytes in {:.3} s ({rate:.1} MB/s)",
-                f.root, f.blocks, f.bytes, f.seconds
-            );
+                f.root,
+                f.blocks,
+                f.bytes,
+                f.seconds
+            )?;
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use stargate_protocol::anchor::{AnchorProof, HeaderChain, MAX_PROOF_JSON_LEN};
 
 use crate::cli::VerifyArgs;
+use crate::output::outln;
 
 /// Largest header file read (a million headers as hex, with line breaks).
 const MAX_HEADERS_FILE: u64 = 170 * 1_000_000;
@@ -28,28 +29,30 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<()> {
     let verified = proof
         .verify(chain.as_ref())
         .with_context(|| format!("the proof {} does not hold", args.proof.display()))?;
-    println!(
+    outln!(
         "ok: {} is committed by transaction {} on {}",
-        verified.cid, verified.txid, verified.network
-    );
-    println!(
+        verified.cid,
+        verified.txid,
+        verified.network
+    )?;
+    outln!(
         "block {} at height {} (block time {})",
         verified.block_hash,
         verified.height,
         humantime::format_rfc3339(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(verified.block_time))
         )
-    );
+    )?;
     match verified.batch {
-        Some((index, size)) => println!("member {index} of a batch of {size} CIDs"),
-        None => println!("single-CID payload"),
+        Some((index, size)) => outln!("member {index} of a batch of {size} CIDs")?,
+        None => outln!("single-CID payload")?,
     }
     if verified.in_header_chain {
-        println!("the block is in the given header chain");
+        outln!("the block is in the given header chain")?;
     } else {
-        println!(
+        outln!(
             "not checked against a header chain: give --headers FILE --headers-start HEIGHT to check that the block is in your chain"
-        );
+        )?;
     }
     Ok(())
 }

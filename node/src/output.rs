@@ -1,0 +1,65 @@
+//! The CLI's standard output. A reader that goes away early (`stargate id | head -1`) ends the
+//! command quietly, as SIGPIPE ends a Unix tool, instead of a panic (`println!`) or an error.
+
+use std::io::Write;
+
+/// Standard output was closed by its reader; `main` exits quietly on it.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub(crate) struct StdoutClosed;
+
+/// The error for a failed write to standard output.
+pub(crate) fn write_failed(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(e).context("writing to standard output")
+    }
+}
+
+/// Whether `e` comes from standard output having been closed.
+pub(crate) fn is_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.is::<StdoutClosed>())
+}
+
+/// One line on standard output; what [`outln!`] calls.
+pub(crate) fn line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(write_failed)
+}
+
+/// `bytes` as they are, then a newline, on standard output.
+pub(crate) fn bytes_line(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(write_failed)
+}
+
+/// `println!` that returns an error instead of panicking when standard output fails.
+macro_rules! outln {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_broken_pipe_counts_as_closed() {
+        let closed = write_failed(std::io::ErrorKind::BrokenPipe.into()).context("printing peers");
+        assert!(is_closed(&closed));
+        let full = write_failed(std::io::Error::other("disk full"));
+        assert!(!is_closed(&full));
+        assert!(full.to_string().contains("standard output"));
+    }
+}
