@@ -24,18 +24,22 @@ pub(crate) fn is_closed(e: &anyhow::Error) -> bool {
 
 /// One line on standard output; what [`outln!`] calls.
 pub(crate) fn line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_fmt(args)
-        .and_then(|()| out.write_all(b"\n"))
-        .map_err(write_failed)
+    with_newline(|out| out.write_fmt(args))
 }
 
 /// `bytes` as they are, then a newline, on standard output.
 pub(crate) fn bytes_line(bytes: &[u8]) -> anyhow::Result<()> {
+    with_newline(|out| out.write_all(bytes))
+}
+
+/// What `write` puts on standard output, then a newline (which flushes it: stdout is
+/// line-buffered).
+fn with_newline(
+    write: impl FnOnce(&mut std::io::StdoutLock<'static>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
+    write(&mut out)
         .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush())
         .map_err(write_failed)
 }
 
