@@ -16,7 +16,7 @@ use stargate_storage::Store;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 /// Bytes of walked blocks kept for a second visit before falling back to the store.
-const RECENT_BYTES: usize = 8 << 20;
+pub(super) const RECENT_BYTES: usize = 8 << 20;
 
 /// Asks the writer to commit what it holds; answered once it has.
 pub(super) type Flush = oneshot::Sender<()>;

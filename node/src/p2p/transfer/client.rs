@@ -16,23 +16,30 @@ use stargate_protocol::unixfs::export::{
 use stargate_protocol::{Block, Cid};
 use stargate_storage::{PinMode, Store, StoreError, WriteSummary};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::arrivals::{Arrivals, Flush};
 use super::{FrameError, PROTOCOL, Transfer, TransferError, read_frame};
 
 /// Blocks handed to the caller's stream ahead of its reading.
 const OUT_QUEUE: usize = 16;
-/// Blocks queued for the store writer.
-const WRITER_QUEUE: usize = 16;
+/// Walked blocks are handed to the store writer in groups of about this many bytes: a handoff
+/// per block would wake the writer's thread once per block.
+const HANDOFF_BYTES: usize = 1 << 20;
+const _: () = assert!(
+    HANDOFF_BYTES <= super::arrivals::RECENT_BYTES,
+    "blocks not yet handed over must still be among the recent ones (see Handoff)"
+);
+/// Groups queued for the store writer.
+const WRITER_QUEUE: usize = 4;
 /// Resumes of one fetch in all, progress or not.
 const MAX_TOTAL_RESUMES: u32 = 64;
 
 /// What the store writer is told.
 pub(super) enum ToWriter {
-    Put(Block),
+    Put(Vec<Block>),
     Flush(Flush),
     Finish {
         pin: Option<Cid>,
@@ -54,14 +61,9 @@ enum End {
     Violation(String),
 }
 
-/// Aborts the task when dropped, so that a finished or cancelled fetch leaves no reader behind.
-struct Receiving(JoinHandle<End>);
-
-impl Drop for Receiving {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+/// The task reading a stream; aborted when dropped, so that a finished or cancelled fetch leaves
+/// no reader behind.
+type Receiving = AbortOnDropHandle<End>;
 
 pub(super) fn fetch(
     transfer: Transfer,
@@ -124,6 +126,7 @@ async fn drive(
     let mut receiving = Some(start(transfer, peer, request.clone(), &arrivals));
     let mut resumes = Resumes::default();
     let mut walked = 0u64;
+    let mut handoff = Handoff::default();
     let mut deadline = Instant::now() + config.stall_timeout;
     let misbehaved = |reason: String| {
         (transfer.penalise)(peer, &reason);
@@ -152,10 +155,12 @@ async fn drive(
                     arrivals.walked(&block).map_err(misbehaved)?;
                     walked += 1;
                     resumes.in_a_row = 0;
-                    to_writer
-                        .send(ToWriter::Put(block.clone()))
-                        .await
-                        .map_err(|_| writer_gone())?;
+                    if let Some(group) = handoff.push(block.clone()) {
+                        to_writer
+                            .send(ToWriter::Put(group))
+                            .await
+                            .map_err(|_| writer_gone())?;
+                    }
                     out.send(Ok(block)).await.map_err(|_| TransferError::Stopped)?;
                     // After the sends: a slow consumer or store is not a stalled provider.
                     deadline = Instant::now() + config.stall_timeout;
@@ -168,7 +173,7 @@ async fn drive(
                 }
                 None => break,
             },
-            end = async { (&mut receiving.as_mut()?.0).await.ok() }, if receiving.is_some() => {
+            end = async { receiving.as_mut()?.await.ok() }, if receiving.is_some() => {
                 receiving = None;
                 arrivals.set_receiving(false);
                 match end {
@@ -206,7 +211,7 @@ async fn drive(
     // An honest provider closes right after the last block: whatever it sent until then must
     // have been used.
     if let Some(mut last) = receiving.take()
-        && tokio::time::timeout(config.stall_timeout, &mut last.0)
+        && tokio::time::timeout(config.stall_timeout, &mut last)
             .await
             .is_err()
     {
@@ -216,6 +221,13 @@ async fn drive(
         return Err(misbehaved(
             "sent blocks beyond the end of the walk".to_owned(),
         ));
+    }
+    let rest = handoff.take();
+    if !rest.is_empty() {
+        to_writer
+            .send(ToWriter::Put(rest))
+            .await
+            .map_err(|_| writer_gone())?;
     }
     let (reply, summary) = oneshot::channel();
     to_writer
@@ -239,6 +251,29 @@ async fn drive(
         "transfer complete"
     );
     Ok(())
+}
+
+/// Walked blocks not yet handed to the store writer. They are the last ones walked, fewer bytes
+/// than [`Arrivals`] keeps of those, so a walk that needs one again finds it there and never
+/// asks the store for a block the writer has not been given.
+#[derive(Default)]
+struct Handoff {
+    blocks: Vec<Block>,
+    bytes: usize,
+}
+
+impl Handoff {
+    /// Adds a block; returns the group once it is big enough to hand over.
+    fn push(&mut self, block: Block) -> Option<Vec<Block>> {
+        self.bytes += block.data().len();
+        self.blocks.push(block);
+        (self.bytes >= HANDOFF_BYTES).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Vec<Block> {
+        self.bytes = 0;
+        std::mem::take(&mut self.blocks)
+    }
 }
 
 /// Streams opened again for one fetch.
@@ -301,7 +336,7 @@ fn start(
     let control = transfer.control.clone();
     let arrivals = Arc::clone(arrivals);
     let stall = transfer.config.stall_timeout;
-    Receiving(tokio::spawn(async move {
+    AbortOnDropHandle::new(tokio::spawn(async move {
         receive(control, peer, request, &arrivals, stall).await
     }))
 }
@@ -391,9 +426,11 @@ fn write(store: &Store, mut queue: mpsc::Receiver<ToWriter>) {
     let mut failed: Option<StoreError> = None;
     while let Some(message) = queue.blocking_recv() {
         match message {
-            ToWriter::Put(block) => {
-                if let Err(e) = writer.put(block) {
-                    failed.get_or_insert(e);
+            ToWriter::Put(blocks) => {
+                for block in blocks {
+                    if let Err(e) = writer.put(block) {
+                        failed.get_or_insert(e);
+                    }
                 }
             }
             ToWriter::Flush(done) => {

@@ -230,13 +230,21 @@ impl Transfer {
     ) -> Result<FetchSummary, TransferError> {
         use futures::StreamExt;
         let mut blocks = self.fetch(peer, request, pin);
-        let mut summary = FetchSummary::default();
-        while let Some(block) = blocks.next().await {
-            let block = block?;
-            summary.blocks += 1;
-            summary.bytes += block.data().len() as u64;
-        }
-        Ok(summary)
+        // Counted on the network runtime, where the blocks arrive: handing each one to the
+        // caller's runtime would wake one of its workers per block.
+        let count = async move {
+            let mut summary = FetchSummary::default();
+            while let Some(block) = blocks.next().await {
+                let block = block?;
+                summary.blocks += 1;
+                summary.bytes += block.data().len() as u64;
+            }
+            Ok(summary)
+        };
+        // Aborted when dropped, so a caller that goes away stops the fetch as before.
+        tokio_util::task::AbortOnDropHandle::new(self.runtime.spawn(count))
+            .await
+            .map_err(|_| TransferError::Stopped)?
     }
 }
 
