@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Config, read_frame};
 
-/// Blocks read from the store at once while walking. A read takes a fraction of a millisecond;
-/// the exporter's window (sized to hide network round trips) would keep 16 blocking threads
-/// contending for the cores that also encrypt and send.
+/// Blocks asked of the store reader at once while walking: enough to keep its thread busy
+/// (a read takes a fraction of a millisecond), not the exporter's window, which is sized to hide
+/// network round trips and would hold blocks in memory ahead of the stream.
 const STORE_WINDOW: usize = 4;
 
 /// How long a peer may take to send its request after opening the stream.
@@ -133,7 +133,7 @@ async fn serve(
         .await;
         return;
     }
-    let source: Arc<dyn BlockSource> = Arc::new(store);
+    let source: Arc<dyn BlockSource> = Arc::new(store.reader());
     let resolved = match resolve(&*source, request.root, &request.path).await {
         Ok(r) => r,
         Err(e) => {
