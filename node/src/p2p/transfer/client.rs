@@ -126,7 +126,7 @@ async fn drive(
     let mut receiving = Some(start(transfer, peer, request.clone(), &arrivals));
     let mut resumes = Resumes::default();
     let mut walked = 0u64;
-    let mut handoff = Handoff::default();
+    let mut handoff = Handoff::new(to_writer.clone());
     let mut deadline = Instant::now() + config.stall_timeout;
     let misbehaved = |reason: String| {
         (transfer.penalise)(peer, &reason);
@@ -155,12 +155,7 @@ async fn drive(
                     arrivals.walked(&block).map_err(misbehaved)?;
                     walked += 1;
                     resumes.in_a_row = 0;
-                    if let Some(group) = handoff.push(block.clone()) {
-                        to_writer
-                            .send(ToWriter::Put(group))
-                            .await
-                            .map_err(|_| writer_gone())?;
-                    }
+                    handoff.push(block.clone()).await?;
                     out.send(Ok(block)).await.map_err(|_| TransferError::Stopped)?;
                     // After the sends: a slow consumer or store is not a stalled provider.
                     deadline = Instant::now() + config.stall_timeout;
@@ -222,13 +217,7 @@ async fn drive(
             "sent blocks beyond the end of the walk".to_owned(),
         ));
     }
-    let rest = handoff.take();
-    if !rest.is_empty() {
-        to_writer
-            .send(ToWriter::Put(rest))
-            .await
-            .map_err(|_| writer_gone())?;
-    }
+    handoff.flush().await?;
     let (reply, summary) = oneshot::channel();
     to_writer
         .send(ToWriter::Finish {
@@ -253,26 +242,58 @@ async fn drive(
     Ok(())
 }
 
-/// Walked blocks not yet handed to the store writer. They are the last ones walked, fewer bytes
-/// than [`Arrivals`] keeps of those, so a walk that needs one again finds it there and never
-/// asks the store for a block the writer has not been given.
-#[derive(Default)]
+/// Walked blocks on their way to the store writer, in groups. Those not yet handed over are the
+/// last ones walked, fewer bytes than [`Arrivals`] keeps of those, so a walk that needs one again
+/// finds it there and never asks the store for a block the writer has not been given.
 struct Handoff {
+    writer: mpsc::Sender<ToWriter>,
     blocks: Vec<Block>,
     bytes: usize,
 }
 
 impl Handoff {
-    /// Adds a block; returns the group once it is big enough to hand over.
-    fn push(&mut self, block: Block) -> Option<Vec<Block>> {
-        self.bytes += block.data().len();
-        self.blocks.push(block);
-        (self.bytes >= HANDOFF_BYTES).then(|| self.take())
+    fn new(writer: mpsc::Sender<ToWriter>) -> Self {
+        Self {
+            writer,
+            blocks: Vec::new(),
+            bytes: 0,
+        }
     }
 
-    fn take(&mut self) -> Vec<Block> {
+    /// Adds a block, handing the group over once it is big enough.
+    async fn push(&mut self, block: Block) -> Result<(), TransferError> {
+        self.bytes += block.data().len();
+        self.blocks.push(block);
+        if self.bytes >= HANDOFF_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands over what is held.
+    async fn flush(&mut self) -> Result<(), TransferError> {
+        if let Some(group) = self.take() {
+            self.writer
+                .send(ToWriter::Put(group))
+                .await
+                .map_err(|_| writer_gone())?;
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> Option<Vec<Block>> {
         self.bytes = 0;
-        std::mem::take(&mut self.blocks)
+        (!self.blocks.is_empty()).then(|| std::mem::take(&mut self.blocks))
+    }
+}
+
+impl Drop for Handoff {
+    /// A fetch that ends early keeps what it walked, as the writer keeps what it was given: the
+    /// rest goes over if the queue has room.
+    fn drop(&mut self) {
+        if let Some(group) = self.take() {
+            let _ = self.writer.try_send(ToWriter::Put(group));
+        }
     }
 }
 
