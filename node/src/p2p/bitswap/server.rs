@@ -500,6 +500,7 @@ mod tests {
 
     use stargate_protocol::{Codec, HashCode, Version};
     use stargate_storage::StoreOptions;
+    use tempfile::TempDir;
 
     use super::*;
 
@@ -527,8 +528,8 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn unsent_bytes_of_all_peers_are_capped() {
+    /// A server with 32 blocks of [`BLOCK`] bytes in its store, and two peers that want 16 each.
+    fn two_peers_wanting_half_each(limits: ServerLimits) -> (Server, TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let blocks: Vec<Block> = (0..32u8)
@@ -537,11 +538,9 @@ mod tests {
             })
             .collect();
         store.put_many(blocks.clone()).unwrap();
-        // Room for 2 MiB unsent, for every peer together; each peer alone may have 8 MiB.
-        let cap = 2 << 20;
-        let mut server = Server::new(store, limits(cap));
-        let (a, b) = (PeerId::random(), PeerId::random());
-        for (peer, half) in [(a, &blocks[..16]), (b, &blocks[16..])] {
+        let mut server = Server::new(store, limits);
+        for half in blocks.chunks(16) {
+            let peer = PeerId::random();
             server.connected(peer);
             let wants = half
                 .iter()
@@ -549,6 +548,32 @@ mod tests {
                 .collect();
             server.wantlist(peer, wants, false);
         }
+        (server, dir)
+    }
+
+    #[tokio::test]
+    async fn peers_take_turns() {
+        // One read at a time: two peers that want at the same moment are answered a read's worth
+        // each in turn, not one after the other.
+        let (mut server, _dir) = two_peers_wanting_half_each(limits(usize::MAX));
+        let mut sent = Vec::new();
+        while sent.iter().map(|r: &Response| r.blocks).sum::<usize>() < 32 {
+            let next = tokio::time::timeout(Duration::from_secs(10), poll_fn(|cx| server.poll(cx)));
+            sent.push(next.await.expect("every block answered"));
+        }
+        let order: Vec<PeerId> = sent.iter().map(|r| r.peer).collect();
+        assert!(order.len() >= 4, "{} answers", order.len());
+        assert!(
+            order.windows(2).all(|w| w[0] != w[1]),
+            "not in turns: {order:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unsent_bytes_of_all_peers_are_capped() {
+        // Room for 2 MiB unsent, for every peer together; each peer alone may have 8 MiB.
+        let cap = 2 << 20;
+        let (mut server, _dir) = two_peers_wanting_half_each(limits(cap));
 
         let sent = drain(&mut server).await;
         let bytes: usize = sent.iter().map(|r| r.bytes).sum();

@@ -702,65 +702,6 @@ async fn providers_found_later_are_asked() {
     assert_eq!(from, h);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn peers_take_turns() {
-    // One store read at a time, four 256 KiB blocks per read: two clients asking for 32 blocks
-    // each at the same moment are served in turns, not one after the other.
-    let mut server = Node::new(Config {
-        max_concurrent_reads: 1,
-        ..Config::default()
-    })
-    .await;
-    let mut a = Node::new(Config::default()).await;
-    let mut b = Node::new(Config::default()).await;
-    let blocks: Vec<Block> = (0..64).map(|i| raw_block(256 * 1024, 300 + i)).collect();
-    server.store.put_many(blocks.clone()).unwrap();
-    a.swarm.connect(&mut server.swarm).await;
-    b.swarm.connect(&mut server.swarm).await;
-    let sid = server.id();
-    for (i, block) in blocks.iter().enumerate() {
-        let client = if i % 2 == 0 { &mut a } else { &mut b };
-        client
-            .swarm
-            .behaviour_mut()
-            .want(*block.cid(), &[sid])
-            .unwrap();
-    }
-    // Arrivals, in order, as 0 (a) or 1 (b).
-    let mut log = Vec::new();
-    tokio::time::timeout(DEADLINE, async {
-        while log.len() < blocks.len() {
-            // Every swarm is polled to exhaustion each time: returning at the first arrival
-            // would leave the other client unpolled, its wantlist unsent, and starve it here.
-            poll_fn(|cx| {
-                let before = log.len();
-                while let Poll::Ready(Some(_)) = server.swarm.poll_next_unpin(cx) {}
-                for (i, client) in [&mut a, &mut b].into_iter().enumerate() {
-                    while let Poll::Ready(Some(e)) = client.swarm.poll_next_unpin(cx) {
-                        if let SwarmEvent::Behaviour(Event::Block { .. }) = e {
-                            log.push(i);
-                        }
-                    }
-                }
-                if log.len() > before {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-        }
-    })
-    .await
-    .expect("all blocks within the deadline");
-    let last = |who| log.iter().rposition(|w| *w == who).unwrap();
-    let first = |who| log.iter().position(|w| *w == who).unwrap();
-    assert!(
-        first(1) < last(0) && first(0) < last(1),
-        "served one after the other: {log:?}"
-    );
-}
-
 #[tokio::test]
 async fn inbound_budget_holds_messages_back() {
     let budget = InboundBudget::new(0);
