@@ -76,20 +76,16 @@ impl StargateDaemon {
     }
 
     /// Starts `n` daemons connected in a line (each to the next), so that the ends learn of
-    /// each other only through the DHT.
+    /// each other only through the DHT. That may be before the caller asks anything: Kademlia
+    /// looks itself up half a second after a peer joins its routing table, and that lookup
+    /// walks the line.
     ///
     /// # Errors
-    /// A daemon does not start or connect, or the ends are already connected.
+    /// A daemon does not start or connect.
     pub fn start_line(n: usize) -> Result<Vec<Self>> {
         let nodes = Self::start_many(n)?;
         for pair in nodes.windows(2) {
             pair[0].connect(&pair[1])?;
-        }
-        if let (Some(first), Some(last)) = (nodes.first(), nodes.last())
-            && n > 2
-            && last.peers()?.iter().any(|p| p == first.peer_id())
-        {
-            bail!("the ends of the line are connected before the DHT is used");
         }
         Ok(nodes)
     }

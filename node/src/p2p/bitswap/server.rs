@@ -517,14 +517,22 @@ mod tests {
         }
     }
 
-    /// Responses until the server has nothing more to say for a while.
+    /// Responses until the server has nothing more to say: no read under way, and none it may
+    /// start before something is written.
     async fn drain(server: &mut Server) -> Vec<Response> {
         let mut out = Vec::new();
-        while let Ok(r) =
-            tokio::time::timeout(Duration::from_millis(300), poll_fn(|cx| server.poll(cx))).await
-        {
-            out.push(r);
-        }
+        let idle = poll_fn(|cx| {
+            loop {
+                match server.poll(cx) {
+                    Poll::Ready(r) => out.push(r),
+                    Poll::Pending if server.jobs.is_empty() => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(30), idle)
+            .await
+            .expect("reads end");
         out
     }
 
@@ -556,11 +564,8 @@ mod tests {
         // One read at a time: two peers that want at the same moment are answered a read's worth
         // each in turn, not one after the other.
         let (mut server, _dir) = two_peers_wanting_half_each(limits(usize::MAX));
-        let mut sent = Vec::new();
-        while sent.iter().map(|r: &Response| r.blocks).sum::<usize>() < 32 {
-            let next = tokio::time::timeout(Duration::from_secs(10), poll_fn(|cx| server.poll(cx)));
-            sent.push(next.await.expect("every block answered"));
-        }
+        let sent = drain(&mut server).await;
+        assert_eq!(sent.iter().map(|r| r.blocks).sum::<usize>(), 32);
         let order: Vec<PeerId> = sent.iter().map(|r| r.peer).collect();
         assert!(order.len() >= 4, "{} answers", order.len());
         assert!(

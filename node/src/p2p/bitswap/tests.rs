@@ -208,8 +208,14 @@ async fn fetches_a_multi_level_dag() {
     assert_eq!(ledger.peer, sid);
     assert_eq!(ledger.blocks_received, blocks.len() as u64);
     assert_eq!(ledger.wants_sent, 0);
-    // The server's ledger counts what went out once the writes are done.
-    let _ = run_for(&mut server, &mut [&mut client], Duration::from_millis(300)).await;
+    // The server's ledger counts what went out once the writes are done, which may be after
+    // the client has read them.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while server.swarm.behaviour().stats().blocks_sent < blocks.len() as u64
+        && tokio::time::Instant::now() < deadline
+    {
+        let _ = run_for(&mut server, &mut [&mut client], Duration::from_millis(100)).await;
+    }
     let served = server.swarm.behaviour().stats();
     assert_eq!(served.blocks_sent, blocks.len() as u64);
     assert_eq!(served.peers[0].peer, client.id());
