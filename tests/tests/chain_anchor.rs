@@ -73,17 +73,32 @@ async fn funded(regtest: &Regtest, kind: Kind) -> Result<Node> {
     let address = node.service.wallet_address().await?;
     regtest.mine_blocks(1, &address.to_string()).await?;
     regtest.mine_blocks(COINBASE_MATURITY, BURN_ADDRESS).await?;
+    eventually(
+        &node.service,
+        "the wallet never saw its coinbase",
+        async || Ok((node.service.wallet_balance().await?.confirmed_sat > 0).then_some(())),
+    )
+    .await?;
+    Ok(node)
+}
+
+/// Asks `probe` every 200 ms until it gives a value; after [`WAIT`], fails with `what` and the
+/// service's summary.
+async fn eventually<T>(
+    service: &AnchorService,
+    what: &str,
+    mut probe: impl AsyncFnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + WAIT;
-    while node.service.wallet_balance().await?.confirmed_sat == 0 {
+    loop {
+        if let Some(found) = probe().await? {
+            return Ok(found);
+        }
         if Instant::now() > deadline {
-            bail!(
-                "the wallet never saw its coinbase: {:?}",
-                node.service.summary().await?
-            );
+            bail!("{what}: {:?}", service.summary().await?);
         }
         sleep(Duration::from_millis(200)).await;
     }
-    Ok(node)
 }
 
 /// Waits until `cid` is confirmed, mining a block whenever it is broadcast but unconfirmed.
@@ -114,18 +129,13 @@ async fn confirm(
 }
 
 async fn wait_broadcast(service: &AnchorService, cid: Cid) -> Result<bitcoin::Txid> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = service.status(cid).await?
-            && let CidAnchorState::Broadcast { txid } = status.state
-        {
-            return Ok(txid);
-        }
-        if Instant::now() > deadline {
-            bail!("{cid} never broadcast: {:?}", service.summary().await?);
-        }
-        sleep(Duration::from_millis(200)).await;
-    }
+    eventually(service, &format!("{cid} never broadcast"), async || {
+        Ok(match service.status(cid).await?.map(|s| s.state) {
+            Some(CidAnchorState::Broadcast { txid }) => Some(txid),
+            _ => None,
+        })
+    })
+    .await
 }
 
 /// The proof from the service, checked again after a round trip through its JSON form.
@@ -245,17 +255,12 @@ async fn scenario(kind: Kind) -> Result<()> {
     checked_proof(&node.service, after).await?;
     // The watcher catches up with the tip (the last block mined may be newer than its last look
     // at the chain).
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = node.service.summary().await?;
-        if status.lag_blocks == Some(0) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the watcher stays behind the tip: {status:?}");
-        }
-        sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        &node.service,
+        "the watcher stays behind the tip",
+        async || Ok((node.service.summary().await?.lag_blocks == Some(0)).then_some(())),
+    )
+    .await?;
     node.service.shutdown().await;
     Ok(())
 }
@@ -276,18 +281,11 @@ async fn unfunded_wallet_gives_a_clear_error_and_keeps_the_queue() -> Result<()>
     let node = start(&regtest, Kind::Rpc, tempfile::tempdir()?)?;
     let address = node.service.wallet_address().await?;
     node.service.anchor(vec![cid(9)]).await?;
-    let deadline = Instant::now() + WAIT;
-    let error = loop {
-        if let Some(error) = node.service.summary().await?.last_error
-            && error.contains("not enough funds")
-        {
-            break error;
-        }
-        if Instant::now() > deadline {
-            bail!("no funds error: {:?}", node.service.summary().await?);
-        }
-        sleep(Duration::from_millis(200)).await;
-    };
+    let error = eventually(&node.service, "no funds error", async || {
+        let error = node.service.summary().await?.last_error;
+        Ok(error.filter(|e| e.contains("not enough funds")))
+    })
+    .await?;
     assert!(
         error.contains(&address.to_string()) || error.contains("send bitcoin to"),
         "{error}"
