@@ -8,14 +8,14 @@
 //! the links table lets DAG walks run without reading leaves.
 
 use bytes::Bytes;
-use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table, WriteTransaction};
+use redb::ReadableTable;
 use stargate_protocol::limits::MAX_BLOCK_SIZE;
 use stargate_protocol::{Block, Cid, HashCode, Multihash, digest};
 
 use crate::StoreError;
 use crate::dag;
 use crate::error::db_err;
-use crate::tables::{BLOCK_DATA, BLOCK_INDEX, BLOCK_LINKS, open_read, open_write};
+use crate::tables::{Tables, WriteTables};
 
 /// Bytes per chunk: a 64 KiB page minus room for redb's leaf header and the longest key
 /// (a 66-byte sha2-512 multihash and the chunk number).
@@ -37,41 +37,6 @@ pub(crate) struct IndexEntry {
     pub(crate) len: u32,
     /// The codec it was first stored under; its links in the links table are decoded with it.
     pub(crate) codec: u64,
-}
-
-/// The three block tables, opened in one transaction.
-pub(crate) struct Tables<I, D, L> {
-    index: I,
-    data: D,
-    links: L,
-}
-
-pub(crate) type ReadTables = Tables<
-    ReadOnlyTable<&'static [u8], (u32, u64)>,
-    ReadOnlyTable<&'static [u8], &'static [u8]>,
-    ReadOnlyTable<&'static [u8], &'static [u8]>,
->;
-
-pub(crate) type WriteTables<'txn> = Tables<
-    Table<'txn, &'static [u8], (u32, u64)>,
-    Table<'txn, &'static [u8], &'static [u8]>,
-    Table<'txn, &'static [u8], &'static [u8]>,
->;
-
-pub(crate) fn read_tables(txn: &ReadTransaction) -> Result<ReadTables, StoreError> {
-    Ok(Tables {
-        index: open_read(txn, BLOCK_INDEX)?,
-        data: open_read(txn, BLOCK_DATA)?,
-        links: open_read(txn, BLOCK_LINKS)?,
-    })
-}
-
-pub(crate) fn write_tables(txn: &WriteTransaction) -> Result<WriteTables<'_>, StoreError> {
-    Ok(Tables {
-        index: open_write(txn, BLOCK_INDEX)?,
-        data: open_write(txn, BLOCK_DATA)?,
-        links: open_write(txn, BLOCK_LINKS)?,
-    })
 }
 
 fn chunk_key(mh: &[u8], chunk: usize) -> Vec<u8> {
@@ -228,6 +193,7 @@ pub(crate) fn hash_matches(mh: &Multihash, data: &[u8]) -> bool {
 pub(crate) mod tests {
     use super::*;
     use crate::Store;
+    use crate::tables::{BLOCK_DATA, open_write, write_tables};
 
     /// Damages the first chunk of a stored block behind the store's back.
     pub(crate) fn flip_a_byte(store: &Store, cid: &Cid) {

@@ -14,7 +14,7 @@ use redb::ReadableTable;
 use stargate_protocol::{Block, Cid, Codec, PbNode};
 
 use crate::StoreError;
-use crate::blocks::Tables;
+use crate::tables::Tables;
 
 /// Whether blocks of this codec can link to others.
 fn may_link(codec: u64) -> bool {

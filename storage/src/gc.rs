@@ -3,9 +3,8 @@
 
 use stargate_protocol::{Block, Cid, Multihash};
 
-use crate::blocks::{read_tables, write_tables};
-use crate::pins::{PinType, all_pins};
-use crate::tables::{PINS, open_read, open_write};
+use crate::pin_table::{PinType, all_pins};
+use crate::tables::{PINS, open_read, open_write, read_tables, write_tables};
 use crate::{Store, StoreError};
 
 /// Blocks removed per GC transaction: bounds the memory of a sweep and the time other writers

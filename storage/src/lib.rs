@@ -26,6 +26,7 @@ mod dag;
 mod error;
 mod gc;
 mod metrics;
+mod pin_table;
 mod pins;
 mod source;
 mod store;
@@ -42,7 +43,8 @@ pub use crate::anchors::{
 pub use crate::error::StoreError;
 pub use crate::gc::GcSummary;
 pub use crate::metrics::MetricsSnapshot;
-pub use crate::pins::{PinFilter, PinMode, PinType};
+pub use crate::pin_table::{PinMode, PinType};
+pub use crate::pins::PinFilter;
 pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat};
 pub use crate::tables::SCHEMA_VERSION;
 pub use crate::verify::{CorruptBlock, VerifyProgress, VerifyReport};

@@ -9,11 +9,11 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, W
 use stargate_protocol::{Block, Cid, Multihash};
 
 use crate::StoreError;
-use crate::blocks::{IndexEntry, hash_matches, read_tables};
+use crate::blocks::{IndexEntry, hash_matches};
 use crate::cache::BlockCache;
 use crate::error::db_err;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::tables::{BLOCK_INDEX, PINS, open_read, prepare};
+use crate::tables::{BLOCK_INDEX, PINS, open_read, prepare, read_tables};
 use crate::writer::{BlockWriter, WriteSummary, WriterThread};
 
 /// Name of the database file inside the data directory.
@@ -67,7 +67,7 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     // Dropped first: the writer thread finishes its queue before the database handle goes.
-    writer: WriterThread,
+    writer: Arc<WriterThread>,
     db: Arc<Database>,
     dir: PathBuf,
     file: PathBuf,
@@ -166,7 +166,7 @@ impl Store {
         let cache = BlockCache::new(options.block_cache_bytes);
         Ok(Self {
             inner: Arc::new(Inner {
-                writer,
+                writer: Arc::new(writer),
                 db,
                 dir,
                 file,
@@ -281,7 +281,11 @@ impl Store {
         &self,
         blocks: impl IntoIterator<Item = Block>,
     ) -> Result<WriteSummary, StoreError> {
-        let mut writer = BlockWriter::new(self.clone(), None);
+        let mut writer = BlockWriter::new(
+            self.inner.writer.clone(),
+            self.inner.options.batch_bytes,
+            None,
+        );
         for block in blocks {
             writer.put(block)?;
         }
@@ -295,7 +299,11 @@ impl Store {
         // a fair lock would then deadlock. The price is that overlapping writers can hold a GC
         // off for as long as they keep overlapping.
         let guard = self.inner.gc_gate.read_arc_recursive();
-        BlockWriter::new(self.clone(), Some(guard))
+        BlockWriter::new(
+            self.inner.writer.clone(),
+            self.inner.options.batch_bytes,
+            Some(guard),
+        )
     }
 
     /// Every stored block, in multihash order, read from one snapshot of the database.
@@ -343,7 +351,7 @@ impl Store {
                 let (_, v) = item.map_err(db_err(ctx))?;
                 stat.block_bytes += u64::from(v.value().0);
             }
-            for (_, mode) in crate::pins::all_pins(&open_read(txn, PINS)?)? {
+            for (_, mode) in crate::pin_table::all_pins(&open_read(txn, PINS)?)? {
                 match mode {
                     crate::PinMode::Recursive => stat.recursive_pins += 1,
                     crate::PinMode::Direct => stat.direct_pins += 1,
@@ -400,14 +408,6 @@ impl Store {
     /// Called after a removal of `multihashes` has committed.
     pub(crate) fn forget_cached<'a>(&self, multihashes: impl IntoIterator<Item = &'a Multihash>) {
         self.inner.cache.removed(multihashes);
-    }
-
-    pub(crate) fn batch_bytes(&self) -> usize {
-        self.inner.options.batch_bytes
-    }
-
-    pub(crate) fn writer_thread(&self) -> &WriterThread {
-        &self.inner.writer
     }
 
     /// Held exclusively by GC for its whole run.

@@ -55,7 +55,7 @@ pub(crate) const BLOCK_DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 /// in its index entry. Only blocks with at least one link have an entry.
 pub(crate) const BLOCK_LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block-links-1");
 
-/// Binary CID -> pin mode (see `pins::PinMode` encoding).
+/// Binary CID -> pin mode (see `pin_table::PinMode` encoding).
 pub(crate) const PINS: TableDefinition<&[u8], u8> = TableDefinition::new("pins-1");
 
 /// Queue position -> binary CID (as given, v0 or v1) waiting to be anchored.
@@ -162,4 +162,42 @@ pub(crate) fn open_write<'txn, K: redb::Key + 'static, V: redb::Value + 'static>
 ) -> Result<Table<'txn, K, V>, StoreError> {
     txn.open_table(table)
         .map_err(db_err("opening a table to write"))
+}
+
+/// The three block tables, opened in one transaction.
+///
+/// What a block is made of in them (chunks, index entry, links) is `blocks.rs`'s business; DAG
+/// walks over them are `dag.rs`'s.
+pub(crate) struct Tables<I, D, L> {
+    pub(crate) index: I,
+    pub(crate) data: D,
+    pub(crate) links: L,
+}
+
+pub(crate) type ReadTables = Tables<
+    ReadOnlyTable<&'static [u8], (u32, u64)>,
+    ReadOnlyTable<&'static [u8], &'static [u8]>,
+    ReadOnlyTable<&'static [u8], &'static [u8]>,
+>;
+
+pub(crate) type WriteTables<'txn> = Tables<
+    Table<'txn, &'static [u8], (u32, u64)>,
+    Table<'txn, &'static [u8], &'static [u8]>,
+    Table<'txn, &'static [u8], &'static [u8]>,
+>;
+
+pub(crate) fn read_tables(txn: &ReadTransaction) -> Result<ReadTables, StoreError> {
+    Ok(Tables {
+        index: open_read(txn, BLOCK_INDEX)?,
+        data: open_read(txn, BLOCK_DATA)?,
+        links: open_read(txn, BLOCK_LINKS)?,
+    })
+}
+
+pub(crate) fn write_tables(txn: &WriteTransaction) -> Result<WriteTables<'_>, StoreError> {
+    Ok(Tables {
+        index: open_write(txn, BLOCK_INDEX)?,
+        data: open_write(txn, BLOCK_DATA)?,
+        links: open_write(txn, BLOCK_LINKS)?,
+    })
 }

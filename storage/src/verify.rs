@@ -6,9 +6,9 @@ use rayon::prelude::*;
 use redb::{ReadableDatabase, ReadableTableMetadata};
 use stargate_protocol::{Bytes, Cid, Multihash};
 
-use crate::blocks::{IndexEntry, display_mh, hash_matches, read_tables};
+use crate::blocks::{IndexEntry, display_mh, hash_matches};
 use crate::error::db_err;
-use crate::tables::{BLOCK_INDEX, open_read};
+use crate::tables::{BLOCK_INDEX, open_read, read_tables};
 use crate::{Store, StoreError};
 
 /// Bytes read ahead of the hashing threads (two such batches are in memory at most).

@@ -18,12 +18,11 @@ use parking_lot::lock_api::ArcRwLockReadGuard;
 use redb::{Database, Durability};
 use stargate_protocol::{Block, Cid};
 
-use crate::blocks::write_tables;
+use crate::StoreError;
 use crate::error::db_err;
 use crate::metrics::Metrics;
-use crate::pins::{PinMode, insert_pins};
-use crate::tables::{PINS, open_write};
-use crate::{Store, StoreError};
+use crate::pin_table::{PinMode, insert_pins};
+use crate::tables::{PINS, open_write, write_tables};
 
 /// Jobs waiting for the writer thread; senders block beyond this.
 const QUEUE_JOBS: usize = 4;
@@ -184,7 +183,11 @@ fn commit_group(db: &Database, metrics: &Metrics, group: &[Job]) -> Result<Vec<R
 /// on a thread that holds a writer: it would wait forever. Its methods block (they wait for the
 /// writer thread); use them from a blocking context.
 pub struct BlockWriter {
-    store: Store,
+    /// Shared with the store: a writer outliving every `Store` handle keeps the thread (and
+    /// so the database) open until it is done.
+    thread: Arc<WriterThread>,
+    /// Bytes buffered before a batch goes to the thread (`StoreOptions::batch_bytes`).
+    batch_limit: usize,
     _gc_guard: Option<ArcRwLockReadGuard<RawRwLock, ()>>,
     batch: Vec<Block>,
     batch_bytes: usize,
@@ -209,9 +212,14 @@ impl std::fmt::Debug for BlockWriter {
 impl BlockWriter {
     /// A writer; `gc_guard` is `None` for plain puts, which pin nothing and so need not hold
     /// off GC (their blocks are unpinned and GC may take them in any case).
-    pub(crate) fn new(store: Store, gc_guard: Option<ArcRwLockReadGuard<RawRwLock, ()>>) -> Self {
+    pub(crate) fn new(
+        thread: Arc<WriterThread>,
+        batch_limit: usize,
+        gc_guard: Option<ArcRwLockReadGuard<RawRwLock, ()>>,
+    ) -> Self {
         Self {
-            store,
+            thread,
+            batch_limit,
             _gc_guard: gc_guard,
             batch: Vec::new(),
             batch_bytes: 0,
@@ -235,7 +243,7 @@ impl BlockWriter {
         }
         self.batch_bytes += block.data().len();
         self.batch.push(block);
-        if self.batch_bytes >= self.store.batch_bytes() {
+        if self.batch_bytes >= self.batch_limit {
             self.send(Vec::new(), false);
         }
         self.error.clone().map_or(Ok(()), Err)
@@ -275,7 +283,7 @@ impl BlockWriter {
             durable,
             reply,
         };
-        if let Err(e) = self.store.writer_thread().submit(job) {
+        if let Err(e) = self.thread.submit(job) {
             self.error.get_or_insert(e);
             return;
         }
@@ -313,8 +321,8 @@ impl stargate_protocol::unixfs::BlockSink for BlockWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
     use crate::testutil::{node, open_with, raw};
+    use crate::{Store, StoreOptions};
 
     fn small_batches() -> StoreOptions {
         StoreOptions {
