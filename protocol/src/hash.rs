@@ -3,7 +3,10 @@
 
 use multihash_codetable::MultihashDigest;
 
-use crate::{HashCode, Multihash};
+use crate::HashCode;
+
+/// The multihash type used throughout (64-byte digest capacity covers sha2-512 and blake3).
+pub type Multihash = multihash::Multihash<64>;
 
 /// The sha2-256 digest of `data`.
 pub fn sha2_256(data: &[u8]) -> [u8; 32] {

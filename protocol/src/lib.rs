@@ -31,10 +31,7 @@ pub mod unixfs;
 pub use crate::block::{Block, BlockError};
 pub use crate::cid::{CidError, Codec, HashCode, check_supported, parse_cid};
 pub use crate::dagpb::{DagPbError, PbLink, PbNode};
-pub use crate::hash::{digest, sha2_256};
+pub use crate::hash::{Multihash, digest, sha2_256};
 pub use crate::path::{ContentPath, PathError};
 pub use ::cid::{Cid, Version};
 pub use bytes::Bytes;
-
-/// The multihash type used throughout (64-byte digest capacity covers sha2-512 and blake3).
-pub type Multihash = multihash::Multihash<64>;

@@ -24,9 +24,14 @@ use bytes::Bytes;
 use quick_protobuf::sizeofs::{sizeof_int32, sizeof_len, sizeof_varint};
 use quick_protobuf::{BytesReader, MessageWrite, Writer, WriterBackend};
 
-use super::{BitswapError, CidPrefix, MAX_MESSAGE_SIZE};
+use super::error::BitswapError;
+use super::prefix::CidPrefix;
 use crate::limits::MAX_CID_BYTES;
 use crate::{Block, Cid};
+
+/// Kubo's largest Bitswap message (libp2p's `network.MessageSizeMax`, 4 MiB): the body after
+/// the length prefix.
+pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 /// A version of the Bitswap protocol, as negotiated on a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

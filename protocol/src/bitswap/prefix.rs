@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::BitswapError;
+use super::error::BitswapError;
 use crate::limits::MAX_IDENTITY_DIGEST;
 use crate::{Block, BlockError, Cid, Codec, HashCode, Version};
 

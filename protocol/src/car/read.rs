@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
-use super::CarError;
+use super::error::CarError;
 use crate::limits::{MAX_BLOCK_SIZE, MAX_CAR_HEADER_SIZE, MAX_CID_BYTES};
 use crate::unixfs::BlockSink;
 use crate::{Block, Cid};
