@@ -5,7 +5,7 @@ use axum::http::HeaderValue;
 use mime_guess::mime::Mime;
 
 use super::error::GatewayError;
-use super::request::Format;
+use super::format::Format;
 
 const RAW: &str = "application/vnd.ipld.raw";
 const CAR: &str = "application/vnd.ipld.car";

@@ -12,6 +12,8 @@ use stargate_protocol::PathError;
 use stargate_protocol::unixfs::export::{ExportError, SourceError};
 use thiserror::Error;
 
+use super::request_id::RequestId;
+
 /// Why a gateway request failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -111,18 +113,41 @@ fn export_status(e: &ExportError) -> (StatusCode, Option<Duration>) {
     }
 }
 
+/// What a server-side failure is called in a response body: the kind of failure, never its
+/// detail.
+fn public_message(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_GATEWAY => "bad gateway: a peer sent blocks that do not match their CIDs",
+        StatusCode::SERVICE_UNAVAILABLE => "service unavailable; try again later",
+        StatusCode::GATEWAY_TIMEOUT => {
+            "gateway timeout: the content did not arrive in time; try again later"
+        }
+        _ => "internal server error",
+    }
+}
+
 /// Retry hint when the source failed for a reason of its own (disk error, shutting down).
 const RETRY_UNAVAILABLE: Duration = Duration::from_secs(10);
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, retry) = self.status();
-        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
-            tracing::warn!(%status, error = %self, "gateway request failed");
+        let body = if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+            // The detail stays in the log; the public answer says what kind of failure it was
+            // and which log line tells the rest.
+            let id = RequestId::current();
+            let id_text = id.map(|id| id.to_string()).unwrap_or_default();
+            tracing::warn!(%status, request_id = %id_text, error = %self, "gateway request failed");
+            let mut body = public_message(status).to_owned();
+            if id.is_some() {
+                body.push_str(&format!(" (request id {id_text})"));
+            }
+            body
         } else {
             tracing::debug!(%status, error = %self, "gateway request refused");
-        }
-        let mut res = (status, format!("{self}\n")).into_response();
+            self.to_string()
+        };
+        let mut res = (status, format!("{body}\n")).into_response();
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -9,11 +9,13 @@
 mod accept;
 mod error;
 mod file;
+mod format;
 mod headers;
 mod limit;
 mod listing;
 mod range;
 mod request;
+mod request_id;
 mod respond;
 mod sniff;
 mod stream;
@@ -43,6 +45,7 @@ pub fn gateway_router(state: AppState) -> Router {
         .route("/ipns/{*path}", any(ipns))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(gate, limit::limit))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 

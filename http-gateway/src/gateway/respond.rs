@@ -8,7 +8,8 @@ use stargate_protocol::unixfs::export::{EntryKind, Resolved, resolve_path};
 use stargate_protocol::{Cid, Codec, HashCode};
 
 use super::error::GatewayError;
-use super::request::{Format, GatewayRequest};
+use super::format::Format;
+use super::request::GatewayRequest;
 use super::{file, headers, listing, trustless};
 use crate::AppState;
 

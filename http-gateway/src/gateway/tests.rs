@@ -716,3 +716,44 @@ async fn symlinks_and_other_codecs_are_served_as_bytes() {
     assert_eq!(a.header("content-type"), "application/vnd.ipld.dag-cbor");
     assert_eq!(&a.bytes()[..], &[0xa0]);
 }
+
+/// A source whose failures carry what must stay private: a path on the server's disk.
+struct Broken(fn(String) -> SourceError);
+
+impl BlockSource for Broken {
+    fn get(&self, cid: Cid) -> BoxFuture<'_, Result<Block, SourceError>> {
+        Box::pin(std::future::ready(Err((self.0)(cid.to_string()))))
+    }
+}
+
+#[tokio::test]
+async fn server_errors_answer_a_generic_message_and_the_request_id() {
+    let (cid, _) = file(b"private", 1000);
+    let disk = |cid| SourceError::Unavailable {
+        cid,
+        reason: "/var/lib/stargate/blocks.redb: Input/output error (os error 5)".into(),
+    };
+    let forged = |cid| SourceError::Invalid {
+        cid,
+        reason: "peer 12D3KooWSecret sent bytes hashing to something else".into(),
+    };
+    for (source, status) in [(disk as fn(String) -> SourceError, 503), (forged, 502)] {
+        let fixture = Fixture::with(&[], Some(Arc::new(Broken(source))), HttpOptions::default());
+        let a = fixture.get(&format!("/ipfs/{cid}")).await;
+        assert_eq!(a.status, status);
+        let id = a.header("x-request-id").to_owned();
+        assert_eq!(id.len(), 16, "{id:?}");
+        let text = a.text();
+        assert!(text.contains(&format!("(request id {id})")), "{text}");
+        for private in ["/var/lib", "redb", "os error", "12D3KooW", &cid.to_string()] {
+            assert!(!text.contains(private), "{private} leaked: {text}");
+        }
+    }
+
+    // Client errors keep saying what was wrong, and carry an id too.
+    let fixture = Fixture::new(&[]);
+    let a = fixture.get("/ipfs/not-a-cid").await;
+    assert_eq!(a.status, 400);
+    assert!(a.text().contains("invalid content path"), "{}", a.text());
+    assert_eq!(a.header("x-request-id").len(), 16);
+}
