@@ -54,6 +54,20 @@ macro_rules! outln {
 }
 pub(crate) use outln;
 
+/// Writes a stream of byte chunks to stdout.
+pub(crate) async fn copy_to_stdout(
+    mut chunks: impl futures::Stream<Item = anyhow::Result<bytes::Bytes>> + Unpin,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let mut out = tokio::io::stdout();
+    while let Some(chunk) = chunks.next().await {
+        out.write_all(&chunk?).await.map_err(write_failed)?;
+    }
+    out.flush().await.map_err(write_failed)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

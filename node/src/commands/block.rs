@@ -5,9 +5,9 @@ use axum::body::Body;
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::copy_to_stdout;
 use crate::cli::BlockCommand;
 use crate::client::{Client, ndjson};
+use crate::output::copy_to_stdout;
 use crate::output::outln;
 
 #[derive(Debug, Deserialize)]

@@ -6,9 +6,9 @@ use anyhow::{Context, Result, bail};
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use super::copy_to_stdout;
 use crate::cli::{CatArgs, GetArgs, LsArgs};
 use crate::client::Client;
+use crate::output::copy_to_stdout;
 use crate::output::outln;
 
 pub(crate) async fn cat(client: &Client, args: CatArgs) -> Result<()> {

@@ -35,19 +35,3 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         }
     }
 }
-
-/// Writes a stream of byte chunks to stdout.
-async fn copy_to_stdout(
-    mut chunks: impl futures::Stream<Item = Result<bytes::Bytes>> + Unpin,
-) -> Result<()> {
-    use futures::StreamExt;
-    use tokio::io::AsyncWriteExt;
-    let mut out = tokio::io::stdout();
-    while let Some(chunk) = chunks.next().await {
-        out.write_all(&chunk?)
-            .await
-            .map_err(crate::output::write_failed)?;
-    }
-    out.flush().await.map_err(crate::output::write_failed)?;
-    Ok(())
-}
