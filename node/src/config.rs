@@ -47,6 +47,7 @@ pub(crate) struct Config {
     pub(crate) routing: RoutingConfig,
     pub(crate) transfer: TransferConfig,
     pub(crate) store: StoreConfig,
+    pub(crate) daemon: DaemonConfig,
     pub(crate) log: LogConfig,
     pub(crate) chain: ChainSection,
 }
@@ -205,6 +206,12 @@ pub(crate) enum ProvideStrategy {
 pub(crate) struct StoreConfig {
     pub(crate) hash_on_read: bool,
     pub(crate) block_cache_mib: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DaemonConfig {
+    pub(crate) shutdown_timeout_sec: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

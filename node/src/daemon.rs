@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use prometheus_client::registry::Registry;
@@ -15,7 +16,7 @@ use crate::anchoring::{self, ChainAnchoring, ChainMetrics};
 use crate::cli::DaemonArgs;
 use crate::config::{self, Config, Secrets};
 use crate::p2p;
-use crate::shutdown;
+use crate::shutdown::{self, Parts};
 
 pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs) -> Result<()> {
     config::write_default(&data_dir)?;
@@ -69,22 +70,33 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let blocks = p2p::NetworkBlockSource::new(store.clone(), network.clone(), fetching);
     let mut state = AppState::new(store.clone(), Arc::new(blocks), http_options(&config))
         .with_network(Arc::new(network.clone()));
-    let chain = match chain_settings {
+    let mut parts = Parts::default();
+    parts.task("network", network_task);
+    match chain_settings {
         Some(settings) => {
             let chain = Arc::new(ChainAnchoring::start(store.clone(), settings, &token)?);
             state = state.with_anchoring(chain.clone());
             if let Some(metrics) = chain_metrics {
-                tokio::spawn(metrics.run(chain.clone(), token.clone()));
+                parts.task(
+                    "chain metrics",
+                    tokio::spawn(metrics.run(chain.clone(), token.clone())),
+                );
             }
-            Some(chain)
+            let cancelled = token.clone();
+            parts.future("chain watcher", async move {
+                cancelled.cancelled().await;
+                // The watcher finishes its round; what it wrote is committed before the store
+                // closes.
+                chain.shutdown().await;
+                Ok(())
+            });
         }
         None => {
             tracing::info!(
                 "no chain backend configured ([chain] electrum_url or rpc_url): anchoring is off"
             );
-            None
         }
-    };
+    }
     let obs = Observability::new(registry, http_metrics);
     // The Stargate API's anchors on both listeners: the public gateway for other services,
     // the loopback API for the operator.
@@ -110,35 +122,42 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         let t = t.clone();
         async move { t.cancelled().await }
     };
-    let (g, a) = tokio::join!(
-        stargate_http_gateway::serve(gateway_listener, gateway, stop(&token)),
-        stargate_http_gateway::serve(api_listener, api, stop(&token)),
+    parts.fallible_task(
+        "gateway server",
+        tokio::spawn(stargate_http_gateway::serve(
+            gateway_listener,
+            gateway,
+            stop(&token),
+        )),
     );
+    parts.fallible_task(
+        "API server",
+        tokio::spawn(stargate_http_gateway::serve(
+            api_listener,
+            api,
+            stop(&token),
+        )),
+    );
+    parts.run_until_cancelled(&token).await;
     drop(api_file);
-    token.cancel();
-    if let Err(e) = network_task.await {
-        tracing::error!(error = %e, "the network task failed");
-    }
-    if let Some(chain) = chain {
-        // The watcher finishes its round; what it wrote is committed before the store closes.
-        chain.shutdown().await;
-    }
-    // Its blocking tasks (store reads and writes) finish before the store closes.
+    let limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
+    let deadline = Instant::now() + limit;
+    let stopped = parts.stop(limit).await;
+    // Its blocking tasks (store reads and writes) finish before the store closes, within what is
+    // left of the limit.
+    let left = deadline.saturating_duration_since(Instant::now());
     let network_stopped =
-        tokio::task::spawn_blocking(move || network_runtime.shutdown_timeout(NETWORK_GRACE)).await;
+        tokio::task::spawn_blocking(move || network_runtime.shutdown_timeout(left)).await;
     if let Err(e) = network_stopped {
         tracing::error!(error = %e, "stopping the network's runtime failed");
     }
-    g.context("gateway server")?;
-    a.context("API server")?;
-    // Last handle: the writer thread drains its queue and the database closes cleanly.
+    // Last handle, unless a part was left behind: the writer thread drains its queue and the
+    // database closes cleanly.
     drop(store);
+    stopped?;
     tracing::info!("stopped");
     Ok(())
 }
-
-/// How long the network's blocking tasks get to finish at shutdown.
-const NETWORK_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The network's own runtime, one thread: every yamux frame passes between a connection's task
 /// and a stream's task, and on a shared pool of workers each such hand-off tends to wake the
