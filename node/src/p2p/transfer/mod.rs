@@ -14,14 +14,14 @@
 //!   trustless gateway's code (`resolve` + `walk_blocks` + `car_stream`), leaves out the first
 //!   `skip` blocks, and streams the CAR. Transfers served at once are bounded per peer and in
 //!   total; a receiver that stops reading is cut off after the stall timeout.
-//! - Receiver ([`client`]): reads frames as they come and hashes them on rayon's pool (both
-//!   cores), with a bound on bytes received but not yet used; runs the same walk over what
-//!   arrived ([`arrivals`]), so it checks that every block is the one the walk needs next and
-//!   knows when the DAG is complete; hands what the walk yields to one `BlockWriter` ([`writer`]),
-//!   pinning the root at the end only if asked. A stream that breaks is resumed (a new stream asking to
-//!   skip what arrived); a block that does not match its CID, a block out of walk order or one
-//!   too many, or a garbled stream makes the peer misbehaving: the stream is dropped, the peer
-//!   is disconnected (`penalise`), and nothing of the bad block is stored.
+//! - Receiver ([`client`]): reads frames as they come and hashes them on rayon's pool (both cores),
+//!   with a bound on bytes received but not yet used; runs the same walk over what arrived
+//!   ([`arrivals`]), so it checks that every block is the one the walk needs next and knows when
+//!   the DAG is complete; hands what the walk yields to one `BlockWriter` ([`writer`]), pinning the
+//!   root at the end only if asked. A stream that breaks is resumed (a new stream asking to skip
+//!   what arrived); a block that does not match its CID, a block out of walk order or one too many,
+//!   or a garbled stream makes the peer misbehaving: the stream is dropped, the peer is
+//!   disconnected (`penalise`), and nothing of the bad block is stored.
 
 mod arrivals;
 mod client;
