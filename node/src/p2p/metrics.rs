@@ -163,16 +163,12 @@ impl Metrics {
             .set(i64::try_from(now.wants).unwrap_or(i64::MAX));
     }
 
-    /// `refused` is the record store's total since start.
-    pub(super) fn set_counts(
-        &self,
-        connections: usize,
-        routing_table: usize,
-        records: usize,
-        refused: u64,
-    ) {
-        let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    pub(super) fn set_connections(&self, connections: usize) {
         self.connections.set(as_gauge(connections));
+    }
+
+    /// `refused` is the record store's total since start.
+    pub(super) fn set_dht(&self, routing_table: usize, records: usize, refused: u64) {
         self.routing_table.set(as_gauge(routing_table));
         self.provider_records.set(as_gauge(records));
         self.provider_records_refused
@@ -185,4 +181,8 @@ impl Metrics {
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
+}
+
+fn as_gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -2,143 +2,43 @@
 //! AutoNAT, relay client + hole punching, UPnP, mDNS, connection limits, Bitswap), providing,
 //! retrieval, and the [`Network`] handle the rest of the node and the RPC API use.
 //!
-//! One task (`event_loop.rs`) owns the swarm; everyone else talks to it through [`Network`],
-//! whose requests travel on a bounded channel and are answered on oneshot channels. Providing
-//! (`providing.rs`) runs beside it as its own tasks; retrieval (`retrieval.rs`) is the block
-//! source the gateway and the API read through.
+//! One task (`event_loop/`) owns the swarm; everyone else talks to it through [`Network`]
+//! (`network.rs`), whose requests (`command.rs`) travel on a bounded channel and are answered on
+//! oneshot channels. Providing (`providing.rs`, fed by `announcements.rs`) runs beside it as its
+//! own tasks; retrieval (`retrieval.rs`) is the block source the gateway and the API read
+//! through.
 
+mod announcements;
 mod behaviour;
 pub(crate) mod bitswap;
+mod command;
 mod event_loop;
 mod identity;
 mod metrics;
+mod network;
 mod providing;
 mod records;
 mod retrieval;
 mod settings;
+#[cfg(test)]
+mod testutil;
 mod transfer;
 
 use anyhow::Result;
-use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
 use libp2p::identity::Keypair;
-use libp2p::kad::RecordKey;
-use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, PeerId};
-use stargate_http_gateway::{ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider};
-use stargate_protocol::{Block, Cid};
 use stargate_storage::Store;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use identity::load_or_create as load_identity;
-pub(crate) use metrics::{Metrics, RetrievalPath};
+pub(crate) use metrics::Metrics;
+pub(crate) use network::Network;
 pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;
-pub(crate) use stargate_protocol::transfer::TransferRequest;
-pub(crate) use transfer::{FetchSummary, TransferError};
 
 /// Requests waiting for the event loop.
 const COMMAND_QUEUE: usize = 256;
-/// Providers buffered per `find_providers` stream.
-const PROVIDER_BUFFER: usize = 32;
-
-/// A provider found in the DHT.
-#[derive(Debug, Clone)]
-pub(crate) struct FoundProvider {
-    pub(crate) peer: PeerId,
-    pub(crate) addrs: Vec<Multiaddr>,
-}
-
-/// What the event loop is asked to do.
-#[derive(Debug)]
-enum Command {
-    Identity {
-        peer: Option<PeerId>,
-        reply: oneshot::Sender<Result<PeerIdentity, NetworkError>>,
-    },
-    Connect {
-        addr: Multiaddr,
-        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
-    },
-    Disconnect {
-        peer: PeerId,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
-    },
-    Peers {
-        reply: oneshot::Sender<Vec<ConnectedPeer>>,
-    },
-    FindProviders {
-        key: RecordKey,
-        limit: usize,
-        /// Dial providers as they are found, while the query still knows their addresses.
-        dial: bool,
-        found: mpsc::Sender<FoundProvider>,
-    },
-    Provide {
-        key: RecordKey,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
-    },
-    RoutingTableSize {
-        reply: oneshot::Sender<usize>,
-    },
-    /// Want a block over Bitswap from the connected peers (and candidates added later).
-    Want {
-        cid: Cid,
-        block: oneshot::Sender<Result<Block, NetworkError>>,
-        /// Fired once every peer asked at first has said it does not have the block.
-        exhausted: oneshot::Sender<()>,
-    },
-    /// More candidates for a want (providers found in the DHT).
-    AddPeers {
-        cid: Cid,
-        peers: Vec<PeerId>,
-    },
-    /// A waiter of `cid` went away: drop the want if no one else waits.
-    Abandoned {
-        cid: Cid,
-    },
-    /// Connected peers that identified themselves as Stargate nodes, and those that have not
-    /// identified themselves yet.
-    StargatePeers {
-        reply: oneshot::Sender<(Vec<PeerId>, Vec<PeerId>)>,
-    },
-    /// Whether `peer` is a Stargate node, answered once it has identified itself (`None` if
-    /// it is not connected, or goes away first).
-    IsStargate {
-        peer: PeerId,
-        reply: oneshot::Sender<Option<bool>>,
-    },
-}
-
-/// A block wanted through [`Network::want`]. Dropping it withdraws the want (unless others
-/// want the same block).
-#[derive(Debug)]
-pub(crate) struct Want {
-    pub(crate) block: oneshot::Receiver<Result<Block, NetworkError>>,
-    pub(crate) exhausted: oneshot::Receiver<()>,
-    cid: Cid,
-    commands: mpsc::Sender<Command>,
-}
-
-impl Drop for Want {
-    fn drop(&mut self) {
-        // A full queue only delays the cleanup: the event loop also sweeps abandoned wants.
-        let _ = self.commands.try_send(Command::Abandoned { cid: self.cid });
-    }
-}
-
-/// A handle on the running network. Cheap to clone.
-#[derive(Debug, Clone)]
-pub(crate) struct Network {
-    commands: mpsc::Sender<Command>,
-    local_peer_id: PeerId,
-    announcements: providing::Announcements,
-    metrics: Metrics,
-    transfer: transfer::Transfer,
-}
 
 /// Builds the swarm, starts listening, and spawns the event loop and the providing tasks. They
 /// stop when `shutdown` is cancelled; the returned handle finishes when the swarm is gone.
@@ -157,27 +57,21 @@ pub(crate) fn spawn(
         swarm.behaviour().transfer.new_control(),
         store.clone(),
         settings.transfer.clone(),
-        penalise(commands.downgrade()),
+        network::penalise(commands.downgrade()),
     );
     transfer.serve(shutdown.clone())?;
     let event_loop = event_loop::EventLoop::new(
         swarm,
         public_key,
         queue,
-        settings.clone(),
+        &settings,
         metrics.clone(),
         shutdown.clone(),
     )?;
     let task = tokio::spawn(event_loop.run());
     let (announcements, announced) =
-        providing::Announcements::new(settings.providing.queue, settings.providing.strategy);
-    let network = Network {
-        commands,
-        local_peer_id,
-        announcements,
-        metrics,
-        transfer,
-    };
+        announcements::Announcements::new(settings.providing.queue, settings.providing.strategy);
+    let network = Network::new(commands, local_peer_id, announcements, metrics, transfer);
     providing::spawn(
         network.clone(),
         store,
@@ -187,318 +81,4 @@ pub(crate) fn spawn(
     );
     tracing::info!(peer_id = %local_peer_id, "network started");
     Ok((network, task))
-}
-
-impl Network {
-    /// This node's peer ID.
-    pub(crate) fn local_peer_id(&self) -> PeerId {
-        self.local_peer_id
-    }
-
-    async fn ask<T>(
-        &self,
-        command: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NetworkError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(command(reply))
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        answer.await.map_err(|_| NetworkError::Stopped)
-    }
-
-    /// Providers of `key` as the DHT finds them (at most `limit`); with `dial`, each is dialled
-    /// as soon as it is found. The stream ends when the query does.
-    pub(crate) async fn providers(
-        &self,
-        key: RecordKey,
-        limit: usize,
-        dial: bool,
-    ) -> Result<mpsc::Receiver<FoundProvider>, NetworkError> {
-        let (found, receiver) = mpsc::channel(PROVIDER_BUFFER.min(limit.max(1)));
-        self.commands
-            .send(Command::FindProviders {
-                key,
-                limit,
-                dial,
-                found,
-            })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        Ok(receiver)
-    }
-
-    /// Announces this node as a provider of `key`; returns when the DHT query ends.
-    pub(crate) async fn start_providing(&self, key: RecordKey) -> Result<(), NetworkError> {
-        self.ask(|reply| Command::Provide { key, reply }).await?
-    }
-
-    /// Fetches what `request` names (a whole DAG, a path's entity, an `entity-bytes` range) from
-    /// `peer`, a Stargate node (identify agent `stargate/...`), over the CAR transfer protocol.
-    /// Yields the blocks in walk order, each verified and handed to the store; ends once all
-    /// are durably stored (and, with `pin`, the root pinned), or with one error. Broken streams
-    /// are resumed; a peer that sends a wrong block is disconnected. Dropping the stream cancels.
-    pub(crate) fn fetch_dag(
-        &self,
-        peer: PeerId,
-        request: TransferRequest,
-        pin: bool,
-    ) -> BoxStream<'static, Result<stargate_protocol::Block, TransferError>> {
-        self.transfer.fetch(peer, request, pin)
-    }
-
-    /// [`Network::fetch_dag`] to the end: how many blocks and bytes the DAG has.
-    ///
-    /// # Errors
-    /// The first error of the transfer.
-    pub(crate) async fn fetch_dag_all(
-        &self,
-        peer: PeerId,
-        request: TransferRequest,
-        pin: bool,
-    ) -> Result<FetchSummary, TransferError> {
-        self.transfer.fetch_all(peer, request, pin).await
-    }
-
-    /// Wants `cid` from the connected peers over Bitswap; the block arrives verified (not
-    /// stored) on [`Want::block`].
-    pub(crate) async fn want(&self, cid: Cid) -> Result<Want, NetworkError> {
-        let (block, block_rx) = oneshot::channel();
-        let (exhausted, exhausted_rx) = oneshot::channel();
-        self.commands
-            .send(Command::Want {
-                cid,
-                block,
-                exhausted,
-            })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        Ok(Want {
-            block: block_rx,
-            exhausted: exhausted_rx,
-            cid,
-            commands: self.commands.clone(),
-        })
-    }
-
-    /// Adds `peers` (dialled if need be) as candidates for the want of `cid`.
-    pub(crate) async fn add_peers(&self, cid: Cid, peers: Vec<PeerId>) -> Result<(), NetworkError> {
-        self.commands
-            .send(Command::AddPeers { cid, peers })
-            .await
-            .map_err(|_| NetworkError::Stopped)
-    }
-
-    /// Connected peers that identified themselves as Stargate nodes (identify agent
-    /// `stargate/...`): the ones the CAR transfer can fetch from. Peers connected a moment ago
-    /// are waited for (at most `identify_wait`) until they identify themselves.
-    pub(crate) async fn stargate_peers(
-        &self,
-        identify_wait: std::time::Duration,
-    ) -> Result<Vec<PeerId>, NetworkError> {
-        let (mut stargate, pending) = self.ask(|reply| Command::StargatePeers { reply }).await?;
-        if pending.is_empty() {
-            return Ok(stargate);
-        }
-        let answers = tokio::time::timeout(
-            identify_wait,
-            futures::future::join_all(pending.iter().map(|p| self.is_stargate(*p))),
-        )
-        .await
-        .unwrap_or_default();
-        stargate.extend(
-            pending
-                .into_iter()
-                .zip(answers)
-                .filter_map(|(p, a)| matches!(a, Ok(Some(true))).then_some(p)),
-        );
-        Ok(stargate)
-    }
-
-    /// Whether `peer` is a Stargate node; waits for its identify message if it has not come
-    /// yet (bound the wait). `None` for a peer that is not connected or disconnects first.
-    pub(crate) async fn is_stargate(&self, peer: PeerId) -> Result<Option<bool>, NetworkError> {
-        self.ask(|reply| Command::IsStargate { peer, reply }).await
-    }
-
-    /// Counts blocks fetched from peers by the path that brought them.
-    pub(crate) fn retrieved(&self, path: RetrievalPath, bytes: usize) {
-        self.metrics.retrieved(path, bytes);
-    }
-
-    /// The limits of the CAR transfer.
-    pub(crate) fn transfer_limits(&self) -> &transfer::Config {
-        self.transfer.config()
-    }
-
-    /// Queues a block fetched from peers for providing (only the `all` strategy announces it).
-    pub(crate) fn block_fetched(&self, cid: Cid) {
-        self.announcements.push_fetched(cid);
-    }
-
-    /// Peers in the DHT routing table.
-    pub(crate) async fn routing_table_size(&self) -> Result<usize, NetworkError> {
-        self.ask(|reply| Command::RoutingTableSize { reply }).await
-    }
-}
-
-/// Disconnects a peer that broke a protocol, through the event loop (if it still runs).
-fn penalise(commands: mpsc::WeakSender<Command>) -> transfer::Penalise {
-    std::sync::Arc::new(move |peer, reason: &str| {
-        tracing::warn!(%peer, reason, "disconnecting a misbehaving peer");
-        let (reply, _) = oneshot::channel();
-        if let Some(commands) = commands.upgrade() {
-            // A full queue means a busy node; the stream is dropped in any case.
-            let _ = commands.try_send(Command::Disconnect { peer, reply });
-        }
-    })
-}
-
-/// The DHT key of a CID: its multihash, as Kubo keys provider records.
-pub(crate) fn dht_key(cid: &Cid) -> RecordKey {
-    RecordKey::new(&cid.hash().to_bytes())
-}
-
-fn invalid(input: &str, reason: impl std::fmt::Display) -> NetworkError {
-    NetworkError::Invalid {
-        input: input.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-/// A peer named by a multiaddr ending in `/p2p/<id>`, or by a bare peer ID.
-fn peer_of(text: &str) -> Result<PeerId, NetworkError> {
-    if let Ok(peer) = text.parse::<PeerId>() {
-        return Ok(peer);
-    }
-    let addr: Multiaddr = text.parse().map_err(|e| invalid(text, e))?;
-    settings::split_peer(&addr)
-        .map(|(peer, _)| peer)
-        .ok_or_else(|| invalid(text, "the address does not end in /p2p/<peer id>"))
-}
-
-impl stargate_http_gateway::Network for Network {
-    fn identity(&self, peer: Option<String>) -> BoxFuture<'_, Result<PeerIdentity, NetworkError>> {
-        Box::pin(async move {
-            let peer = peer
-                .map(|p| p.parse::<PeerId>().map_err(|e| invalid(&p, e)))
-                .transpose()?;
-            self.ask(|reply| Command::Identity { peer, reply }).await?
-        })
-    }
-
-    fn connect(&self, addr: String) -> BoxFuture<'_, Result<String, NetworkError>> {
-        Box::pin(async move {
-            let parsed: Multiaddr = addr.parse().map_err(|e| invalid(&addr, e))?;
-            if !parsed.iter().any(|p| {
-                matches!(
-                    p,
-                    Protocol::Tcp(_) | Protocol::Udp(_) | Protocol::P2pCircuit
-                )
-            }) {
-                return Err(invalid(
-                    &addr,
-                    "the address names no transport (tcp, udp/quic-v1)",
-                ));
-            }
-            let peer = self
-                .ask(|reply| Command::Connect {
-                    addr: parsed,
-                    reply,
-                })
-                .await??;
-            Ok(peer.to_string())
-        })
-    }
-
-    fn disconnect(&self, addr: String) -> BoxFuture<'_, Result<String, NetworkError>> {
-        Box::pin(async move {
-            let peer = peer_of(&addr)?;
-            self.ask(|reply| Command::Disconnect { peer, reply })
-                .await??;
-            Ok(peer.to_string())
-        })
-    }
-
-    fn peers(&self) -> BoxFuture<'_, Result<Vec<ConnectedPeer>, NetworkError>> {
-        Box::pin(self.ask(|reply| Command::Peers { reply }))
-    }
-
-    fn find_providers(
-        &self,
-        cid: Cid,
-        limit: usize,
-    ) -> BoxStream<'static, Result<Provider, NetworkError>> {
-        let network = self.clone();
-        futures::stream::once(async move { network.providers(dht_key(&cid), limit, false).await })
-            .flat_map(|found| match found {
-                Ok(receiver) => tokio_stream_of(receiver)
-                    .map(|p| {
-                        Ok(Provider::new(
-                            p.peer.to_string(),
-                            p.addrs.iter().map(ToString::to_string).collect(),
-                        ))
-                    })
-                    .boxed(),
-                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-            })
-            .boxed()
-    }
-
-    fn provide(&self, cid: Cid) -> BoxFuture<'_, Result<(), NetworkError>> {
-        Box::pin(self.start_providing(dht_key(&cid)))
-    }
-
-    fn fetch_dag(
-        &self,
-        peer: String,
-        cid: Cid,
-        pin: bool,
-    ) -> BoxFuture<'_, Result<DagFetched, NetworkError>> {
-        Box::pin(async move {
-            // A multiaddr is dialled first (the transfer dials known peers by ID only).
-            let peer = match peer.parse::<PeerId>() {
-                Ok(id) => id,
-                Err(_) => {
-                    let id = stargate_http_gateway::Network::connect(self, peer).await?;
-                    peer_of(&id)?
-                }
-            };
-            let fetched = self
-                .fetch_dag_all(peer, TransferRequest::dag(cid), pin)
-                .await
-                .map_err(|e| NetworkError::Failed(e.to_string()))?;
-            Ok(DagFetched::new(fetched.blocks, fetched.bytes))
-        })
-    }
-
-    fn content_added(&self, cid: Cid, pinned: bool) {
-        self.announcements.push(cid, pinned);
-    }
-}
-
-/// A receiver as a stream.
-fn tokio_stream_of<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> BoxStream<'static, T> {
-    futures::stream::unfold(
-        receiver,
-        |mut r| async move { r.recv().await.map(|v| (v, r)) },
-    )
-    .boxed()
-}
-
-/// Test support: `swarm` listening on a free TCP port of 127.0.0.1, and that address.
-#[cfg(test)]
-pub(crate) async fn listen_on_loopback<B: libp2p::swarm::NetworkBehaviour>(
-    swarm: &mut libp2p::Swarm<B>,
-) -> Multiaddr {
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
-    loop {
-        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
-            swarm.select_next_some().await
-        {
-            return address;
-        }
-    }
 }

@@ -1,7 +1,7 @@
 //! Provider records: announcing in the DHT which content this node has.
 //!
 //! Two paths, each with its own bounded concurrency:
-//! - announcements: adds, pins and fetched blocks are queued by [`Announcements::push`] (a
+//! - announcements: adds, pins and fetched blocks are queued (`announcements.rs`: a
 //!   bounded queue; `push` never waits, and what does not fit is left to the next reprovide) and
 //!   expanded by the provide strategy into the CIDs to announce;
 //! - the reprovider: once the node has DHT peers, then every `reprovide_interval`, it walks the
@@ -21,8 +21,10 @@ use stargate_storage::{PinFilter, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::announcements::{Announced, Announcement};
+use super::network::Network;
+use super::records::dht_key;
 use super::settings::Providing;
-use super::{Network, dht_key};
 use crate::config::ProvideStrategy;
 
 /// How often the reprovider checks whether the routing table has peers (before its first run,
@@ -33,72 +35,15 @@ const MIN_GAP: Duration = Duration::from_secs(60);
 /// CIDs read ahead of the announcements in flight.
 const READ_AHEAD: usize = 1024;
 
-/// Something the node now has.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Announcement {
-    /// A DAG was added or pinned.
-    Dag { root: Cid, pinned: bool },
-    /// A block was fetched from peers (and cached).
-    Fetched { cid: Cid },
-}
-
-/// The sending side of the announcement queue. Cheap to clone.
-#[derive(Debug, Clone)]
-pub(super) struct Announcements {
-    queue: mpsc::Sender<Announcement>,
-    /// Set when something could not be queued or announced: the reprovider runs early.
-    missed: Arc<AtomicBool>,
-    /// Whether fetched blocks are announced (the `all` strategy); under the others they are
-    /// not even queued.
-    fetched: bool,
-}
-
-impl Announcements {
-    pub(super) fn new(
-        capacity: usize,
-        strategy: ProvideStrategy,
-    ) -> (Self, mpsc::Receiver<Announcement>) {
-        let (queue, receiver) = mpsc::channel(capacity);
-        (
-            Self {
-                queue,
-                missed: Arc::new(AtomicBool::new(false)),
-                fetched: strategy == ProvideStrategy::All,
-            },
-            receiver,
-        )
-    }
-
-    /// Queues a DAG that was added (`pinned` when it was pinned too). Never waits.
-    pub(super) fn push(&self, root: Cid, pinned: bool) {
-        self.try_push(Announcement::Dag { root, pinned });
-    }
-
-    /// Queues a block fetched from peers. Never waits.
-    pub(super) fn push_fetched(&self, cid: Cid) {
-        if self.fetched {
-            self.try_push(Announcement::Fetched { cid });
-        }
-    }
-
-    fn try_push(&self, a: Announcement) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(a)
-            && !self.missed.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!("the provide queue is full; the next reprovide announces the rest");
-        }
-    }
-}
-
 /// Starts the announcement and reprovide tasks.
 pub(super) fn spawn(
     network: Network,
     store: Store,
     settings: Providing,
-    announced: mpsc::Receiver<Announcement>,
+    announced: Announced,
     shutdown: CancellationToken,
 ) {
-    let missed = Arc::clone(&network.announcements.missed);
+    let missed = Arc::clone(&announced.missed);
     tokio::spawn(stop_on(
         shutdown.clone(),
         announce(network.clone(), store.clone(), settings, announced),
@@ -117,12 +62,11 @@ async fn stop_on(shutdown: CancellationToken, work: impl Future<Output = ()>) {
 }
 
 /// Expands queued announcements by the strategy and announces them.
-async fn announce(
-    network: Network,
-    store: Store,
-    settings: Providing,
-    mut announced: mpsc::Receiver<Announcement>,
-) {
+async fn announce(network: Network, store: Store, settings: Providing, announced: Announced) {
+    let Announced {
+        queue: mut announced,
+        missed,
+    } = announced;
     let source: Arc<dyn BlockSource> = Arc::new(store);
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let expand_all = async move {
@@ -135,7 +79,6 @@ async fn announce(
             }
         }
     };
-    let missed = Arc::clone(&network.announcements.missed);
     tokio::join!(
         expand_all,
         provide_all(
@@ -205,11 +148,11 @@ async fn provide_all(
         match result {
             Ok(()) => {
                 outcome.provided += 1;
-                network.metrics.provided(true);
+                network.metrics().provided(true);
             }
             Err(e) => {
                 outcome.failed += 1;
-                network.metrics.provided(false);
+                network.metrics().provided(false);
                 if let Some(m) = missed {
                     m.store(true, Ordering::Relaxed);
                 }

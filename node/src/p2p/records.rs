@@ -19,6 +19,7 @@ use std::time::Instant;
 use libp2p::PeerId;
 use libp2p::kad::store::{Error, RecordStore, Result};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
+use stargate_protocol::Cid;
 
 /// Provider records of other peers kept at most (about 250 bytes each).
 pub(crate) const MAX_PROVIDER_RECORDS: usize = 65_536;
@@ -26,6 +27,11 @@ pub(crate) const MAX_PROVIDER_RECORDS: usize = 65_536;
 pub(crate) const MAX_PROVIDERS_PER_KEY: usize = 20;
 /// Addresses kept per provider record.
 pub(crate) const MAX_ADDRS: usize = 8;
+
+/// The DHT key of a CID: its multihash, as Kubo keys provider records.
+pub(crate) fn dht_key(cid: &Cid) -> RecordKey {
+    RecordKey::new(&cid.hash().to_bytes())
+}
 
 /// See the module documentation.
 #[derive(Debug)]

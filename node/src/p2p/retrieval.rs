@@ -37,8 +37,11 @@ use stargate_storage::Store;
 use tokio::sync::{Semaphore, mpsc};
 
 use self::sessions::Sessions;
+use super::command::FoundProvider;
+use super::metrics::RetrievalPath;
+use super::network::Network;
+use super::records::dht_key;
 use super::settings::Fetching;
-use super::{FoundProvider, Network, RetrievalPath, dht_key};
 
 mod sessions;
 
@@ -630,7 +633,7 @@ mod tests {
             .with_behaviour(|_| libp2p_stream::Behaviour::new())
             .unwrap()
             .build();
-        let addr = crate::p2p::listen_on_loopback(&mut swarm).await;
+        let addr = crate::p2p::testutil::listen_on_loopback(&mut swarm).await;
         let peer = *swarm.local_peer_id();
         let mut control = swarm.behaviour().new_control();
         let mut incoming = control.accept(V120).unwrap();

@@ -16,15 +16,17 @@ use stargate_protocol::Cid;
 use stargate_protocol::bitswap::{MAX_MESSAGE_SIZE, Message, ProtocolVersion};
 use stargate_storage::Store;
 
-#[cfg(test)]
-use super::PeerStats;
 use super::client::{Arrival, Client, ClientLimits};
+use super::config::Config;
+use super::event::{Event, WantError};
 use super::handler::{
     Account, FromBehaviour, Handler, HandlerConfig, Incoming, Outgoing, ToBehaviour,
 };
 use super::server::{Server, ServerLimits};
+#[cfg(test)]
+use super::stats::PeerStats;
+use super::stats::Stats;
 use super::stream::InboundBudget;
-use super::{Config, Event, Stats, WantError};
 
 #[derive(Debug, Default)]
 struct Peer {

@@ -24,7 +24,7 @@ use stargate_protocol::bitswap::{
 };
 use stargate_protocol::{Block, Cid, Multihash, check_supported};
 
-use super::{Event, WantError};
+use super::event::{Event, WantError};
 
 /// Most candidate peers one want keeps.
 const MAX_CANDIDATES: usize = 64;

@@ -65,7 +65,7 @@ impl Driver {
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        let addr = crate::p2p::listen_on_loopback(&mut swarm).await;
+        let addr = crate::p2p::testutil::listen_on_loopback(&mut swarm).await;
         let peer_id = *swarm.local_peer_id();
         let (commands, mut rx) = mpsc::channel(64);
         let (tx, events) = mpsc::channel(1024);

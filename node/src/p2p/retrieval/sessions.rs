@@ -20,11 +20,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::PeerId;
+use stargate_protocol::transfer::TransferRequest;
 use stargate_protocol::{Block, Cid, Codec, PbNode};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use super::super::{Network, RetrievalPath, TransferRequest};
+use crate::p2p::metrics::RetrievalPath;
+use crate::p2p::network::Network;
 
 /// Bytes of blocks that sessions brought and that no fetch took yet.
 const READY_BYTES: usize = 64 << 20;

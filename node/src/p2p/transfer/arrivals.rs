@@ -15,11 +15,10 @@ use stargate_protocol::{Block, BlockError, Cid};
 use stargate_storage::Store;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use super::writer::ToWriter;
+
 /// Bytes of walked blocks kept for a second visit before falling back to the store.
 pub(super) const RECENT_BYTES: usize = 8 << 20;
-
-/// Asks the writer to commit what it holds; answered once it has.
-pub(super) type Flush = oneshot::Sender<()>;
 
 #[derive(Default)]
 struct State {
@@ -50,14 +49,14 @@ pub(super) struct Arrivals {
     starving: Notify,
     in_flight: Arc<Semaphore>,
     store: Store,
-    flush: mpsc::Sender<super::client::ToWriter>,
+    flush: mpsc::Sender<ToWriter>,
 }
 
 impl Arrivals {
     pub(super) fn new(
         store: Store,
         max_in_flight_bytes: usize,
-        flush: mpsc::Sender<super::client::ToWriter>,
+        flush: mpsc::Sender<ToWriter>,
     ) -> Self {
         Self {
             state: Mutex::new(State::default()),
@@ -207,12 +206,7 @@ impl Arrivals {
         }
         // Still with the writer: have it commit, then look again.
         let (done, committed) = oneshot::channel();
-        if self
-            .flush
-            .send(super::client::ToWriter::Flush(done))
-            .await
-            .is_ok()
-        {
+        if self.flush.send(ToWriter::Flush(done)).await.is_ok() {
             let _ = committed.await;
         }
         lookup()

@@ -14,38 +14,26 @@ use stargate_protocol::unixfs::export::{
     BlockSource, DEFAULT_WINDOW, DagScope, ExportError, WalkOptions, resolve, walk_blocks,
 };
 use stargate_protocol::{Block, Cid};
-use stargate_storage::{PinMode, Store, StoreError, WriteSummary};
-use tokio::sync::{mpsc, oneshot};
+use stargate_storage::Store;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::arrivals::{Arrivals, Flush};
-use super::{FrameError, PROTOCOL, Transfer, TransferError, read_frame};
+use super::arrivals::{Arrivals, RECENT_BYTES};
+use super::config::Config;
+use super::error::TransferError;
+use super::wire::{FrameError, PROTOCOL, read_frame};
+use super::writer::{self, HANDOFF_BYTES, Handoff};
 
 /// Blocks handed to the caller's stream ahead of its reading.
 const OUT_QUEUE: usize = 16;
-/// Walked blocks are handed to the store writer in groups of about this many bytes: a handoff
-/// per block would wake the writer's thread once per block.
-const HANDOFF_BYTES: usize = 1 << 20;
-const _: () = assert!(
-    HANDOFF_BYTES <= super::arrivals::RECENT_BYTES,
-    "blocks not yet handed over must still be among the recent ones (see Handoff)"
-);
-/// Groups queued for the store writer.
-const WRITER_QUEUE: usize = 4;
 /// Resumes of one fetch in all, progress or not.
 const MAX_TOTAL_RESUMES: u32 = 64;
-
-/// What the store writer is told.
-pub(super) enum ToWriter {
-    Put(Vec<Block>),
-    Flush(Flush),
-    Finish {
-        pin: Option<Cid>,
-        reply: oneshot::Sender<Result<WriteSummary, StoreError>>,
-    },
-}
+const _: () = assert!(
+    HANDOFF_BYTES <= RECENT_BYTES,
+    "blocks not yet handed over must still be among the recent ones (see Handoff)"
+);
 
 /// How a stream ended.
 enum End {
@@ -65,31 +53,101 @@ enum End {
 /// no reader behind.
 type Receiving = AbortOnDropHandle<End>;
 
-pub(super) fn fetch(
-    transfer: Transfer,
-    peer: PeerId,
-    request: TransferRequest,
-    pin: bool,
-) -> BoxStream<'static, Result<Block, TransferError>> {
-    let (out, blocks) = mpsc::channel(OUT_QUEUE);
-    let runtime = transfer.runtime.clone();
-    runtime.spawn(async move {
-        if let Err(e) = drive(&transfer, peer, request, pin, &out).await
-            && e != TransferError::Stopped
-        {
-            tracing::info!(%peer, error = %e, "transfer failed");
-            let _ = out.send(Err(e)).await;
+/// Called with a peer that broke the protocol: disconnects it.
+pub(crate) type Penalise = Arc<dyn Fn(PeerId, &str) + Send + Sync>;
+
+/// What a finished fetch received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FetchSummary {
+    /// Blocks of the walk, all stored.
+    pub(crate) blocks: u64,
+    /// Their bytes.
+    pub(crate) bytes: u64,
+}
+
+/// The fetching side. Cheap to clone.
+#[derive(Clone)]
+pub(super) struct Client {
+    control: libp2p_stream::Control,
+    store: Store,
+    config: Arc<Config>,
+    fetches: Arc<Semaphore>,
+    penalise: Penalise,
+    /// Where fetches read their streams: the runtime that runs the swarm, so that stream and
+    /// connection hand frames to each other on one thread, whoever consumes the blocks.
+    runtime: tokio::runtime::Handle,
+}
+
+impl Client {
+    /// Must be called on the runtime that runs the swarm.
+    pub(super) fn new(
+        control: libp2p_stream::Control,
+        store: Store,
+        config: Arc<Config>,
+        penalise: Penalise,
+    ) -> Self {
+        Self {
+            control,
+            store,
+            fetches: Arc::new(Semaphore::new(config.max_fetches)),
+            config,
+            penalise,
+            runtime: tokio::runtime::Handle::current(),
         }
-    });
-    futures::stream::unfold(
-        blocks,
-        |mut b| async move { b.recv().await.map(|v| (v, b)) },
-    )
-    .boxed()
+    }
+
+    /// See [`super::Transfer::fetch`].
+    pub(super) fn fetch(
+        &self,
+        peer: PeerId,
+        request: TransferRequest,
+        pin: bool,
+    ) -> BoxStream<'static, Result<Block, TransferError>> {
+        let (out, blocks) = mpsc::channel(OUT_QUEUE);
+        let client = self.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = drive(&client, peer, request, pin, &out).await
+                && e != TransferError::Stopped
+            {
+                tracing::info!(%peer, error = %e, "transfer failed");
+                let _ = out.send(Err(e)).await;
+            }
+        });
+        futures::stream::unfold(
+            blocks,
+            |mut b| async move { b.recv().await.map(|v| (v, b)) },
+        )
+        .boxed()
+    }
+
+    /// See [`super::Transfer::fetch_all`].
+    pub(super) async fn fetch_all(
+        &self,
+        peer: PeerId,
+        request: TransferRequest,
+        pin: bool,
+    ) -> Result<FetchSummary, TransferError> {
+        let mut blocks = self.fetch(peer, request, pin);
+        // Counted on the network runtime, where the blocks arrive: handing each one to the
+        // caller's runtime would wake one of its workers per block.
+        let count = async move {
+            let mut summary = FetchSummary::default();
+            while let Some(block) = blocks.next().await {
+                let block = block?;
+                summary.blocks += 1;
+                summary.bytes += block.data().len() as u64;
+            }
+            Ok(summary)
+        };
+        // Aborted when dropped, so a caller that goes away stops the fetch as before.
+        AbortOnDropHandle::new(self.runtime.spawn(count))
+            .await
+            .map_err(|_| TransferError::Stopped)?
+    }
 }
 
 async fn drive(
-    transfer: &Transfer,
+    client: &Client,
     peer: PeerId,
     mut request: TransferRequest,
     pin: bool,
@@ -108,28 +166,26 @@ async fn drive(
         });
     }
     request.skip = 0;
-    let _slot = Arc::clone(&transfer.fetches)
+    let _slot = Arc::clone(&client.fetches)
         .acquire_owned()
         .await
         .map_err(|_| TransferError::Stopped)?;
-    let config = &*transfer.config;
-    let (to_writer, writer_queue) = mpsc::channel(WRITER_QUEUE);
-    let store = transfer.store.clone();
-    let writer = tokio::task::spawn_blocking(move || write(&store, writer_queue));
+    let config = &*client.config;
+    let to_writer = writer::start(client.store.clone());
     let arrivals = Arc::new(Arrivals::new(
-        transfer.store.clone(),
+        client.store.clone(),
         config.max_in_flight_bytes,
         to_writer.clone(),
     ));
     let source: Arc<dyn BlockSource> = arrivals.clone();
     let mut walk = walk(source, request.clone());
-    let mut receiving = Some(start(transfer, peer, request.clone(), &arrivals));
+    let mut receiving = Some(start(client, peer, request.clone(), &arrivals));
     let mut resumes = Resumes::default();
     let mut walked = 0u64;
-    let mut handoff = Handoff::new(to_writer.clone());
+    let mut handoff = Handoff::new(to_writer);
     let mut deadline = Instant::now() + config.stall_timeout;
     let misbehaved = |reason: String| {
-        (transfer.penalise)(peer, &reason);
+        (client.penalise)(peer, &reason);
         TransferError::Misbehaved { peer, reason }
     };
     // Opens the next stream, skipping what arrived, unless resuming has stopped helping.
@@ -146,7 +202,7 @@ async fn drive(
         let mut next = request.clone();
         next.skip = arrivals.received();
         tracing::debug!(%peer, %root, skip = next.skip, reason = %why, "resuming transfer");
-        Ok(Some(start(transfer, peer, next, &arrivals)))
+        Ok(Some(start(client, peer, next, &arrivals)))
     };
     loop {
         tokio::select! {
@@ -217,20 +273,7 @@ async fn drive(
             "sent blocks beyond the end of the walk".to_owned(),
         ));
     }
-    handoff.flush().await?;
-    let (reply, summary) = oneshot::channel();
-    to_writer
-        .send(ToWriter::Finish {
-            pin: pin.then_some(root),
-            reply,
-        })
-        .await
-        .map_err(|_| writer_gone())?;
-    let summary = summary.await.map_err(|_| writer_gone())?;
-    drop(writer);
-    let summary = summary.map_err(|e| TransferError::Store {
-        reason: e.to_string(),
-    })?;
+    let summary = handoff.finish(pin.then_some(root)).await?;
     tracing::debug!(
         %peer,
         %root,
@@ -241,62 +284,6 @@ async fn drive(
     );
     Ok(())
 }
-
-/// Walked blocks on their way to the store writer, in groups. Those not yet handed over are the
-/// last ones walked, fewer bytes than [`Arrivals`] keeps of those, so a walk that needs one again
-/// finds it there and never asks the store for a block the writer has not been given.
-struct Handoff {
-    writer: mpsc::Sender<ToWriter>,
-    blocks: Vec<Block>,
-    bytes: usize,
-}
-
-impl Handoff {
-    fn new(writer: mpsc::Sender<ToWriter>) -> Self {
-        Self {
-            writer,
-            blocks: Vec::new(),
-            bytes: 0,
-        }
-    }
-
-    /// Adds a block, handing the group over once it is big enough.
-    async fn push(&mut self, block: Block) -> Result<(), TransferError> {
-        self.bytes += block.data().len();
-        self.blocks.push(block);
-        if self.bytes >= HANDOFF_BYTES {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Hands over what is held.
-    async fn flush(&mut self) -> Result<(), TransferError> {
-        if let Some(group) = self.take() {
-            self.writer
-                .send(ToWriter::Put(group))
-                .await
-                .map_err(|_| writer_gone())?;
-        }
-        Ok(())
-    }
-
-    fn take(&mut self) -> Option<Vec<Block>> {
-        self.bytes = 0;
-        (!self.blocks.is_empty()).then(|| std::mem::take(&mut self.blocks))
-    }
-}
-
-impl Drop for Handoff {
-    /// A fetch that ends early keeps what it walked, as the writer keeps what it was given: the
-    /// rest goes over if the queue has room.
-    fn drop(&mut self) {
-        if let Some(group) = self.take() {
-            let _ = self.writer.try_send(ToWriter::Put(group));
-        }
-    }
-}
-
 /// Streams opened again for one fetch.
 #[derive(Debug, Default)]
 struct Resumes {
@@ -307,12 +294,6 @@ struct Resumes {
 
 fn why_aborted() -> String {
     "the stream reader stopped".to_owned()
-}
-
-fn writer_gone() -> TransferError {
-    TransferError::Store {
-        reason: "the store writer stopped".to_owned(),
-    }
 }
 
 fn walk_error(root: Cid, e: &ExportError) -> TransferError {
@@ -348,15 +329,15 @@ fn walk(
 
 /// Starts reading a stream for `request` into `arrivals`.
 fn start(
-    transfer: &Transfer,
+    client: &Client,
     peer: PeerId,
     request: TransferRequest,
     arrivals: &Arc<Arrivals>,
 ) -> Receiving {
     arrivals.set_receiving(true);
-    let control = transfer.control.clone();
+    let control = client.control.clone();
     let arrivals = Arc::clone(arrivals);
-    let stall = transfer.config.stall_timeout;
+    let stall = client.config.stall_timeout;
     AbortOnDropHandle::new(tokio::spawn(async move {
         receive(control, peer, request, &arrivals, stall).await
     }))
@@ -437,56 +418,4 @@ fn car_end(e: CarError) -> End {
         CarError::Io { .. } | CarError::Truncated { .. } => End::Broken(e.to_string()),
         other => End::Violation(other.to_string()),
     }
-}
-
-/// The store writer: one `BlockWriter` (renewed when a block is needed back before it would
-/// commit on its own), pinning at the end if asked. Runs on the blocking pool.
-fn write(store: &Store, mut queue: mpsc::Receiver<ToWriter>) {
-    let mut writer = store.writer();
-    let mut summary = WriteSummary::default();
-    let mut failed: Option<StoreError> = None;
-    while let Some(message) = queue.blocking_recv() {
-        match message {
-            ToWriter::Put(blocks) => {
-                for block in blocks {
-                    if let Err(e) = writer.put(block) {
-                        failed.get_or_insert(e);
-                    }
-                }
-            }
-            ToWriter::Flush(done) => {
-                let full = std::mem::replace(&mut writer, store.writer());
-                match full.finish(None) {
-                    Ok(s) => add(&mut summary, s),
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
-                }
-                let _ = done.send(());
-            }
-            ToWriter::Finish { pin, reply } => {
-                let result = match failed {
-                    Some(e) => Err(e),
-                    None => writer
-                        .finish(pin.map(|cid| (cid, PinMode::Recursive)))
-                        .map(|s| {
-                            add(&mut summary, s);
-                            summary
-                        }),
-                };
-                let _ = reply.send(result);
-                return;
-            }
-        }
-    }
-    // The fetch was dropped: what arrived stays stored, unpinned.
-    if let Err(e) = writer.finish(None) {
-        tracing::warn!(error = %e, "storing the blocks of a cancelled transfer failed");
-    }
-}
-
-fn add(total: &mut WriteSummary, more: WriteSummary) {
-    total.blocks_new += more.blocks_new;
-    total.bytes_new += more.bytes_new;
-    total.blocks_present += more.blocks_present;
 }

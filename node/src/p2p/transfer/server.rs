@@ -15,9 +15,11 @@ use stargate_protocol::unixfs::export::{
     BlockSource, ExportError, SourceError, WalkOptions, resolve, walk_blocks,
 };
 use stargate_storage::Store;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Config, read_frame};
+use super::config::Config;
+use super::wire::{PROTOCOL, read_frame};
 
 /// Blocks asked of the store reader at once while walking: enough to keep its thread busy
 /// (a read takes a fraction of a millisecond), not the exporter's window, which is sized to hide
@@ -69,8 +71,25 @@ impl Drop for Slot {
     }
 }
 
+/// Answers peers' requests from the store until `shutdown`.
+///
+/// # Errors
+/// When something else already accepts the protocol on this swarm.
+pub(super) fn spawn(
+    control: &libp2p_stream::Control,
+    store: Store,
+    config: Arc<Config>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<JoinHandle<()>> {
+    let incoming = control
+        .clone()
+        .accept(PROTOCOL)
+        .map_err(|e| anyhow::anyhow!("registering {PROTOCOL}: {e}"))?;
+    Ok(tokio::spawn(run(incoming, store, config, shutdown)))
+}
+
 /// Accepts streams until `shutdown` or until the swarm is gone.
-pub(super) async fn run(
+async fn run(
     mut incoming: libp2p_stream::IncomingStreams,
     store: Store,
     config: Arc<Config>,

@@ -21,7 +21,8 @@ use stargate_storage::{PinFilter, Store, StoreOptions};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-use super::{Config, PROTOCOL, Transfer, TransferError, read_frame};
+use super::wire::read_frame;
+use super::{Config, PROTOCOL, Transfer, TransferError};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -1,0 +1,77 @@
+//! The queue of what the node now has and should announce in the DHT: added and pinned DAGs,
+//! blocks fetched from peers. Pushing never waits; what does not fit is left to the next
+//! reprovide (`providing.rs`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use stargate_protocol::Cid;
+use tokio::sync::mpsc;
+
+use crate::config::ProvideStrategy;
+
+/// Something the node now has.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Announcement {
+    /// A DAG was added or pinned.
+    Dag { root: Cid, pinned: bool },
+    /// A block was fetched from peers (and cached).
+    Fetched { cid: Cid },
+}
+
+/// The receiving side of the announcement queue: what the providing tasks read.
+#[derive(Debug)]
+pub(super) struct Announced {
+    pub(super) queue: mpsc::Receiver<Announcement>,
+    /// Set when something could not be queued or announced: the reprovider runs early.
+    pub(super) missed: Arc<AtomicBool>,
+}
+
+/// The sending side of the announcement queue. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(super) struct Announcements {
+    queue: mpsc::Sender<Announcement>,
+    /// Set when something could not be queued or announced: the reprovider runs early.
+    missed: Arc<AtomicBool>,
+    /// Whether fetched blocks are announced (the `all` strategy); under the others they are
+    /// not even queued.
+    fetched: bool,
+}
+
+impl Announcements {
+    pub(super) fn new(capacity: usize, strategy: ProvideStrategy) -> (Self, Announced) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        let missed = Arc::new(AtomicBool::new(false));
+        (
+            Self {
+                queue,
+                missed: Arc::clone(&missed),
+                fetched: strategy == ProvideStrategy::All,
+            },
+            Announced {
+                queue: receiver,
+                missed,
+            },
+        )
+    }
+
+    /// Queues a DAG that was added (`pinned` when it was pinned too). Never waits.
+    pub(super) fn push(&self, root: Cid, pinned: bool) {
+        self.try_push(Announcement::Dag { root, pinned });
+    }
+
+    /// Queues a block fetched from peers. Never waits.
+    pub(super) fn push_fetched(&self, cid: Cid) {
+        if self.fetched {
+            self.try_push(Announcement::Fetched { cid });
+        }
+    }
+
+    fn try_push(&self, a: Announcement) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(a)
+            && !self.missed.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!("the provide queue is full; the next reprovide announces the rest");
+        }
+    }
+}
