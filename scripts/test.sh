@@ -25,6 +25,9 @@ if [[ "${STARGATE_TEST_SKIP_LINT:-}" != 1 ]]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
   say "cargo clippy clean"
 fi
+# No file of a crate imports another in a circle, or reaches up into its parent module.
+python3 scripts/check-imports.py
+say "imports run one way"
 
 # Everything above may use the network (registries only); everything below
 # runs in the namespace, offline.
