@@ -1,3 +1,5 @@
+//! The batch Merkle tree: many CIDs under one 32-byte root, and each member's O(log n) path to it.
+
 use std::collections::HashSet;
 
 use cid::Cid;

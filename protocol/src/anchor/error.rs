@@ -1,3 +1,5 @@
+//! Why an anchor payload, batch or proof was rejected.
+
 use thiserror::Error;
 
 /// Why an anchor payload, batch or proof was rejected.

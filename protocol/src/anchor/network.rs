@@ -1,3 +1,5 @@
+//! The Bitcoin networks a proof can name, and their names on the command line and in JSON.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,3 +1,6 @@
+//! The 40-byte OP_RETURN payload: a 4-byte tag naming the format and version, then a CIDv1 or a
+//! batch root.
+
 use bitcoin::opcodes::all::OP_RETURN;
 use bitcoin::script::{PushBytesBuf, ScriptBuf};
 use cid::Cid;

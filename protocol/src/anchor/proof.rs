@@ -1,3 +1,5 @@
+//! The self-contained anchor proof (transaction, header, Merkle branches) and its offline check.
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bitcoin::block::Header;
