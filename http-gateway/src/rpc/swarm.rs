@@ -6,23 +6,38 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Params, RpcResult};
+use multibase::Base;
+use stargate_protocol::{Cid, Multihash};
+
+use super::params::multibase_named;
+use super::{Params, RpcError, RpcResult};
 use crate::AppState;
 use crate::network::Direction;
 
 pub(crate) async fn id(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&["format", "peerid-base"])?;
     if params.get("format").is_some() {
-        return Err(super::RpcError::client("--format is not supported"));
+        return Err(RpcError::client("--format is not supported"));
     }
+    let base = match params.get("peerid-base").unwrap_or("b58mh") {
+        "b58mh" | "v0" => None,
+        name => Some(
+            multibase_named(name)
+                .ok_or_else(|| RpcError::client(format!("invalid peerid-base {name:?}")))?,
+        ),
+    };
     let peer = match params.args().as_slice() {
         [] => None,
         [one] => Some((*one).to_owned()),
-        _ => return Err(super::RpcError::client("expected at most one peer ID")),
+        _ => return Err(RpcError::client("expected at most one peer ID")),
     };
     let id = state.network()?.identity(peer).await?;
+    let shown = match base {
+        Some(base) => peer_id_as_cid(&id.id, base)?,
+        None => id.id,
+    };
     Ok(Json(json!({
-        "ID": id.id,
+        "ID": shown,
         "PublicKey": id.public_key,
         "Addresses": id.addresses,
         "AgentVersion": id.agent_version,
@@ -31,6 +46,20 @@ pub(crate) async fn id(State(state): State<AppState>, params: Params) -> RpcResu
     }))
     .into_response())
 }
+
+/// A peer ID (a base58btc multihash) as Kubo's `--peerid-base` shows one: a CIDv1 with the
+/// libp2p-key codec in `base`.
+fn peer_id_as_cid(id: &str, base: Base) -> RpcResult<String> {
+    let failed = || RpcError::failed(format!("peer ID {id:?} is not a base58btc multihash"));
+    let bytes = Base::Base58Btc.decode(id).map_err(|_| failed())?;
+    let hash = Multihash::from_bytes(&bytes).map_err(|_| failed())?;
+    Cid::new_v1(LIBP2P_KEY, hash)
+        .to_string_of_base(base)
+        .map_err(|_| failed())
+}
+
+/// The multicodec of peer IDs as CIDs.
+const LIBP2P_KEY: u64 = 0x72;
 
 pub(crate) async fn connect(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&[])?;
