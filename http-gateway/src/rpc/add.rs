@@ -43,8 +43,8 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 const ENTRIES_IN_FLIGHT: usize = 4;
 /// Longest symlink target we accept (Kubo's is the block limit; a path is far shorter).
 const MAX_SYMLINK_TARGET: usize = 64 * 1024;
-/// Progress is reported at most once per this many bytes.
-const PROGRESS_STEP: u64 = 1 << 20;
+/// Progress is reported at most once per this many bytes (Kubo's step), and at each file's end.
+const PROGRESS_STEP: u64 = 256 << 10;
 
 /// Marks a request made from inside this process (set by the CLI's in-process client, never by
 /// anything read from a connection): its `add` parts may name files by path instead of carrying
@@ -434,11 +434,14 @@ where
                 (path, file)
             }
             Entry::File { path, content } => {
-                let mut next_report = PROGRESS_STEP;
+                let mut reported = 0;
+                let report_progress = |done: u64| {
+                    lines.blocking_send(&json!({ "Name": path, "Bytes": done }));
+                };
                 let progress = |done| {
-                    if opts.progress && done >= next_report {
-                        next_report = done + PROGRESS_STEP;
-                        lines.blocking_send(&json!({ "Name": path, "Bytes": done }));
+                    if opts.progress && done >= reported + PROGRESS_STEP {
+                        reported = done;
+                        report_progress(done);
                     }
                 };
                 let file = match content {
@@ -454,6 +457,10 @@ where
                     }
                 }
                 .map_err(import_err)?;
+                // Kubo reports the end of every file too.
+                if opts.progress && file.size > reported {
+                    report_progress(file.size);
+                }
                 (path, file)
             }
         };
