@@ -26,7 +26,7 @@ mod process;
 mod regtest;
 mod wait;
 
-pub use clients::{ClientRun, aioipfs, kubo_rpc_client};
+pub use clients::{ClientRun, aioipfs, kubo_rpc_client, metrics_formats};
 pub use daemon::{DaemonIdentity, DaemonOptions, StargateDaemon, peer_ids};
 pub use data::{
     BOUNDARY_FILES, CHUNK, MAX_LINKS, NamedFile, SHARD_THRESHOLD, SHARDED_DIR_FILES,
