@@ -155,6 +155,30 @@ fn cid_of(codec: u64, data: &[u8], sha512: bool) -> Result<String> {
     Ok(Cid::new_v1(codec, hash).to_string())
 }
 
+/// Kubo's add options, as the JS importer takes them, from its defaults.
+fn opts(set: impl FnOnce(&mut ImportOptions)) -> ImportOptions {
+    let mut opts = ImportOptions::default();
+    set(&mut opts);
+    opts
+}
+
+/// Each `blob.bin` a client added with options (named, with them, and what came back) against
+/// the JS importer configured as Kubo with the same options.
+fn check_blob_options<const N: usize>(
+    setup: &Setup,
+    cases: [(&str, ImportOptions, &Value); N],
+) -> Result<()> {
+    for (key, opts, added) in cases {
+        let want = &setup.importer_entries("blob.bin", &opts)?["blob.bin"];
+        let (_, cid, size) = entry(added)?;
+        ensure!(
+            (&cid, size) == (&want.0, want.1),
+            "add {key}: {cid} {size}, Kubo: {want:?}"
+        );
+    }
+    Ok(())
+}
+
 /// The directory `tree` as the clients list it: name, type, size.
 fn check_listing(ls: &Value, entries: &BTreeMap<String, (String, u64)>) -> Result<()> {
     let listed: Vec<(String, String)> = ls
@@ -241,44 +265,28 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
     );
     // Options, against the importer configured as Kubo with them.
     let options = &report["add_options"];
-    for (key, opts) in [
-        (
-            "cid_version_1",
-            ImportOptions {
-                cid_version: Some(1),
-                ..Default::default()
-            },
-        ),
-        (
-            "raw_leaves",
-            ImportOptions {
-                raw_leaves: Some(true),
-                ..Default::default()
-            },
-        ),
-        (
-            "chunker",
-            ImportOptions {
-                chunk_size: Some(65_536),
-                ..Default::default()
-            },
-        ),
-    ] {
-        let want = &setup.importer_entries("blob.bin", &opts)?["blob.bin"];
-        let (_, cid, size) = entry(&options[key])?;
-        ensure!(
-            (&cid, size) == (&want.0, want.1),
-            "add {key}: {cid} {size}, Kubo: {want:?}"
-        );
-    }
-    let wrapped = entries(&options["wrapped"])?;
-    let want = setup.importer_entries(
-        "blob.bin",
-        &ImportOptions {
-            wrap_with_directory: true,
-            ..Default::default()
-        },
+    check_blob_options(
+        &setup,
+        [
+            (
+                "cid_version_1",
+                opts(|o| o.cid_version = Some(1)),
+                &options["cid_version_1"],
+            ),
+            (
+                "raw_leaves",
+                opts(|o| o.raw_leaves = Some(true)),
+                &options["raw_leaves"],
+            ),
+            (
+                "chunker",
+                opts(|o| o.chunk_size = Some(65_536)),
+                &options["chunker"],
+            ),
+        ],
     )?;
+    let wrapped = entries(&options["wrapped"])?;
+    let want = setup.importer_entries("blob.bin", &opts(|o| o.wrap_with_directory = true))?;
     ensure!(
         wrapped.len() == 2 && wrapped[0].1 == blob && wrapped[1].1 == want[""].0,
         "add wrapped: {wrapped:?}, Kubo: {want:?}"
@@ -394,29 +402,21 @@ fn aioipfs_works_unchanged() -> Result<()> {
         "{dir:?}"
     );
     let options = &report["add_options"];
-    for (key, opts) in [
-        (
-            "cid_version_1",
-            ImportOptions {
-                cid_version: Some(1),
-                ..Default::default()
-            },
-        ),
-        (
-            "only_hash",
-            ImportOptions {
-                raw_leaves: Some(true),
-                ..Default::default()
-            },
-        ),
-    ] {
-        let want = &setup.importer_entries("blob.bin", &opts)?["blob.bin"];
-        let (_, cid, size) = entry(&options[key][0])?;
-        ensure!(
-            (&cid, size) == (&want.0, want.1),
-            "add {key}: {cid} {size}, Kubo: {want:?}"
-        );
-    }
+    check_blob_options(
+        &setup,
+        [
+            (
+                "cid_version_1",
+                opts(|o| o.cid_version = Some(1)),
+                &options["cid_version_1"][0],
+            ),
+            (
+                "only_hash",
+                opts(|o| o.raw_leaves = Some(true)),
+                &options["only_hash"][0],
+            ),
+        ],
+    )?;
 
     check_listing(&report["ls"], &tree)?;
     ensure!(
