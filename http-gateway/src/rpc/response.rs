@@ -285,6 +285,9 @@ impl Answer {
                 break;
             }
             tokio::select! {
+                // Values first: a failure sent before the body's end was signalled must be
+                // seen before it, so that it is answered with its status.
+                biased;
                 value = self.values.recv() => match value {
                     Some(Ok(line)) => {
                         held_bytes += line.len();
@@ -386,6 +389,16 @@ mod tests {
         drop(lines);
         let (data, _, failed) = frames(res.await).await;
         assert_eq!((data, failed), (vec![Bytes::from("1\n")], false));
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_body_ends_has_its_status() {
+        let (lines, answer) = JsonLines::new(&params(false));
+        lines.send(&json!(1)).await;
+        lines.fail(RpcError::client("bad part")).await;
+        // The failure and the body's end are both there when the answer looks.
+        let res = answer.respond_after(std::future::ready(())).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ enum Kind {
     Symlink(String),
 }
 
-/// One line of the answer: an added entry, a progress report, or an error.
+/// One line of the answer: an added entry or a progress report (a failure ends the stream).
 #[derive(Debug, Deserialize)]
 struct Event {
     #[serde(rename = "Name", default)]
@@ -42,8 +42,6 @@ struct Event {
     hash: Option<String>,
     #[serde(rename = "Bytes")]
     bytes: Option<u64>,
-    #[serde(rename = "Message")]
-    message: Option<String>,
 }
 
 pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
@@ -91,13 +89,15 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
     let mut current: (String, u64) = (String::new(), 0);
     let mut last = None;
     while let Some(event) = events.next().await {
-        let event = event?;
-        if let Some(message) = event.message {
-            if let Some(bar) = &bar {
-                bar.abandon();
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                if let Some(bar) = &bar {
+                    bar.abandon();
+                }
+                return Err(e);
             }
-            bail!("{message}");
-        }
+        };
         if let Some(bytes) = event.bytes {
             if current.0 != event.name {
                 current = (event.name.clone(), 0);
