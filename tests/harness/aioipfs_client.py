@@ -132,6 +132,8 @@ async def run(api, fixtures, peer_addr, provided, provider):
             return [p["Peer"] for p in (await client.swarm.peers())["Peers"] or []]
 
         report["swarm_peers"] = await peers_now()
+        # aioipfs asks for verbose peers: Kubo's identify of each.
+        report["swarm_identify"] = {p["Peer"]: p["Identify"] for p in (await client.swarm.peers())["Peers"]}
         report["findprovs"] = []
         start = time.monotonic()
         while provider not in report["findprovs"]:

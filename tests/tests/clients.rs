@@ -476,6 +476,15 @@ fn aioipfs_works_unchanged() -> Result<()> {
     );
     check_swarm(&report, setup.kubo.peer_id(), &setup.provider_id)?;
     let kubo_id = setup.kubo.peer_id().to_owned();
+    let identify = &report["swarm_identify"][&kubo_id];
+    ensure!(
+        identify["ID"] == kubo_id.as_str()
+            && text(&identify["AgentVersion"], "AgentVersion")?.starts_with("kubo/")
+            && identify["Protocols"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+        "swarm peers (verbose) of Kubo: {identify}"
+    );
     for (key, verb) in [
         ("swarm_disconnect", "disconnect"),
         ("swarm_connect", "connect"),
