@@ -85,6 +85,12 @@ report.add_options = {
     wrapWithDirectory: true, pin: false
   }))).map(added)
 }
+// The client's own options travel in the query too (Kubo ignores the ones it has no use for).
+const clientOptions = await ipfs.add(blob, {
+  preload: false, fileImportConcurrency: 2, timeout: '30s', headers: { 'X-Test': 'stargate' }
+})
+check(clientOptions.cid.toString() === report.add_file.cid,
+  `add with the client's options: ${clientOptions.cid} is ${report.add_file.cid}`)
 let progressed = 0
 await ipfs.add(blob, { progress: (bytes) => { progressed = bytes } })
 check(progressed === blob.length, `add progress reached ${progressed} of ${blob.length}`)

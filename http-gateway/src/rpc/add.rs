@@ -152,8 +152,15 @@ impl AddOptions {
             "fast-provide-root",
             "fast-provide-dag",
             "fast-provide-wait",
+            // No use without the filestore or inlining (both refused below).
             "fscache",
             "inline-limit",
+            // kubo-rpc-client's own add options, which Kubo ignores.
+            "preload",
+            "block-write-concurrency",
+            "enable-sharding-experiment",
+            "shard-split-threshold",
+            "file-import-concurrency",
             // Acted on.
             "silent",
             "progress",

@@ -31,6 +31,10 @@ const GLOBAL: &[&str] = &[
     "help",
     "api",
     "api-auth",
+    // kubo-rpc-client puts its per-call HTTP options (`HTTPRPCOptions`) in the query of every
+    // call; Kubo ignores them where they are not the command's own, and so do we.
+    "headers",
+    "verbose",
 ];
 
 /// The parsed query of an RPC call, and whether its client reads trailers.

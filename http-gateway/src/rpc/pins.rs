@@ -28,6 +28,8 @@ pub(crate) async fn add(State(state): State<AppState>, params: Params) -> RpcRes
         // below (the client reads either shape).
         "stream",
         "metadata",
+        "preload",
+        "lock",
     ])?;
     refuse_names(params.get("name"))?;
     let mode = if params.flag("recursive", true)? {
