@@ -60,12 +60,18 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         .progress
         .unwrap_or_else(|| std::io::stderr().is_terminal() && !args.quieter);
     let bar = show_progress.then(|| progress_bar(total));
+    // A daemon answers once it has read the whole request, so its bar follows the upload; in
+    // process the API reads the files itself and reports its progress.
+    let upload_bar = bar.clone().filter(|_| !client.is_in_process());
 
     let mut query = vec![
         ("only-hash", args.only_hash.to_string()),
         ("pin", args.pin.to_string()),
         ("chunker", args.chunker.clone()),
-        ("progress", show_progress.to_string()),
+        (
+            "progress",
+            (show_progress && upload_bar.is_none()).to_string(),
+        ),
         ("wrap-with-directory", args.wrap_with_directory.to_string()),
     ];
     if let Some(v) = args.cid_version {
@@ -75,7 +81,12 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         query.push(("raw-leaves", raw.to_string()));
     }
     let boundary = format!("stargate-{:032x}", rand::random::<u128>());
-    let body = Body::from_stream(multipart(entries, boundary.clone(), client.is_in_process()));
+    let body = Body::from_stream(multipart(
+        entries,
+        boundary.clone(),
+        client.is_in_process(),
+        upload_bar,
+    ));
     let res = client
         .call(
             "add",
@@ -257,21 +268,25 @@ fn multipart(
     entries: Vec<Entry>,
     boundary: String,
     in_process: bool,
+    upload_bar: Option<ProgressBar>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let closing = Bytes::from(format!("--{boundary}--\r\n"));
     futures::stream::iter(entries)
         .then(move |entry| {
             let boundary = boundary.clone();
-            async move { part(entry, &boundary, in_process).await }
+            let bar = upload_bar.clone();
+            async move { part(entry, &boundary, in_process, bar).await }
         })
         .try_flatten()
         .chain(futures::stream::once(async move { Ok(closing) }))
 }
 
+/// One entry's part; `upload_bar` (if any) advances with the file bytes as they are sent.
 async fn part(
     entry: Entry,
     boundary: &str,
     in_process: bool,
+    upload_bar: Option<ProgressBar>,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<>, std::io::Error> {
     let name: String = form_urlencoded::byte_serialize(entry.name.as_bytes()).collect();
     let mut abspath = String::new();
@@ -291,7 +306,13 @@ async fn part(
             })?;
             (
                 "application/octet-stream",
-                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+                    .inspect_ok(move |chunk| {
+                        if let Some(bar) = &upload_bar {
+                            bar.inc(chunk.len() as u64);
+                        }
+                    })
+                    .boxed(),
             )
         }
     };
