@@ -173,6 +173,18 @@ fn the_timeout_option_ends_a_command_with_kubos_words() -> Result<()> {
         "{:?}",
         start.elapsed()
     );
+    // An add whose time runs out while its request is read.
+    let (body, content_type) = multipart(&[("big.bin", &vec![1u8; 8 << 20])]);
+    let res = http()?
+        .post(format!("{}/api/v0/add?timeout=1ms", node.api_url()))
+        .header("content-type", content_type)
+        .body(body)
+        .send()?;
+    let (status, error) = error_json(res)?;
+    ensure!(
+        status == 500 && error["Message"] == "context deadline exceeded",
+        "add: {status} {error}"
+    );
     let res = http()?
         .post(format!("{}/api/v0/version?timeout=soon", node.api_url()))
         .send()?;

@@ -400,8 +400,10 @@ fn run_worker(
     } else {
         let mut writer = store.writer();
         let roots = import_entries(opts, queue, lines, &mut writer)?;
-        // The queue closed because reading failed: a file may have ended early.
-        if aborted.load(Ordering::SeqCst) {
+        // The queue closed because reading failed (a file may have ended early), or nobody
+        // waits for the answer any more (the client went away, or its `timeout` passed): as in
+        // Kubo, whose add stops with its request, nothing is pinned.
+        if aborted.load(Ordering::SeqCst) || lines.is_closed() {
             return Err(cut_short());
         }
         // Every pin goes in with the last blocks, in one transaction.

@@ -260,6 +260,11 @@ impl JsonLines {
         }
     }
 
+    /// Whether nobody reads the answer any more (the client went away).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
     /// Ends the answer with a failure: its status if nothing was sent yet, else its trailer.
     pub(crate) async fn fail(&self, e: RpcError) {
         // A client that went away has no use for it.
