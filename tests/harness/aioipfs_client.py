@@ -23,6 +23,8 @@ import aioipfs
 
 # How long the provider record may take to be found.
 FIND_TIMEOUT = 60.0
+# How long a disconnected peer may stay listed.
+DISCONNECT_TIMEOUT = 10.0
 
 
 def check(ok, what):
@@ -144,6 +146,11 @@ async def run(api, fixtures, peer_addr, provided, provider):
             await asyncio.sleep(0.2)
         await collect(client.routing.provide(hello["Hash"]))
         report["swarm_disconnect"] = await client.swarm.disconnect(peer_addr)
+        # The connection closes after the answer: wait for it to go.
+        peer_id = peer_addr.split("/p2p/")[1]
+        start = time.monotonic()
+        while peer_id in await peers_now() and time.monotonic() - start < DISCONNECT_TIMEOUT:
+            await asyncio.sleep(0.05)
         report["swarm_peers_disconnected"] = await peers_now()
         report["swarm_connect"] = await client.swarm.connect(peer_addr)
         report["swarm_peers_connected"] = await peers_now()

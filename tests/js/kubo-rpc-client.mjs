@@ -24,6 +24,8 @@ if (provider === undefined) {
 }
 /** How long the provider record may take to be found. */
 const FIND_TIMEOUT_MS = 60_000
+/** How long a disconnected peer may stay listed. */
+const DISCONNECT_TIMEOUT_MS = 10_000
 
 const ipfs = create({ url: api })
 const report = {}
@@ -174,6 +176,12 @@ for (const start = Date.now(); !report.findprovs.includes(provider);) {
 }
 await all(ipfs.routing.provide(hello.cid))
 await ipfs.swarm.disconnect(peerAddr)
+// The connection closes after the answer: wait for it to go.
+const peerId = peerAddr.split('/p2p/')[1]
+for (const start = Date.now(); (await peersNow()).includes(peerId);) {
+  if (Date.now() - start > DISCONNECT_TIMEOUT_MS) break
+  await sleep(50)
+}
 report.swarm_peers_disconnected = await peersNow()
 await ipfs.swarm.connect(peerAddr)
 report.swarm_peers_connected = await peersNow()
