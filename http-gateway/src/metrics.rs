@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Router, routing::get};
@@ -127,28 +127,133 @@ async fn track_requests(State(metrics): State<HttpMetrics>, req: Request, next: 
     res
 }
 
-/// Routes for `/metrics` in the Prometheus text format.
+/// The OpenMetrics text format, for scrapers that ask for it.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format, for everyone else.
+const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Routes for `/metrics`, negotiated as the Prometheus client libraries do: OpenMetrics when
+/// `Accept` asks for it, else the classic text format 0.0.4.
 fn metrics_routes<S: Clone + Send + Sync + 'static>(registry: Arc<Registry>) -> Router<S> {
     Router::new().route(
         "/metrics",
-        get(move || {
+        get(move |headers: HeaderMap| {
             let registry = Arc::clone(&registry);
             async move {
                 let mut out = String::new();
-                match prometheus_client::encoding::text::encode(&mut out, &registry) {
-                    Ok(()) => (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        out,
-                    )
-                        .into_response(),
-                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
+                if wants_openmetrics(&headers) {
+                    ([(header::CONTENT_TYPE, OPENMETRICS)], out).into_response()
+                } else {
+                    ([(header::CONTENT_TYPE, TEXT_0_0_4)], to_text_0_0_4(&out)).into_response()
                 }
             }
         }),
     )
+}
+
+/// Whether `Accept` names `application/openmetrics-text` (with a non-zero quality).
+fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
+/// Rewrites the OpenMetrics text that prometheus-client writes into the classic format 0.0.4:
+/// a counter's family is named with its `_total` samples' name, `info` and `stateset` families
+/// are gauges and `unknown` ones untyped, and `# UNIT`, `# EOF` and exemplars go.
+fn to_text_0_0_4(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    // Family name -> the name its samples carry, for the HELP line that precedes TYPE.
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    let mut lines = openmetrics.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            // The TYPE line follows the HELP line; it decides the family's name.
+            let kind = lines
+                .peek()
+                .and_then(|next| next.strip_prefix("# TYPE "))
+                .and_then(|t| t.split_once(' '))
+                .filter(|(n, _)| *n == name)
+                .map(|(_, kind)| kind);
+            let shown = family_name(name, kind);
+            out.push_str(&format!("# HELP {shown} {help}\n"));
+            renamed.push((name.to_owned(), shown));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let shown = renamed
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or_else(|| family_name(name, Some(kind)), |(_, s)| s.clone());
+            let kind = match kind {
+                "info" | "stateset" => "gauge",
+                "gaugehistogram" => "histogram",
+                "unknown" => "untyped",
+                other => other,
+            };
+            out.push_str(&format!("# TYPE {shown} {kind}\n"));
+            continue;
+        }
+        out.push_str(without_exemplar(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// The name a family's samples carry in the classic format.
+fn family_name(name: &str, kind: Option<&str>) -> String {
+    match kind {
+        Some("counter") if !name.ends_with("_total") => format!("{name}_total"),
+        Some("info") => format!("{name}_info"),
+        _ => name.to_owned(),
+    }
+}
+
+/// A sample line without its exemplar (` # {labels} value` after the sample's value).
+fn without_exemplar(line: &str) -> &str {
+    let labels_end = labels_end(line);
+    match line[labels_end..].find(" # ") {
+        Some(i) => &line[..labels_end + i],
+        None => line,
+    }
+}
+
+/// Where a sample's labels end (0 without labels): label values may hold anything, quoted.
+fn labels_end(line: &str) -> usize {
+    let Some(open) = line.find('{').filter(|&open| !line[..open].contains(' ')) else {
+        return 0;
+    };
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in line[open..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return open + i + 1,
+            _ => {}
+        }
+    }
+    line.len()
 }
 
 #[cfg(test)]
@@ -180,6 +285,75 @@ mod tests {
         assert!(text.contains("http_request_duration_seconds"), "{text}");
         assert!(text.contains("route=\"/ipfs/{cid}\""), "{text}");
         assert!(!text.contains("bafkqaaa"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn negotiates_the_text_format() {
+        let mut registry = Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        let counter: prometheus_client::metrics::counter::Counter = Default::default();
+        registry.register("stargate_things", "Things", counter.clone());
+        counter.inc();
+        let app = Observability::new(Arc::new(registry), metrics).wrap(Router::new());
+        let scrape = |accept: Option<&'static str>| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::get("/metrics");
+                if let Some(accept) = accept {
+                    req = req.header(header::ACCEPT, accept);
+                }
+                let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+                let kind = res.headers()[header::CONTENT_TYPE]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                (kind, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        // What Prometheus itself asks for.
+        let (kind, text) = scrape(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        ))
+        .await;
+        assert_eq!(kind, OPENMETRICS);
+        assert!(text.contains("# TYPE stargate_things counter\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        for accept in [
+            None,
+            Some("text/plain"),
+            Some("application/openmetrics-text;q=0"),
+        ] {
+            let (kind, text) = scrape(accept).await;
+            assert_eq!(kind, TEXT_0_0_4, "{accept:?}");
+            assert!(
+                text.contains("# HELP stargate_things_total Things.\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("# TYPE stargate_things_total counter\n"),
+                "{text}"
+            );
+            assert!(text.contains("\nstargate_things_total 1\n"), "{text}");
+            assert!(!text.contains("# EOF"), "{text}");
+            assert!(
+                text.contains("# TYPE http_request_duration_seconds histogram"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn classic_text_from_openmetrics() {
+        let om = "# HELP a Build.\n# TYPE a info\na_info{v=\"1\"} 1\n\
+                  # HELP b Bytes.\n# TYPE b counter\n# UNIT b bytes\n\
+                  b_total{x=\"}# {\"} 3 # {trace=\"t\"} 1.0\n# TYPE c unknown\nc 2\n# EOF\n";
+        assert_eq!(
+            to_text_0_0_4(om),
+            "# HELP a_info Build.\n# TYPE a_info gauge\na_info{v=\"1\"} 1\n\
+             # HELP b_total Bytes.\n# TYPE b_total counter\nb_total{x=\"}# {\"} 3\n\
+             # TYPE c untyped\nc 2\n"
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use axum::body::Body;
-use axum::http::{Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode, header};
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
@@ -82,7 +82,9 @@ impl Client {
         let uri = format!("/api/v0/{cmd}?{query}");
         let res = match &self.transport {
             Transport::Local(router) => {
-                let mut req = Request::post(&uri).extension(stargate_http_gateway::InProcess);
+                let mut req = Request::post(&uri)
+                    .header(header::TE, "trailers")
+                    .extension(stargate_http_gateway::InProcess);
                 let body = match body {
                     Some((content_type, body)) => {
                         req = req.header("content-type", content_type);
@@ -98,7 +100,9 @@ impl Client {
                     .map_err(|e| anyhow!("{e}"))?
             }
             Transport::Remote { base, http } => {
-                let mut req = http.post(format!("{base}{uri}"));
+                let mut req = http
+                    .post(format!("{base}{uri}"))
+                    .header(header::TE, "trailers");
                 if let Some((content_type, body)) = body {
                     req = req
                         .header("content-type", content_type)
@@ -108,12 +112,8 @@ impl Client {
                     .send()
                     .await
                     .with_context(|| format!("calling the daemon at {base}"))?;
-                let mut out = Response::builder().status(res.status());
-                if let Some(h) = out.headers_mut() {
-                    h.extend(res.headers().clone());
-                }
-                out.body(Body::from_stream(res.bytes_stream()))
-                    .context("reading the daemon's answer")?
+                // Frames as they come, trailers included.
+                Response::<reqwest::Body>::from(res).map(Body::new)
             }
         };
         if res.status().is_success() {
@@ -131,15 +131,29 @@ impl Client {
         serde_json::from_slice(&bytes).with_context(|| format!("decoding the answer to {cmd}"))
     }
 
-    /// The answer body as a stream of byte chunks.
+    /// The answer body as a stream of byte chunks. A failure the server reported after the
+    /// answer started (Kubo's `X-Stream-Error` trailer, which we ask for with `TE: trailers`)
+    /// or a body cut short ends it with an error.
     pub(crate) fn bytes(
         res: Response<Body>,
     ) -> impl Stream<Item = Result<bytes::Bytes>> + Send + Unpin {
-        res.into_body()
-            .into_data_stream()
-            .map_err(anyhow::Error::from)
+        http_body_util::BodyStream::new(res.into_body()).filter_map(|frame| {
+            std::future::ready(match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => Some(Ok(data)),
+                    Err(frame) => frame
+                        .trailers_ref()
+                        .and_then(|t| t.get(STREAM_ERROR))
+                        .map(|e| Err(anyhow!("{}", String::from_utf8_lossy(e.as_bytes())))),
+                },
+                Err(e) => Some(Err(anyhow!("reading the answer: {e}"))),
+            })
+        })
     }
 }
+
+/// Kubo's trailer for a failure after the answer started.
+const STREAM_ERROR: &str = "x-stream-error";
 
 /// Largest single JSON answer we read into memory (listings stream as NDJSON instead).
 const MAX_JSON_ANSWER: usize = 64 * 1024 * 1024;
@@ -151,9 +165,7 @@ pub(crate) fn ndjson<T: DeserializeOwned + Send + 'static>(
     res: Response<Body>,
 ) -> impl Stream<Item = Result<T>> + Send + Unpin {
     let reader = tokio_util::io::StreamReader::new(
-        res.into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other),
+        Client::bytes(res).map_err(|e| std::io::Error::other(format!("{e:#}"))),
     );
     let lines = tokio_util::codec::FramedRead::new(
         reader,
@@ -163,7 +175,7 @@ pub(crate) fn ndjson<T: DeserializeOwned + Send + 'static>(
         match line {
             Ok(l) if l.trim().is_empty() => None,
             Ok(l) => Some(serde_json::from_str::<T>(&l).with_context(|| format!("decoding {l:?}"))),
-            Err(e) => Some(Err(anyhow!("reading the answer: {e}"))),
+            Err(e) => Some(Err(anyhow!("{e}"))),
         }
     }))
 }

@@ -5,13 +5,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// What client commands log unless asked: warnings, but not the API's own report of a failed
+/// command, which such a command (serving itself when no daemon runs) prints as its error.
+const CLIENT_FILTER: &str = "warn,stargate_http_gateway::rpc=error";
+
 /// Installs the global subscriber. `STARGATE_LOG` (a tracing filter) wins over the config;
 /// client commands log only warnings unless asked, so their output stays Kubo's.
 pub(crate) fn init(cfg: &LogConfig, daemon: bool) -> Result<()> {
     let filter = match std::env::var("STARGATE_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::try_new(&f),
         _ if daemon => EnvFilter::try_new(&cfg.level),
-        _ => EnvFilter::try_new("warn"),
+        _ => EnvFilter::try_new(CLIENT_FILTER),
     }
     .map_err(|e| anyhow!("invalid log filter: {e}"))?;
     let builder = tracing_subscriber::fmt()

@@ -1,6 +1,7 @@
 //! Shared helpers of Stargate's integration tests: where the built binaries
-//! and installed tools are, a real Kubo peer, the Node scripts that give a
-//! second UnixFS implementation and a CAR verifier, deterministic test data,
+//! and installed tools are, a real Kubo peer, real clients of Kubo's RPC API,
+//! the Node scripts that give a second UnixFS implementation and a CAR
+//! verifier, deterministic test data,
 //! loopback ports and deadlines, real `stargate daemon`s on loopback, a
 //! Bitcoin regtest stack (bcoin + e-x), the `stargate` CLI and the gateway
 //! served over a data dir.
@@ -12,6 +13,7 @@
 
 // One private module per subject; its API is re-exported below (a new module
 // is its `mod` line plus its `pub use` line).
+mod clients;
 mod daemon;
 mod data;
 mod gateway;
@@ -24,6 +26,7 @@ mod process;
 mod regtest;
 mod wait;
 
+pub use clients::{ClientRun, aioipfs, kubo_rpc_client, metrics_formats};
 pub use daemon::{DaemonIdentity, DaemonOptions, StargateDaemon, peer_ids};
 pub use data::{
     BOUNDARY_FILES, CHUNK, MAX_LINKS, NamedFile, SHARD_THRESHOLD, SHARDED_DIR_FILES,

@@ -1,7 +1,8 @@
 //! `add`: files, directories and symlinks arrive as multipart parts (Kubo's encoding: one part
 //! per entry, in depth-first order, file names percent-encoded paths, directories typed
-//! `application/x-directory`, symlinks `application/symlink`); each entry's CID is streamed back
-//! as soon as it is known.
+//! `application/x-directory`, symlinks `application/symlink`; a file without a name, as clients
+//! send a string or bytes, is named by its CID); each entry's CID is streamed back as soon as it
+//! is known, the answer's head once the whole request is read.
 //!
 //! The async side only reads the request and forwards entries; one blocking worker owns the
 //! import, the store writer and the directory builders, so hashing never runs on an executor
@@ -14,20 +15,24 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Extension;
 use axum::extract::{Multipart, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
+use stargate_protocol::limits::DEFAULT_MAX_LINKS;
 use stargate_protocol::unixfs::{
     BlockSink, DirectoryBuilder, DiscardBlocks, ImportOptions, ImportedFile, import_file,
     import_file_at, import_symlink,
 };
 use stargate_protocol::{Cid, Version};
 use stargate_storage::{PinMode, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use super::drain::drain;
 use super::response::JsonLines;
 use super::{Params, RpcError, RpcResult};
 use crate::AppState;
@@ -38,8 +43,8 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 const ENTRIES_IN_FLIGHT: usize = 4;
 /// Longest symlink target we accept (Kubo's is the block limit; a path is far shorter).
 const MAX_SYMLINK_TARGET: usize = 64 * 1024;
-/// Progress is reported at most once per this many bytes.
-const PROGRESS_STEP: u64 = 1 << 20;
+/// Progress is reported at most once per this many bytes (Kubo's step), and at each file's end.
+const PROGRESS_STEP: u64 = 256 << 10;
 
 /// Marks a request made from inside this process (set by the CLI's in-process client, never by
 /// anything read from a connection): its `add` parts may name files by path instead of carrying
@@ -55,35 +60,66 @@ pub(crate) async fn add(
     in_process: Option<Extension<InProcess>>,
     params: Params,
     mut multipart: Multipart,
-) -> RpcResult<Response> {
+) -> Response {
     let in_process = in_process.is_some();
-    let opts = AddOptions::from_params(&params)?;
-    let (lines, response) = JsonLines::new();
+    let (lines, answer) = JsonLines::new(&params);
+    let opts = match AddOptions::from_params(params) {
+        Ok(opts) => opts,
+        Err(e) => {
+            drain(&mut multipart).await;
+            return e.into_response();
+        }
+    };
     let (entries, queue) = mpsc::channel(ENTRIES_IN_FLIGHT);
+    let (body_read, read) = oneshot::channel::<()>();
+    let aborted = Arc::new(AtomicBool::new(false));
     let store = state.store().clone();
     let worker_lines = lines.clone();
     let pinned = opts.pin;
-    let worker =
-        tokio::task::spawn_blocking(move || run_worker(&store, &opts, queue, &worker_lines));
+    let worker_aborted = Arc::clone(&aborted);
+    let worker = tokio::task::spawn_blocking(move || {
+        run_worker(&store, &opts, queue, &worker_lines, &worker_aborted)
+    });
     tokio::spawn(async move {
         let read = forward_entries(&mut multipart, &entries, in_process).await;
+        let unread = match read {
+            Ok(()) => {
+                let _ = body_read.send(());
+                None
+            }
+            Err(_) => {
+                // Nothing of a request cut short is kept; the worker checks this once its queue
+                // closes (below), and the client reads our answer once its body is read.
+                aborted.store(true, Ordering::SeqCst);
+                drain(&mut multipart).await;
+                Some(body_read)
+            }
+        };
         drop(entries);
         let outcome = match (read, worker.await) {
-            (Err(e), _) => Err(e),
-            (Ok(()), Ok(done)) => done,
-            (Ok(()), Err(join)) => Err(RpcError::from(join)),
+            (Err(Stop::Refused(e)), _) => Err(e),
+            (_, Err(join)) => Err(RpcError::from(join)),
+            (_, Ok(done)) => done,
         };
         match outcome {
             Ok(roots) => roots
                 .into_iter()
                 .for_each(|root| state.content_added(root, pinned)),
-            Err(e) => lines.fail(&e).await,
+            Err(e) => lines.fail(e).await,
         }
+        // A failed read signals the body's end only now, after its error: the answer is then
+        // that error's status, not a stream it cuts short.
+        drop(unread);
     });
-    Ok(response)
+    answer
+        .respond_after(async {
+            let _ = read.await;
+        })
+        .await
 }
 
-/// The options of one add.
+/// The options of one add (Kubo's `add` options: those that change the result are acted on or,
+/// where this node cannot honour them, refused).
 #[derive(Debug)]
 struct AddOptions {
     import: ImportOptions,
@@ -91,13 +127,41 @@ struct AddOptions {
     pin: bool,
     progress: bool,
     wrap: bool,
+    /// `silent`: no line per file (Kubo still reports directories).
+    silent: bool,
+    empty_dirs: bool,
+    /// How CIDs are written in the answer (`cid-base`).
+    params: Params,
 }
 
 impl AddOptions {
-    fn from_params(p: &Params) -> RpcResult<Self> {
+    fn from_params(p: Params) -> RpcResult<Self> {
         p.only(&[
+            // Read by Kubo's CLI to build the request; the request is what we get.
+            "recursive",
+            "dereference-args",
+            "dereference-symlinks",
+            "stdin-name",
+            "hidden",
+            "ignore",
+            "ignore-rules-path",
+            // Change only Kubo's text output.
             "quiet",
             "quieter",
+            // Providing, not the result.
+            "fast-provide-root",
+            "fast-provide-dag",
+            "fast-provide-wait",
+            // No use without the filestore or inlining (both refused below).
+            "fscache",
+            "inline-limit",
+            // kubo-rpc-client's own add options, which Kubo ignores.
+            "preload",
+            "block-write-concurrency",
+            "enable-sharding-experiment",
+            "shard-split-threshold",
+            "file-import-concurrency",
+            // Acted on.
             "silent",
             "progress",
             "only-hash",
@@ -107,15 +171,57 @@ impl AddOptions {
             "cid-version",
             "hash",
             "pin",
+            "empty-dirs",
+            // Refused unless they ask for what we do anyway.
+            "pin-name",
+            "to-files",
+            "trickle",
+            "max-file-links",
+            "max-directory-links",
+            "max-hamt-fanout",
+            "inline",
+            "nocopy",
+            "preserve-mode",
+            "preserve-mtime",
+            "mode",
+            "mtime",
+            "mtime-nsecs",
+        ])?;
+        for unsupported in [
             "trickle",
             "nocopy",
-            "fscache",
             "inline",
-        ])?;
-        for unsupported in ["trickle", "nocopy", "fscache", "inline"] {
+            "preserve-mode",
+            "preserve-mtime",
+        ] {
             if p.flag(unsupported, false)? {
                 return Err(RpcError::client(format!(
                     "--{unsupported} is not supported"
+                )));
+            }
+        }
+        for (option, why) in [
+            ("to-files", "there is no MFS here"),
+            ("pin-name", "pins have no names here"),
+            ("mode", "UnixFS metadata is not supported"),
+            ("mtime", "UnixFS metadata is not supported"),
+            ("mtime-nsecs", "UnixFS metadata is not supported"),
+        ] {
+            if p.get(option).is_some_and(|v| !v.is_empty() && v != "0") {
+                return Err(RpcError::client(format!(
+                    "--{option} is not supported: {why}"
+                )));
+            }
+        }
+        // Kubo's layout limits: only their defaults are built here.
+        for (option, default) in [
+            ("max-file-links", DEFAULT_MAX_LINKS),
+            ("max-directory-links", 0),
+            ("max-hamt-fanout", 256),
+        ] {
+            if let Some(n) = p.number::<usize>(option)?.filter(|&n| n != default) {
+                return Err(RpcError::client(format!(
+                    "--{option}={n} is not supported; only Kubo's default ({default}) is"
                 )));
             }
         }
@@ -142,11 +248,15 @@ impl AddOptions {
             pin: p.flag("pin", true)?,
             progress: p.flag("progress", false)?,
             wrap: p.flag("wrap-with-directory", false)?,
+            silent: p.flag("silent", false)?,
+            empty_dirs: p.flag("empty-dirs", true)?,
+            params: p,
         })
     }
 }
 
-/// One entry of the multipart body, as the worker gets it.
+/// One entry of the multipart body, as the worker gets it. A file or symlink without a name
+/// (`path` empty) is named by its CID once imported, as Kubo names it.
 #[derive(Debug)]
 enum Entry {
     File { path: String, content: FileContent },
@@ -163,57 +273,62 @@ enum FileContent {
     Local(std::fs::File),
 }
 
+/// Why reading the request stopped early.
+#[derive(Debug)]
+enum Stop {
+    /// The request is wrong (a bad part or name, a malformed body).
+    Refused(RpcError),
+    /// The worker stopped taking entries; its own error says why.
+    WorkerGone,
+}
+
 /// Reads the multipart body, handing entries (and file bytes as they arrive) to the worker.
 async fn forward_entries(
     multipart: &mut Multipart,
     entries: &mpsc::Sender<Entry>,
     in_process: bool,
-) -> RpcResult<()> {
+) -> Result<(), Stop> {
     let bad = |e: axum::extract::multipart::MultipartError| {
-        RpcError::client(format!("reading the request: {e}"))
+        Stop::Refused(RpcError::client(format!("reading the request: {e}")))
     };
     let mut any = false;
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         any = true;
-        let name = field
-            .file_name()
-            .ok_or_else(|| RpcError::client("a multipart part has no file name"))?;
-        let path = entry_path(name)?;
         let content_type = field.content_type().unwrap_or("").to_owned();
-        let entry_gone = || RpcError::failed("the import stopped");
-        match content_type.as_str() {
-            "application/x-directory" => entries
-                .send(Entry::Directory { path })
-                .await
-                .map_err(|_| entry_gone())?,
+        let path = match field.file_name().filter(|n| !n.is_empty()) {
+            Some(name) => entry_path(name).map_err(Stop::Refused)?,
+            None if content_type == "application/x-directory" => {
+                return Err(Stop::Refused(RpcError::client(
+                    "a directory part has no file name",
+                )));
+            }
+            None => String::new(),
+        };
+        let entry = match content_type.as_str() {
+            "application/x-directory" => Entry::Directory { path },
             "application/symlink" => {
                 let mut target = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
                     if target.len() + chunk.len() > MAX_SYMLINK_TARGET {
-                        return Err(RpcError::client(format!(
+                        return Err(Stop::Refused(RpcError::client(format!(
                             "symlink {path:?}: target too long"
-                        )));
+                        ))));
                     }
                     target.extend_from_slice(&chunk);
                 }
-                entries
-                    .send(Entry::Symlink {
-                        path,
-                        target: target.into(),
-                    })
-                    .await
-                    .map_err(|_| entry_gone())?;
+                Entry::Symlink {
+                    path,
+                    target: target.into(),
+                }
             }
-            _ if in_process && field.headers().contains_key(ABSPATH) => {
-                let file = open_local(field.headers().get(ABSPATH)).await?;
-                entries
-                    .send(Entry::File {
-                        path,
-                        content: FileContent::Local(file),
-                    })
-                    .await
-                    .map_err(|_| entry_gone())?;
-            }
+            _ if in_process && field.headers().contains_key(ABSPATH) => Entry::File {
+                path,
+                content: FileContent::Local(
+                    open_local(field.headers().get(ABSPATH))
+                        .await
+                        .map_err(Stop::Refused)?,
+                ),
+            },
             _ => {
                 let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
                 entries
@@ -222,18 +337,17 @@ async fn forward_entries(
                         content: FileContent::Streamed(rx),
                     })
                     .await
-                    .map_err(|_| entry_gone())?;
+                    .map_err(|_| Stop::WorkerGone)?;
                 while let Some(chunk) = field.chunk().await.map_err(bad)? {
-                    if tx.send(chunk).await.is_err() {
-                        // The worker failed; its error is what the client will see.
-                        return Ok(());
-                    }
+                    tx.send(chunk).await.map_err(|_| Stop::WorkerGone)?;
                 }
+                continue;
             }
-        }
+        };
+        entries.send(entry).await.map_err(|_| Stop::WorkerGone)?;
     }
     if !any {
-        return Err(RpcError::client("no files in the request"));
+        return Err(Stop::Refused(RpcError::client("no files in the request")));
     }
     Ok(())
 }
@@ -278,12 +392,20 @@ fn run_worker(
     opts: &AddOptions,
     queue: mpsc::Receiver<Entry>,
     lines: &JsonLines,
+    aborted: &AtomicBool,
 ) -> RpcResult<Vec<Cid>> {
+    let cut_short = || RpcError::client("the request was cut short; nothing was added");
     if opts.only_hash {
         import_entries(opts, queue, lines, &mut DiscardBlocks).map(|_| Vec::new())
     } else {
         let mut writer = store.writer();
         let roots = import_entries(opts, queue, lines, &mut writer)?;
+        // The queue closed because reading failed (a file may have ended early), or nobody
+        // waits for the answer any more (the client went away, or its `timeout` passed): as in
+        // Kubo, whose add stops with its request, nothing is pinned.
+        if aborted.load(Ordering::SeqCst) || lines.is_closed() {
+            return Err(cut_short());
+        }
         // Every pin goes in with the last blocks, in one transaction.
         let pins = roots.iter().filter(|_| opts.pin);
         writer.finish(pins.map(|cid| (*cid, PinMode::Recursive)))?;
@@ -307,6 +429,7 @@ where
     let mut top_files: Vec<Cid> = Vec::new();
     while let Some(entry) = queue.blocking_recv() {
         let (path, imported) = match entry {
+            Entry::Directory { .. } if !opts.empty_dirs => continue,
             Entry::Directory { path } => {
                 let (top, rest) = place(&path, opts.wrap);
                 dirs.entry(top)
@@ -320,11 +443,14 @@ where
                 (path, file)
             }
             Entry::File { path, content } => {
-                let mut next_report = PROGRESS_STEP;
+                let mut reported = 0;
+                let report_progress = |done: u64| {
+                    lines.blocking_send(&json!({ "Name": path, "Bytes": done }));
+                };
                 let progress = |done| {
-                    if opts.progress && done >= next_report {
-                        next_report = done + PROGRESS_STEP;
-                        lines.blocking_send(&json!({ "Name": path, "Bytes": done }));
+                    if opts.progress && done >= reported + PROGRESS_STEP {
+                        reported = done;
+                        report_progress(done);
                     }
                 };
                 let file = match content {
@@ -340,10 +466,21 @@ where
                     }
                 }
                 .map_err(import_err)?;
+                // Kubo reports the end of every file too.
+                if opts.progress && file.size > reported {
+                    report_progress(file.size);
+                }
                 (path, file)
             }
         };
-        report(lines, &path, &imported);
+        let path = if path.is_empty() {
+            imported.cid.to_string()
+        } else {
+            path
+        };
+        if !opts.silent {
+            report(lines, &opts.params, &path, &imported);
+        }
         let (top, rest) = place(&path, opts.wrap);
         if rest.is_empty() {
             top_files.push(imported.cid);
@@ -364,6 +501,7 @@ where
             };
             report(
                 lines,
+                &opts.params,
                 &path,
                 &ImportedFile {
                     cid: dir.cid,
@@ -392,10 +530,10 @@ fn place(path: &str, wrap: bool) -> (String, String) {
 }
 
 /// Kubo's line for an added entry. `Size` is a string there, the encoded DAG size.
-fn report(lines: &JsonLines, path: &str, file: &ImportedFile) {
+fn report(lines: &JsonLines, params: &Params, path: &str, file: &ImportedFile) {
     lines.blocking_send(&json!({
         "Name": path,
-        "Hash": file.cid.to_string(),
+        "Hash": params.cid(&file.cid),
         "Size": file.tsize.to_string(),
     }));
 }

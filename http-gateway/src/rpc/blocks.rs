@@ -1,4 +1,4 @@
-//! `block get|put|stat|rm`.
+//! `block get|put|stat|rm`, with Kubo's options and answers.
 
 use axum::body::Body;
 use axum::extract::{Multipart, State};
@@ -9,14 +9,15 @@ use stargate_protocol::limits::{MAX_BLOCK_SIZE, MAX_PUT_BLOCK_SIZE};
 use stargate_protocol::{Block, Codec, HashCode, PbNode, Version, parse_cid};
 use stargate_storage::{PinMode, StoreError};
 
+use super::drain::drain;
 use super::response::JsonLines;
-use super::{Params, RpcError, RpcResult};
+use super::{Params, RpcError, RpcResult, block_source};
 use crate::AppState;
 
 pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&[])?;
     let cid = parse_cid(params.one_arg()?)?;
-    let block = state.blocks().get(cid).await?;
+    let block = block_source(&state, &params)?.get(cid).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         Body::from(block.data().clone()),
@@ -30,47 +31,105 @@ pub(crate) async fn stat(State(state): State<AppState>, params: Params) -> RpcRe
     let store = state.store().clone();
     let size = match tokio::task::spawn_blocking(move || store.size(&cid)).await?? {
         Some(size) => size,
-        None => state.blocks().get(cid).await?.data().len() as u64,
+        None => block_source(&state, &params)?.get(cid).await?.data().len() as u64,
     };
-    Ok(axum::Json(json!({ "Key": cid.to_string(), "Size": size })).into_response())
+    Ok(axum::Json(json!({ "Key": params.cid(&cid), "Size": size })).into_response())
 }
 
 pub(crate) async fn put(
     State(state): State<AppState>,
     params: Params,
     mut multipart: Multipart,
-) -> RpcResult<Response> {
-    params.only(&[
-        "cid-codec",
-        "mhtype",
-        "mhlen",
-        "pin",
-        "allow-big-block",
-        "format",
-    ])?;
-    let codec_name = params.get("cid-codec").unwrap_or("raw");
-    let codec = Codec::from_name(codec_name)
-        .ok_or_else(|| RpcError::client(format!("unknown codec {codec_name:?}")))?;
-    let hash_name = params.get("mhtype").unwrap_or("sha2-256");
-    let hash = HashCode::from_name(hash_name)
-        .filter(|h| *h != HashCode::Identity)
-        .ok_or_else(|| RpcError::client(format!("unsupported hash function {hash_name:?}")))?;
-    if let Some(len) = params
-        .number::<i64>("mhlen")?
-        .filter(|&l| l != -1 && usize::try_from(l).ok() != Some(hash_len(hash)))
-    {
-        return Err(RpcError::client(format!(
-            "{hash_name} digests cannot be {len} bytes"
-        )));
-    }
-    let pin = params.flag("pin", false)?;
-    let max = if params.flag("allow-big-block", false)? {
-        MAX_BLOCK_SIZE
-    } else {
-        MAX_PUT_BLOCK_SIZE
+) -> Response {
+    let read = match PutOptions::from_params(&params) {
+        Ok(opts) => read_blocks(&mut multipart, &opts)
+            .await
+            .map(|blocks| (opts, blocks)),
+        Err(e) => Err(e),
     };
+    let (opts, blocks) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            drain(&mut multipart).await;
+            return e.into_response();
+        }
+    };
+    match store_blocks(&state, &params, opts.pin, blocks).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
 
-    // Blocks are small: read each whole, check it, and only then touch the store.
+/// How `block put` makes CIDs.
+#[derive(Debug)]
+struct PutOptions {
+    version: Version,
+    codec: Codec,
+    hash: HashCode,
+    pin: bool,
+    max: usize,
+}
+
+impl PutOptions {
+    fn from_params(params: &Params) -> RpcResult<Self> {
+        params.only(&[
+            "cid-codec",
+            "mhtype",
+            "mhlen",
+            "pin",
+            "allow-big-block",
+            "format",
+            // Sent by kubo-rpc-client; Kubo has no such option and ignores it, as we do.
+            "version",
+        ])?;
+        let cid_codec = params.get("cid-codec").filter(|c| !c.is_empty());
+        // The deprecated `format` wins over `cid-codec`, with Kubo's legacy names.
+        let (version, codec_name) = match params.get("format").filter(|f| !f.is_empty()) {
+            Some(_) if cid_codec.is_some_and(|c| c != "raw") => {
+                return Err(RpcError::client(
+                    "unable to use \"format\" (deprecated) and a custom \"cid-codec\" at the same time",
+                ));
+            }
+            Some("v0") => (Version::V0, "dag-pb"),
+            Some("protobuf") => (Version::V1, "dag-pb"),
+            Some("cbor") => (Version::V1, "dag-cbor"),
+            Some(format) => (Version::V1, format),
+            None => (Version::V1, cid_codec.unwrap_or("raw")),
+        };
+        let codec = Codec::from_name(codec_name)
+            .ok_or_else(|| RpcError::client(format!("unknown codec {codec_name:?}")))?;
+        let hash_name = params.get("mhtype").unwrap_or("sha2-256");
+        let hash = HashCode::from_name(hash_name)
+            .filter(|h| *h != HashCode::Identity)
+            .ok_or_else(|| RpcError::client(format!("unsupported hash function {hash_name:?}")))?;
+        if let Some(len) = params
+            .number::<i64>("mhlen")?
+            .filter(|&l| l != -1 && usize::try_from(l).ok() != Some(hash_len(hash)))
+        {
+            return Err(RpcError::client(format!(
+                "{hash_name} digests cannot be {len} bytes"
+            )));
+        }
+        if version == Version::V0 && hash != HashCode::Sha2_256 {
+            return Err(RpcError::client("only sha2-256 is allowed with CIDv0"));
+        }
+        Ok(Self {
+            version,
+            codec,
+            hash,
+            pin: params.flag("pin", false)?,
+            max: if params.flag("allow-big-block", false)? {
+                MAX_BLOCK_SIZE
+            } else {
+                MAX_PUT_BLOCK_SIZE
+            },
+        })
+    }
+}
+
+/// Reads every part as one block and checks it; blocks are small, so each is read whole and
+/// nothing touches the store before all are good.
+async fn read_blocks(multipart: &mut Multipart, opts: &PutOptions) -> RpcResult<Vec<Block>> {
     let mut blocks = Vec::new();
     let bad = |e: axum::extract::multipart::MultipartError| {
         RpcError::client(format!("reading the request: {e}"))
@@ -78,25 +137,38 @@ pub(crate) async fn put(
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let mut data = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if data.len() + chunk.len() > max {
+            if data.len() + chunk.len() > opts.max {
                 return Err(RpcError::client(format!(
-                    "produced block is over {max} bytes: big blocks can't be exchanged with other peers (--allow-big-block allows up to {MAX_BLOCK_SIZE})"
+                    "produced block is over {} bytes: big blocks can't be exchanged with other peers (--allow-big-block allows up to {MAX_BLOCK_SIZE})",
+                    opts.max
                 )));
             }
             data.extend_from_slice(&chunk);
         }
-        if codec == Codec::DagPb {
+        if opts.codec == Codec::DagPb {
             PbNode::decode(&data.clone().into()).map_err(RpcError::client)?;
         }
-        blocks.push(Block::encode(Version::V1, codec, hash, data).map_err(RpcError::client)?);
+        blocks.push(
+            Block::encode(opts.version, opts.codec, opts.hash, data).map_err(RpcError::client)?,
+        );
     }
     if blocks.is_empty() {
         return Err(RpcError::client("no block data in the request"));
     }
+    Ok(blocks)
+}
+
+/// Stores (and pins) `blocks` in one transaction and answers a `{"Key", "Size"}` line each.
+async fn store_blocks(
+    state: &AppState,
+    params: &Params,
+    pin: bool,
+    blocks: Vec<Block>,
+) -> RpcResult<Response> {
     let store = state.store().clone();
     let answers: Vec<_> = blocks
         .iter()
-        .map(|b| json!({ "Key": b.cid().to_string(), "Size": b.data().len() }))
+        .map(|b| json!({ "Key": params.cid(b.cid()), "Size": b.data().len() }))
         .collect();
     let roots: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
@@ -116,13 +188,13 @@ pub(crate) async fn put(
     for cid in roots {
         state.content_added(cid, pin);
     }
-    let (lines, response) = JsonLines::new();
+    let (lines, answer) = JsonLines::new(params);
     tokio::spawn(async move {
         for a in answers {
             lines.send(&a).await;
         }
     });
-    Ok(response)
+    Ok(answer.respond().await)
 }
 
 fn hash_len(hash: HashCode) -> usize {
@@ -132,6 +204,8 @@ fn hash_len(hash: HashCode) -> usize {
     }
 }
 
+/// Kubo's answer: a `{"Hash"}` line per removed block (none with `quiet`) and a
+/// `{"Hash", "Error"}` line per block that was not; the call itself succeeds either way.
 pub(crate) async fn rm(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&["force", "quiet"])?;
     let cids = params
@@ -140,29 +214,28 @@ pub(crate) async fn rm(State(state): State<AppState>, params: Params) -> RpcResu
         .map(parse_cid)
         .collect::<Result<Vec<_>, _>>()?;
     let force = params.flag("force", false)?;
+    let quiet = params.flag("quiet", false)?;
     let store = state.store().clone();
     let list = cids.clone();
     let results = tokio::task::spawn_blocking(move || store.delete_many(&list)).await??;
-    let (lines, response) = JsonLines::new();
+    let (lines, answer) = JsonLines::new(&params);
     tokio::spawn(async move {
-        let mut failed = false;
         for (cid, result) in cids.iter().zip(results) {
-            let error = match result {
-                Ok(true) => String::new(),
-                Ok(false) if force => String::new(),
-                Ok(false) => "block not found".to_owned(),
-                Err(e) => e.to_string(),
+            let hash = params.cid(cid);
+            let line = match result {
+                Ok(true) => json!({ "Hash": hash }),
+                Ok(false) if force => json!({ "Hash": hash }),
+                // Kubo's words (go-ipld-format's ErrNotFound).
+                Ok(false) => {
+                    json!({ "Hash": hash, "Error": format!("ipld: could not find {cid}") })
+                }
+                Err(e) => json!({ "Hash": hash, "Error": e.to_string() }),
             };
-            failed |= !error.is_empty();
-            lines
-                .send(&json!({ "Hash": cid.to_string(), "Error": error }))
-                .await;
-        }
-        if failed {
-            lines
-                .fail(&RpcError::failed("some blocks were not removed"))
-                .await;
+            if (quiet && line.get("Error").is_none()) || lines.send(&line).await {
+                continue;
+            }
+            break;
         }
     });
-    Ok(response)
+    Ok(answer.respond().await)
 }

@@ -3,23 +3,21 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
-use stargate_protocol::Cid;
-use stargate_protocol::ContentPath;
 use stargate_protocol::unixfs::export::{
     BlockSource, DEFAULT_WINDOW, EntryKind, ExportError, GetEvent, RelPath, Resolved,
     list_directory, read_file, resolve_path, stat,
 };
+use stargate_protocol::{Cid, ContentPath};
 use tokio::sync::mpsc;
 
-use super::tar;
-use super::{Params, RpcError, RpcResult};
+use super::response::{JsonLines, byte_stream};
+use super::{Params, RpcError, RpcResult, block_source, tar};
 use crate::AppState;
 
 impl From<ExportError> for RpcError {
@@ -38,19 +36,20 @@ impl From<stargate_protocol::PathError> for RpcError {
     }
 }
 
-/// Resolves a CLI argument (`<cid>[/path]` or `/ipfs/<cid>[/path]`).
-pub(crate) async fn resolve_arg(state: &AppState, arg: &str) -> RpcResult<Cid> {
-    Ok(*resolve_text(state, arg).await?.cid())
+/// Resolves a CLI argument (`<cid>[/path]` or `/ipfs/<cid>[/path]`) through `source`.
+pub(crate) async fn resolve_arg(source: &dyn BlockSource, arg: &str) -> RpcResult<Cid> {
+    Ok(*resolve_text(source, arg).await?.cid())
 }
 
-async fn resolve_text(state: &AppState, arg: &str) -> RpcResult<Resolved> {
+async fn resolve_text(source: &dyn BlockSource, arg: &str) -> RpcResult<Resolved> {
     let path = ContentPath::parse(arg)?;
-    Ok(resolve_path(state.blocks(), &path).await?)
+    Ok(resolve_path(source, &path).await?)
 }
 
 pub(crate) async fn cat(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&["offset", "length", "progress"])?;
-    let resolved = resolve_text(&state, params.one_arg()?).await?;
+    let source = block_source(&state, &params)?;
+    let resolved = resolve_text(source.as_ref(), params.one_arg()?).await?;
     if resolved.kind.is_directory() {
         return Err(RpcError::failed("this dag node is a directory"));
     }
@@ -59,95 +58,145 @@ pub(crate) async fn cat(State(state): State<AppState>, params: Params) -> RpcRes
         Some(len) => offset.saturating_add(len),
         None => u64::MAX,
     };
-    let stream = read_file(
-        state.blocks_arc(),
-        resolved.block,
-        offset..end,
-        DEFAULT_WINDOW,
-    )?;
+    let stream = read_file(source, resolved.block, offset..end, DEFAULT_WINDOW)?;
     let len = stream.len();
-    let body = Body::from_stream(stream.map_err(std::io::Error::other));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain".to_owned()),
-            (
-                "x-content-length".parse().expect("valid header name"),
-                len.to_string(),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    let mut res = byte_stream(stream.map_err(RpcError::from), &params, "text/plain");
+    res.headers_mut()
+        .insert("x-content-length", HeaderValue::from(len));
+    Ok(res)
 }
 
+/// Kubo's answer: `{"Objects": [{"Hash": <arg>, "Links": [...]}]}`, links sorted by name; with
+/// `stream`, one such document per link as it is found.
 pub(crate) async fn ls(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
-    params.only(&["headers", "resolve-type", "size", "stream"])?;
-    let resolve_type = params.flag("resolve-type", true)?;
-    let mut objects = Vec::new();
-    for arg in params.required_args()? {
-        let resolved = resolve_text(&state, arg).await?;
-        let mut links = Vec::new();
-        if resolved.kind.is_directory() {
-            let mut listing =
-                list_directory(state.blocks_arc(), resolved.block.clone(), DEFAULT_WINDOW)?;
-            while let Some(entry) = listing.try_next().await? {
-                let kind = if resolve_type {
-                    Some(stat(state.blocks(), entry.cid).await?)
-                } else {
-                    None
-                };
-                links.push(link_json(
-                    &entry.name,
-                    entry.cid,
-                    entry.tsize,
-                    kind.as_ref(),
-                ));
+    params.only(&["headers", "resolve-type", "size", "stream", "long"])?;
+    // Kubo looks into the children when either is asked for.
+    let resolve = params.flag("resolve-type", true)? || params.flag("size", true)?;
+    let source = block_source(&state, &params)?;
+    let args: Vec<String> = params
+        .required_args()?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if params.flag("stream", false)? {
+        let (lines, answer) = JsonLines::new(&params);
+        tokio::spawn(async move {
+            for arg in &args {
+                let sent = list(&source, &params, arg, resolve, |link| {
+                    let line = json!({ "Objects": [{ "Hash": arg, "Links": [link] }] });
+                    let lines = lines.clone();
+                    async move { lines.send(&line).await }
+                })
+                .await;
+                if let Err(e) = sent {
+                    return lines.fail(e).await;
+                }
             }
-        }
+        });
+        return Ok(answer.respond().await);
+    }
+    let mut objects = Vec::new();
+    for arg in &args {
+        let mut links = Vec::new();
+        list(&source, &params, arg, resolve, |link| {
+            links.push(link);
+            std::future::ready(true)
+        })
+        .await?;
+        links.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
         objects.push(json!({ "Hash": arg, "Links": links }));
     }
     Ok(Json(json!({ "Objects": objects })).into_response())
 }
 
-/// One `ls` link: Kubo's `Type` is the UnixFS type number (1 directory, 2 file, 4 symlink).
-fn link_json(name: &str, cid: Cid, tsize: Option<u64>, kind: Option<&EntryKind>) -> Value {
+/// Hands each link of the directory at `arg` (none for a file) to `found`, which says whether
+/// to go on.
+async fn list<F, Fut>(
+    source: &Arc<dyn BlockSource>,
+    params: &Params,
+    arg: &str,
+    resolve: bool,
+    mut found: F,
+) -> RpcResult<()>
+where
+    F: FnMut(Value) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let resolved = resolve_text(source.as_ref(), arg).await?;
+    if !resolved.kind.is_directory() {
+        return Ok(());
+    }
+    let mut listing = list_directory(Arc::clone(source), resolved.block, DEFAULT_WINDOW)?;
+    while let Some(entry) = listing.try_next().await? {
+        let kind = match (resolve, entry.cid.codec()) {
+            (true, _) | (false, RAW) => Some(stat(source.as_ref(), entry.cid).await?),
+            (false, _) => None,
+        };
+        if !found(link_json(params, &entry.name, entry.cid, kind.as_ref())).await {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The multicodec of raw blocks, whose type and size need no lookup.
+const RAW: u64 = 0x55;
+
+/// One `ls` link as Kubo writes it: `Type` is the UnixFS type number (1 directory, 2 file,
+/// 4 symlink; 0 when not looked up), `Size` the file size (0 when not looked up), and no mode
+/// or modification time (UnixFS metadata is not kept here).
+fn link_json(params: &Params, name: &str, cid: Cid, kind: Option<&EntryKind>) -> Value {
     let (type_num, size, target) = match kind {
         Some(EntryKind::File { size } | EntryKind::Raw { size }) => (2, *size, String::new()),
         Some(EntryKind::Directory | EntryKind::ShardedDirectory) => (1, 0, String::new()),
         Some(EntryKind::Symlink { target }) => (4, 0, String::from_utf8_lossy(target).into_owned()),
-        Some(_) | None => (0, tsize.unwrap_or(0), String::new()),
+        Some(_) | None => (0, 0, String::new()),
     };
-    json!({ "Name": name, "Hash": cid.to_string(), "Size": size, "Type": type_num, "Target": target })
+    json!({
+        "Name": name,
+        "Hash": params.cid(&cid),
+        "Size": size,
+        "Type": type_num,
+        "Target": target,
+        "Mode": 0,
+        "ModTime": "0001-01-01T00:00:00Z",
+    })
 }
 
 /// Tar chunks in flight to the client.
 const TAR_BUFFER: usize = 16;
 
 pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
-    params.only(&["output", "archive", "compress", "compression-level"])?;
+    // `output` and `archive` tell Kubo's CLI what to do with the tar it always gets.
+    params.only(&[
+        "output",
+        "archive",
+        "compress",
+        "compression-level",
+        "progress",
+    ])?;
     if params.flag("compress", false)? {
         return Err(RpcError::client("--compress is not supported"));
     }
+    let source = block_source(&state, &params)?;
     let arg = params.one_arg()?;
-    let resolved = resolve_text(&state, arg).await?;
+    let resolved = resolve_text(source.as_ref(), arg).await?;
     let path = ContentPath::parse(arg)?;
     let name = path
         .segments()
         .last()
         .cloned()
         .unwrap_or_else(|| path.root().to_string());
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(TAR_BUFFER);
-    let source = state.blocks_arc();
+    let (tx, rx) = mpsc::channel::<RpcResult<Bytes>>(TAR_BUFFER);
     tokio::spawn(async move {
         if let Err(e) = write_tar(source, &resolved, &name, &tx).await {
-            tracing::debug!(error = %e, "get stopped");
-            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            let _ = tx.send(Err(e)).await;
         }
     });
-    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
-    }));
-    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+    });
+    Ok(byte_stream(chunks, &params, "application/x-tar"))
 }
 
 /// Streams a tar of the DAG at `resolved`, named `name`, from the exporter's `get` walk:
@@ -156,7 +205,7 @@ async fn write_tar(
     source: Arc<dyn BlockSource>,
     resolved: &Resolved,
     name: &str,
-    out: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    out: &mpsc::Sender<RpcResult<Bytes>>,
 ) -> RpcResult<()> {
     let send = |b: Bytes| async move {
         out.send(Ok(b))

@@ -1,11 +1,15 @@
 //! The Kubo-compatible RPC subset (`POST /api/v0/<command>`): arguments in the query string
-//! (`arg` repeated, options by their long names), answers in Kubo's JSON shapes, streamed as
-//! newline-delimited JSON where Kubo streams, errors as `{"Message", "Code", "Type": "error"}`.
+//! (`arg` repeated, options by their long names: each command takes Kubo's options for it),
+//! answers in Kubo's JSON shapes, streamed as newline-delimited JSON where Kubo streams, errors
+//! as `{"Message", "Code", "Type": "error"}` (see [`response`] for when and how). A command this
+//! node does not have is answered as Kubo answers one it does not have: 404.
 
 mod add;
 mod anchor;
 mod blocks;
 mod content;
+mod deadline;
+mod drain;
 mod params;
 mod pins;
 mod repo;
@@ -14,10 +18,15 @@ mod routing;
 mod swarm;
 mod tar;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::AppState;
+use stargate_protocol::unixfs::export::BlockSource;
 
 pub use add::InProcess;
 pub(crate) use anchor::MAX_CIDS_PER_CALL;
@@ -55,8 +64,35 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/wallet/address", post(anchor::wallet_address))
         .route("/api/v0/wallet/balance", post(anchor::wallet_balance))
         .route("/api/v0/dag/fetch", post(routing::fetch_dag))
+        .fallback(unknown_command)
+        .layer(axum::middleware::from_fn(deadline::deadline))
         // `add` streams bodies of any size through bounded channels; the others read small ones.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower::limit::ConcurrencyLimitLayer::new(limit))
         .with_state(state)
+}
+
+/// Anything under `/api/v0/` that is not a command here: Kubo's 404 (its own client reads any
+/// 404 as "command not found"), with its error JSON naming the command; other methods than
+/// POST get 405 first, as in Kubo. Paths outside the API stay a bare 404.
+async fn unknown_command(method: Method, uri: Uri) -> Response {
+    match uri.path().strip_prefix("/api/v0/") {
+        Some(_) if method != Method::POST => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        Some(command) => RpcError::not_found(format!(
+            "404 page not found: this node has no command {:?}",
+            command.trim_end_matches('/')
+        ))
+        .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Where a command reads content: the store and, in a daemon, the network; only the store
+/// when the call says `offline` (Kubo's words for a block it then lacks: not found).
+pub(crate) fn block_source(state: &AppState, params: &Params) -> RpcResult<Arc<dyn BlockSource>> {
+    Ok(if params.offline()? {
+        Arc::new(state.store().clone())
+    } else {
+        state.blocks_arc()
+    })
 }

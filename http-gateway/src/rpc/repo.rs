@@ -22,8 +22,15 @@ pub(crate) async fn gc(State(state): State<AppState>, params: Params) -> RpcResu
 }
 
 pub(crate) async fn verify(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
-    params.only(&[])?;
-    let (lines, response) = JsonLines::new();
+    params.only(&["drop", "heal", "heal-timeout"])?;
+    for repair in ["drop", "heal"] {
+        if params.flag(repair, false)? {
+            return Err(RpcError::client(format!(
+                "--{repair} is not supported: corrupt blocks are reported, not removed"
+            )));
+        }
+    }
+    let (lines, answer) = JsonLines::new(&params);
     let store = state.store().clone();
     let worker_lines = lines.clone();
     let work = tokio::task::spawn_blocking(move || {
@@ -39,8 +46,8 @@ pub(crate) async fn verify(State(state): State<AppState>, params: Params) -> Rpc
     tokio::spawn(async move {
         let report = match work.await {
             Ok(Ok(report)) => report,
-            Ok(Err(e)) => return lines.fail(&RpcError::from(e)).await,
-            Err(e) => return lines.fail(&RpcError::from(e)).await,
+            Ok(Err(e)) => return lines.fail(RpcError::from(e)).await,
+            Err(e) => return lines.fail(RpcError::from(e)).await,
         };
         for bad in &report.corrupt {
             lines
@@ -59,7 +66,7 @@ pub(crate) async fn verify(State(state): State<AppState>, params: Params) -> Rpc
                 .await;
         } else {
             lines
-                .fail(&RpcError::failed(format!(
+                .fail(RpcError::failed(format!(
                     "verify complete, {} of {} blocks were corrupt",
                     report.corrupt.len(),
                     report.blocks_checked
@@ -67,7 +74,7 @@ pub(crate) async fn verify(State(state): State<AppState>, params: Params) -> Rpc
                 .await;
         }
     });
-    Ok(response)
+    Ok(answer.respond().await)
 }
 
 pub(crate) async fn stat(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
@@ -75,6 +82,9 @@ pub(crate) async fn stat(State(state): State<AppState>, params: Params) -> RpcRe
     let store = state.store().clone();
     let dir = store.dir().display().to_string();
     let stat = tokio::task::spawn_blocking(move || store.stat()).await??;
+    if params.flag("size-only", false)? {
+        return Ok(Json(json!({ "RepoSize": stat.file_bytes, "StorageMax": 0 })).into_response());
+    }
     Ok(Json(json!({
         "RepoSize": stat.file_bytes,
         "StorageMax": 0,

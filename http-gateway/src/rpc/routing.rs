@@ -37,7 +37,7 @@ pub(crate) async fn findprovs(
         )));
     }
     let mut found = state.network()?.find_providers(cid, limit);
-    let (lines, response) = JsonLines::new();
+    let (lines, answer) = JsonLines::new(&params);
     tokio::spawn(async move {
         while let Some(provider) = found.next().await {
             let sent = match provider {
@@ -52,7 +52,7 @@ pub(crate) async fn findprovs(
                         .await
                 }
                 Err(e) => {
-                    lines.fail(&RpcError::from(e)).await;
+                    lines.fail(RpcError::from(e)).await;
                     false
                 }
             };
@@ -61,7 +61,7 @@ pub(crate) async fn findprovs(
             }
         }
     });
-    Ok(response)
+    Ok(answer.respond().await)
 }
 
 pub(crate) async fn provide(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
@@ -99,8 +99,8 @@ pub(crate) async fn provide(State(state): State<AppState>, params: Params) -> Rp
             network.provide(cid).await?;
         }
     }
-    let (_, response) = JsonLines::new();
-    Ok(response)
+    let (_, answer) = JsonLines::new(&params);
+    Ok(answer.respond().await)
 }
 
 fn parse(arg: &str) -> RpcResult<Cid> {

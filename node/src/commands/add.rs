@@ -33,7 +33,7 @@ enum Kind {
     Symlink(String),
 }
 
-/// One line of the answer: an added entry, a progress report, or an error.
+/// One line of the answer: an added entry or a progress report (a failure ends the stream).
 #[derive(Debug, Deserialize)]
 struct Event {
     #[serde(rename = "Name", default)]
@@ -42,8 +42,6 @@ struct Event {
     hash: Option<String>,
     #[serde(rename = "Bytes")]
     bytes: Option<u64>,
-    #[serde(rename = "Message")]
-    message: Option<String>,
 }
 
 pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
@@ -62,12 +60,18 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         .progress
         .unwrap_or_else(|| std::io::stderr().is_terminal() && !args.quieter);
     let bar = show_progress.then(|| progress_bar(total));
+    // A daemon answers once it has read the whole request, so its bar follows the upload; in
+    // process the API reads the files itself and reports its progress.
+    let upload_bar = bar.clone().filter(|_| !client.is_in_process());
 
     let mut query = vec![
         ("only-hash", args.only_hash.to_string()),
         ("pin", args.pin.to_string()),
         ("chunker", args.chunker.clone()),
-        ("progress", show_progress.to_string()),
+        (
+            "progress",
+            (show_progress && upload_bar.is_none()).to_string(),
+        ),
         ("wrap-with-directory", args.wrap_with_directory.to_string()),
     ];
     if let Some(v) = args.cid_version {
@@ -77,7 +81,12 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
         query.push(("raw-leaves", raw.to_string()));
     }
     let boundary = format!("stargate-{:032x}", rand::random::<u128>());
-    let body = Body::from_stream(multipart(entries, boundary.clone(), client.is_in_process()));
+    let body = Body::from_stream(multipart(
+        entries,
+        boundary.clone(),
+        client.is_in_process(),
+        upload_bar,
+    ));
     let res = client
         .call(
             "add",
@@ -91,13 +100,15 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
     let mut current: (String, u64) = (String::new(), 0);
     let mut last = None;
     while let Some(event) = events.next().await {
-        let event = event?;
-        if let Some(message) = event.message {
-            if let Some(bar) = &bar {
-                bar.abandon();
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                if let Some(bar) = &bar {
+                    bar.abandon();
+                }
+                return Err(e);
             }
-            bail!("{message}");
-        }
+        };
         if let Some(bytes) = event.bytes {
             if current.0 != event.name {
                 current = (event.name.clone(), 0);
@@ -257,21 +268,25 @@ fn multipart(
     entries: Vec<Entry>,
     boundary: String,
     in_process: bool,
+    upload_bar: Option<ProgressBar>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let closing = Bytes::from(format!("--{boundary}--\r\n"));
     futures::stream::iter(entries)
         .then(move |entry| {
             let boundary = boundary.clone();
-            async move { part(entry, &boundary, in_process).await }
+            let bar = upload_bar.clone();
+            async move { part(entry, &boundary, in_process, bar).await }
         })
         .try_flatten()
         .chain(futures::stream::once(async move { Ok(closing) }))
 }
 
+/// One entry's part; `upload_bar` (if any) advances with the file bytes as they are sent.
 async fn part(
     entry: Entry,
     boundary: &str,
     in_process: bool,
+    upload_bar: Option<ProgressBar>,
 ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<>, std::io::Error> {
     let name: String = form_urlencoded::byte_serialize(entry.name.as_bytes()).collect();
     let mut abspath = String::new();
@@ -291,7 +306,13 @@ async fn part(
             })?;
             (
                 "application/octet-stream",
-                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).boxed(),
+                tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+                    .inspect_ok(move |chunk| {
+                        if let Some(bar) = &upload_bar {
+                            bar.inc(chunk.len() as u64);
+                        }
+                    })
+                    .boxed(),
             )
         }
     };

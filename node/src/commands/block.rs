@@ -24,8 +24,6 @@ struct Removed {
     hash: Option<String>,
     #[serde(rename = "Error", default)]
     error: String,
-    #[serde(rename = "Message")]
-    message: Option<String>,
 }
 
 pub(crate) async fn run(client: &Client, cmd: BlockCommand) -> Result<()> {
@@ -99,18 +97,15 @@ pub(crate) async fn run(client: &Client, cmd: BlockCommand) -> Result<()> {
             let mut failed = false;
             while let Some(line) = lines.next().await {
                 let line = line?;
-                match (line.hash, line.message) {
-                    (_, Some(_)) => failed = true,
-                    (Some(hash), None) if line.error.is_empty() => {
-                        if !quiet {
-                            outln!("removed {hash}")?;
-                        }
+                match line.hash {
+                    Some(hash) if line.error.is_empty() && !quiet => {
+                        outln!("removed {hash}")?;
                     }
-                    (Some(hash), None) => {
+                    Some(hash) if !line.error.is_empty() => {
                         eprintln!("cannot remove {hash}: {}", line.error);
                         failed = true;
                     }
-                    (None, None) => {}
+                    _ => {}
                 }
             }
             if failed {

@@ -1,6 +1,6 @@
 //! `repo gc|verify|stat`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -24,8 +24,6 @@ struct VerifyLine {
     progress: Option<u64>,
     #[serde(rename = "Total")]
     total: Option<u64>,
-    #[serde(rename = "Message")]
-    message: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,20 +51,22 @@ pub(crate) async fn run(client: &Client, cmd: RepoCommand) -> Result<()> {
         RepoCommand::Verify => {
             let res = client.call("repo/verify", &[], None).await?;
             let mut lines = ndjson::<VerifyLine>(res);
+            // A failure (corrupt blocks) ends the stream, after the lines that name them.
             let mut failure = None;
             while let Some(line) = lines.next().await {
-                let line = line?;
-                if let Some(m) = line.message {
-                    failure = Some(m);
-                } else if !line.msg.is_empty() {
-                    outln!("{}", line.msg)?;
-                } else if let (Some(done), Some(total)) = (line.progress, line.total) {
-                    eprint!("\r{done}/{total} blocks checked");
+                match line {
+                    Ok(line) if !line.msg.is_empty() => outln!("{}", line.msg)?,
+                    Ok(line) => {
+                        if let (Some(done), Some(total)) = (line.progress, line.total) {
+                            eprint!("\r{done}/{total} blocks checked");
+                        }
+                    }
+                    Err(e) => failure = Some(e),
                 }
             }
             eprintln!();
-            if let Some(m) = failure {
-                bail!("{m}");
+            if let Some(e) = failure {
+                return Err(e);
             }
         }
         RepoCommand::Stat { human } => {

@@ -87,8 +87,6 @@ struct QueryEvent {
     kind: u8,
     #[serde(rename = "Responses", default)]
     responses: Option<Vec<Response>>,
-    #[serde(rename = "Message")]
-    message: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,9 +114,6 @@ pub(crate) async fn routing(client: &Client, cmd: RoutingCommand) -> Result<()> 
     let mut events = ndjson::<QueryEvent>(res);
     while let Some(event) = events.next().await {
         let event = event?;
-        if let Some(message) = event.message {
-            anyhow::bail!("{message}");
-        }
         if event.kind == EVENT_PROVIDER {
             for r in event.responses.unwrap_or_default() {
                 outln!("{}", r.id)?;

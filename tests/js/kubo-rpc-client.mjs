@@ -1,0 +1,207 @@
+// Drives a Stargate daemon's RPC API with npm kubo-rpc-client, every command the node serves
+// called as the client's users call it, and prints what came back as one JSON report on
+// stdout. Checks that need only the client (a shape it parses, bytes read back) fail here, with
+// the call named; the Rust test (tests/tests/clients.rs) compares the report with Kubo.
+//
+//   node kubo-rpc-client.mjs <api url> <fixtures dir> <peer multiaddr> <cid> <provider id>
+//
+// The fixtures dir holds `blob.bin` and the directory `tree`; the peer (a Kubo node on
+// loopback, its multiaddr ending in /p2p/<id>) is connected to the daemon, and so is the
+// provider of the CID.
+
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import * as dagPB from '@ipld/dag-pb'
+import { CID, create, globSource } from 'kubo-rpc-client'
+import * as raw from 'multiformats/codecs/raw'
+import { sha256, sha512 } from 'multiformats/hashes/sha2'
+
+const [api, fixtures, peerAddr, provided, provider] = process.argv.slice(2)
+if (provider === undefined) {
+  console.error('usage: kubo-rpc-client.mjs <api url> <fixtures dir> <peer multiaddr> <cid> <provider id>')
+  process.exit(2)
+}
+/** How long the provider record may take to be found. */
+const FIND_TIMEOUT_MS = 60_000
+/** How long a disconnected peer may stay listed. */
+const DISCONNECT_TIMEOUT_MS = 10_000
+
+const ipfs = create({ url: api })
+const report = {}
+const text = new TextEncoder()
+
+function check (ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`)
+}
+
+async function sleep (ms) {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+async function all (iterable) {
+  const out = []
+  for await (const x of iterable) out.push(x)
+  return out
+}
+
+function concat (chunks) {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0))
+  let at = 0
+  for (const c of chunks) { out.set(c, at); at += c.length }
+  return out
+}
+
+function same (a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+// The error a call ends with (a call that succeeds fails the run).
+async function failure (what, call) {
+  try {
+    await call()
+  } catch (e) {
+    return { message: e.message, status: e.response?.status ?? null }
+  }
+  throw new Error(`${what} succeeded; it should have failed`)
+}
+
+const added = (e) => ({ path: e.path, cid: e.cid.toString(), size: e.size })
+
+// add: a string and bytes (a part without a file name: named by its CID), a named file,
+// a directory as users add one (globSource, wrapped), and Kubo's options.
+const hello = await ipfs.add('hello')
+check(hello.path === hello.cid.toString(), `add('hello') is named by its CID: ${hello.path}`)
+report.add_string = added(hello)
+report.add_bytes = added(await ipfs.add(text.encode('hello')))
+const blob = readFileSync(join(fixtures, 'blob.bin'))
+report.add_file = added(await ipfs.add({ path: 'blob.bin', content: blob }))
+report.add_dir = (await all(ipfs.addAll(globSource(join(fixtures, 'tree'), '**/*'), {
+  wrapWithDirectory: true
+}))).map(added)
+report.add_options = {
+  cid_version_1: added(await ipfs.add(blob, { cidVersion: 1 })),
+  raw_leaves: added(await ipfs.add(blob, { rawLeaves: true })),
+  chunker: added(await ipfs.add(blob, { chunker: 'size-65536', onlyHash: true })),
+  wrapped: (await all(ipfs.addAll([{ path: 'blob.bin', content: blob }], {
+    wrapWithDirectory: true, pin: false
+  }))).map(added)
+}
+// The client's own options travel in the query too (Kubo ignores the ones it has no use for).
+const clientOptions = await ipfs.add(blob, {
+  preload: false, fileImportConcurrency: 2, timeout: '30s', headers: { 'X-Test': 'stargate' }
+})
+check(clientOptions.cid.toString() === report.add_file.cid,
+  `add with the client's options: ${clientOptions.cid} is ${report.add_file.cid}`)
+let progressed = 0
+await ipfs.add(blob, { progress: (bytes) => { progressed = bytes } })
+check(progressed === blob.length, `add progress reached ${progressed} of ${blob.length}`)
+
+// cat, get, ls
+const file = report.add_file.cid
+check(same(concat(await all(ipfs.cat(file))), blob), 'cat gives the bytes added')
+check(same(concat(await all(ipfs.cat(file, { offset: 1000, length: 10 }))),
+  blob.subarray(1000, 1010)), 'cat with offset and length')
+const tar = concat(await all(ipfs.get(hello.cid)))
+check(new TextDecoder().decode(tar.subarray(0, 100)).replace(/\0+$/, '') === hello.cid.toString(),
+  'get: a tar whose entry is named by the CID')
+check(new TextDecoder().decode(tar.subarray(512, 517)) === 'hello', 'get: the bytes follow')
+const root = report.add_dir.at(-1).cid
+report.ls = (await all(ipfs.ls(root))).map((e) => ({
+  name: e.name, cid: e.cid.toString(), size: e.size, type: e.type
+}))
+report.ls_stream = (await all(ipfs.ls(root, { stream: true }))).map((e) => e.name)
+
+// block put (raw, dag-pb by format and by codec, sha2-512), get, stat, rm
+const data = text.encode('a block of bytes')
+const pbNode = dagPB.encode(dagPB.prepare({ Data: text.encode('pb') }))
+const expected = {
+  raw: CID.createV1(raw.code, await sha256.digest(data)),
+  pb: CID.createV1(dagPB.code, await sha256.digest(pbNode)),
+  raw512: CID.createV1(raw.code, await sha512.digest(data))
+}
+const putRaw = await ipfs.block.put(data)
+check(putRaw.equals(expected.raw), `block.put: ${putRaw} is ${expected.raw}`)
+const putFormat = await ipfs.block.put(pbNode, { format: 'dag-pb', version: 0 })
+check(putFormat.equals(expected.pb), `block.put format dag-pb: ${putFormat} is ${expected.pb}`)
+const putCodec = await ipfs.block.put(pbNode, { cidCodec: 'dag-pb' })
+check(putCodec.equals(expected.pb), `block.put cidCodec dag-pb: ${putCodec}`)
+const put512 = await ipfs.block.put(data, { mhtype: 'sha2-512' })
+check(put512.equals(expected.raw512), `block.put sha2-512: ${put512} is ${expected.raw512}`)
+check(same(await ipfs.block.get(putRaw), data), 'block.get gives the bytes put')
+const stat = await ipfs.block.stat(putRaw)
+check(stat.cid.equals(putRaw) && stat.size === data.length, `block.stat: ${JSON.stringify(stat)}`)
+const removed = await all(ipfs.block.rm(putRaw))
+check(removed.length === 1 && removed[0].cid.equals(putRaw) && removed[0].error === undefined,
+  `block.rm of a stored block: ${JSON.stringify(removed)}`)
+const refused = await all(ipfs.block.rm(hello.cid))
+check(refused.length === 1 && refused[0].error !== undefined,
+  `block.rm of a pinned block says why: ${JSON.stringify(refused)}`)
+report.block_rm_pinned = refused[0].error.message
+report.block_rm_missing = (await all(ipfs.block.rm(putRaw)))[0].error?.message ?? null
+report.block_rm_forced = (await all(ipfs.block.rm(putRaw, { force: true })))[0].error ?? null
+
+// pin add, ls, rm
+const unpinned = report.add_options.wrapped.at(-1).cid
+const pinned = await ipfs.pin.add(CID.parse(unpinned))
+check(pinned.toString() === unpinned, `pin.add gives the CID: ${pinned}`)
+const listed = await all(ipfs.pin.ls({ paths: [CID.parse(unpinned)] }))
+check(listed.length === 1 && listed[0].type === 'recursive' && listed[0].cid.toString() === unpinned,
+  `pin.ls of one path: ${JSON.stringify(listed)}`)
+const recursive = await all(ipfs.pin.ls({ type: 'recursive' }))
+check(recursive.some((p) => p.cid.toString() === unpinned), 'pin.ls type recursive lists it')
+const unpinnedNow = await all(ipfs.pin.rmAll([{ cid: CID.parse(unpinned) }]))
+check(unpinnedNow.map(String).join() === unpinned, `pin.rm: ${unpinnedNow}`)
+report.pin_ls_unpinned = await failure('pin.ls of an unpinned path',
+  () => all(ipfs.pin.ls({ paths: [CID.parse(unpinned)] })))
+
+// id, version
+const id = await ipfs.id()
+check(id.addresses.length > 0 && id.protocols.length > 0, `id: ${JSON.stringify(id)}`)
+report.id = { id: id.id.toString(), agent: id.agentVersion }
+report.version = (await ipfs.version()).version
+
+// swarm and routing, with the peer already connected
+const peersNow = async () => (await ipfs.swarm.peers()).map((p) => p.peer.toString())
+report.swarm_peers = await peersNow()
+report.findprovs = []
+for (const start = Date.now(); !report.findprovs.includes(provider);) {
+  check(Date.now() - start < FIND_TIMEOUT_MS, `routing.findProvs never found ${provider}`)
+  for await (const event of ipfs.routing.findProvs(CID.parse(provided))) {
+    if (event.name === 'PROVIDER') {
+      report.findprovs.push(...event.providers.map((p) => p.id.toString()))
+    }
+  }
+  await sleep(200)
+}
+await all(ipfs.routing.provide(hello.cid))
+await ipfs.swarm.disconnect(peerAddr)
+// The connection closes after the answer: wait for it to go.
+const peerId = peerAddr.split('/p2p/')[1]
+for (const start = Date.now(); (await peersNow()).includes(peerId);) {
+  if (Date.now() - start > DISCONNECT_TIMEOUT_MS) break
+  await sleep(50)
+}
+report.swarm_peers_disconnected = await peersNow()
+await ipfs.swarm.connect(peerAddr)
+report.swarm_peers_connected = await peersNow()
+
+// repo stat, gc (the block put unpinned is collected)
+const repo = await ipfs.repo.stat()
+check(repo.numObjects > 0n && typeof repo.repoPath === 'string', `repo.stat: ${repo.numObjects}`)
+const collectable = await ipfs.block.put(text.encode('collect me'))
+await all(ipfs.repo.gc())
+report.gc_collected = (await failure('block.stat after gc',
+  () => ipfs.block.stat(collectable, { offline: true })))
+
+// Commands this node does not have: Kubo's 404 naming the command.
+report.unknown = {
+  dag_put: await failure('dag.put', () => ipfs.dag.put({ a: 1 })),
+  pubsub_ls: await failure('pubsub.ls', () => ipfs.pubsub.ls()),
+  files_ls: await failure('files.ls', () => all(ipfs.files.ls('/'))),
+  key_list: await failure('key.list', () => ipfs.key.list()),
+  name_resolve: await failure('name.resolve', () => all(ipfs.name.resolve('k51'))),
+  config_get: await failure('config.get', () => ipfs.config.get('Addresses'))
+}
+
+console.log(JSON.stringify(report))
