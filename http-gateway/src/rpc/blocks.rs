@@ -11,13 +11,13 @@ use stargate_storage::{PinMode, StoreError};
 
 use super::drain::drain;
 use super::response::JsonLines;
-use super::{Params, RpcError, RpcResult, block_source};
+use super::{Params, RpcError, RpcResult};
 use crate::AppState;
 
 pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&[])?;
     let cid = parse_cid(params.one_arg()?)?;
-    let block = block_source(&state, &params)?.get(cid).await?;
+    let block = params.block_source(&state)?.get(cid).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         Body::from(block.data().clone()),
@@ -31,7 +31,7 @@ pub(crate) async fn stat(State(state): State<AppState>, params: Params) -> RpcRe
     let store = state.store().clone();
     let size = match tokio::task::spawn_blocking(move || store.size(&cid)).await?? {
         Some(size) => size,
-        None => block_source(&state, &params)?.get(cid).await?.data().len() as u64,
+        None => params.block_source(&state)?.get(cid).await?.data().len() as u64,
     };
     Ok(axum::Json(json!({ "Key": params.cid(&cid), "Size": size })).into_response())
 }

@@ -17,7 +17,7 @@ use stargate_protocol::{Cid, ContentPath};
 use tokio::sync::mpsc;
 
 use super::response::{JsonLines, byte_stream};
-use super::{Params, RpcError, RpcResult, block_source, tar};
+use super::{Params, RpcError, RpcResult, tar};
 use crate::AppState;
 
 impl From<ExportError> for RpcError {
@@ -48,7 +48,7 @@ async fn resolve_text(source: &dyn BlockSource, arg: &str) -> RpcResult<Resolved
 
 pub(crate) async fn cat(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&["offset", "length", "progress"])?;
-    let source = block_source(&state, &params)?;
+    let source = params.block_source(&state)?;
     let resolved = resolve_text(source.as_ref(), params.one_arg()?).await?;
     if resolved.kind.is_directory() {
         return Err(RpcError::failed("this dag node is a directory"));
@@ -72,7 +72,7 @@ pub(crate) async fn ls(State(state): State<AppState>, params: Params) -> RpcResu
     params.only(&["headers", "resolve-type", "size", "stream", "long"])?;
     // Kubo looks into the children when either is asked for.
     let resolve = params.flag("resolve-type", true)? || params.flag("size", true)?;
-    let source = block_source(&state, &params)?;
+    let source = params.block_source(&state)?;
     let args: Vec<String> = params
         .required_args()?
         .into_iter()
@@ -178,7 +178,7 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
     if params.flag("compress", false)? {
         return Err(RpcError::client("--compress is not supported"));
     }
-    let source = block_source(&state, &params)?;
+    let source = params.block_source(&state)?;
     let arg = params.one_arg()?;
     let resolved = resolve_text(source.as_ref(), arg).await?;
     let path = ContentPath::parse(arg)?;

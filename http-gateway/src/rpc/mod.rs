@@ -10,6 +10,7 @@ mod blocks;
 mod content;
 mod deadline;
 mod drain;
+mod error;
 mod params;
 mod pins;
 mod repo;
@@ -18,20 +19,17 @@ mod routing;
 mod swarm;
 mod tar;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::AppState;
-use stargate_protocol::unixfs::export::BlockSource;
 
 pub use add::InProcess;
 pub(crate) use anchor::MAX_CIDS_PER_CALL;
+pub(crate) use error::{RpcError, RpcResult};
 pub(crate) use params::Params;
-pub(crate) use response::{RpcError, RpcResult};
 
 /// The `/api/v0` router over `state`.
 pub fn api_router(state: AppState) -> Router {
@@ -85,14 +83,4 @@ async fn unknown_command(method: Method, uri: Uri) -> Response {
         .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
-}
-
-/// Where a command reads content: the store and, in a daemon, the network; only the store
-/// when the call says `offline` (Kubo's words for a block it then lacks: not found).
-pub(crate) fn block_source(state: &AppState, params: &Params) -> RpcResult<Arc<dyn BlockSource>> {
-    Ok(if params.offline()? {
-        Arc::new(state.store().clone())
-    } else {
-        state.blocks_arc()
-    })
 }

@@ -1,13 +1,17 @@
 //! Kubo's query arguments: positional `arg`s, named options, and the options every command
 //! takes (Kubo's root options).
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use multibase::Base;
+use stargate_protocol::unixfs::export::BlockSource;
 use stargate_protocol::{Cid, Version};
 
-use super::RpcError;
+use super::error::RpcError;
+use crate::AppState;
 
 /// Longest query string we parse.
 const MAX_QUERY: usize = 64 * 1024;
@@ -163,6 +167,16 @@ impl Params {
     /// Whether the command must not reach the network (`offline`, or the deprecated `local`).
     pub(crate) fn offline(&self) -> Result<bool, RpcError> {
         Ok(self.flag("offline", false)? || self.flag("local", false)?)
+    }
+
+    /// Where the command reads content: the store and, in a daemon, the network; only the
+    /// store when the call says `offline` (Kubo's words for a block it then lacks: not found).
+    pub(crate) fn block_source(&self, state: &AppState) -> Result<Arc<dyn BlockSource>, RpcError> {
+        Ok(if self.offline()? {
+            Arc::new(state.store().clone())
+        } else {
+            state.blocks_arc()
+        })
     }
 
     /// Whether a failure after the answer started may go in an `X-Stream-Error` trailer.

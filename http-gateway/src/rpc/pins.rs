@@ -13,7 +13,7 @@ use stargate_storage::{PinFilter, PinMode, PinType, StoreError};
 
 use super::content::resolve_arg;
 use super::response::JsonLines;
-use super::{Params, RpcError, RpcResult, block_source};
+use super::{Params, RpcError, RpcResult};
 use crate::AppState;
 
 pub(crate) async fn add(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
@@ -37,7 +37,7 @@ pub(crate) async fn add(State(state): State<AppState>, params: Params) -> RpcRes
     } else {
         PinMode::Direct
     };
-    let source = block_source(&state, &params)?;
+    let source = params.block_source(&state)?;
     let mut pinned = Vec::new();
     for arg in params.required_args()? {
         let cid = resolve_arg(source.as_ref(), arg).await?;
@@ -102,7 +102,7 @@ async fn put_all(state: &AppState, blocks: Vec<stargate_protocol::Block>) -> Rpc
 pub(crate) async fn rm(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&["recursive"])?;
     let recursive = params.flag("recursive", true)?;
-    let source = block_source(&state, &params)?;
+    let source = params.block_source(&state)?;
     let mut removed = Vec::new();
     for arg in params.required_args()? {
         let cid = resolve_arg(source.as_ref(), arg).await?;
@@ -151,7 +151,7 @@ pub(crate) async fn ls(State(state): State<AppState>, params: Params) -> RpcResu
         }
     };
     let stream = params.flag("stream", false)?;
-    let source = block_source(&state, &params)?;
+    let source = params.block_source(&state)?;
     let mut wanted = Vec::new();
     for arg in params.args() {
         wanted.push(resolve_arg(source.as_ref(), arg).await?);

@@ -12,124 +12,17 @@
 
 use std::future::Future;
 
-use axum::Json;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use http_body::Frame;
 use serde::Serialize;
-use serde_json::json;
-use stargate_protocol::unixfs::export::SourceError;
-use stargate_storage::StoreError;
 use tokio::sync::mpsc;
 
-use super::Params;
-
-/// An RPC failure, answered as Kubo does: 400 with `Code: 1` for bad requests, 404 with
-/// `Code: 1` for commands it does not have, 500 with `Code: 0` for everything that went wrong
-/// doing the work.
-#[derive(Debug)]
-pub(crate) struct RpcError {
-    status: StatusCode,
-    message: String,
-}
-
-pub(crate) type RpcResult<T> = Result<T, RpcError>;
-
-impl RpcError {
-    /// The request itself is wrong (bad argument, unknown option, malformed CID).
-    pub(crate) fn client(message: impl std::fmt::Display) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.to_string(),
-        }
-    }
-
-    /// The command failed.
-    pub(crate) fn failed(message: impl std::fmt::Display) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: message.to_string(),
-        }
-    }
-
-    /// There is no such command.
-    pub(crate) fn not_found(message: impl std::fmt::Display) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: message.to_string(),
-        }
-    }
-
-    /// go-ipfs-cmds' `ErrorType`: `ErrClient` (1) for what the caller got wrong, `ErrNormal` (0)
-    /// otherwise.
-    fn code(&self) -> u8 {
-        u8::from(self.status.is_client_error())
-    }
-
-    /// The error as Kubo's JSON.
-    fn to_json(&self) -> serde_json::Value {
-        json!({ "Message": self.message, "Code": self.code(), "Type": "error" })
-    }
-
-    fn log(&self) {
-        if self.status.is_server_error() {
-            tracing::warn!(message = %self.message, "RPC command failed");
-        }
-    }
-}
-
-impl std::fmt::Display for RpcError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl IntoResponse for RpcError {
-    fn into_response(self) -> Response {
-        self.log();
-        (self.status, Json(self.to_json())).into_response()
-    }
-}
-
-impl From<StoreError> for RpcError {
-    fn from(e: StoreError) -> Self {
-        Self::failed(e)
-    }
-}
-
-impl From<SourceError> for RpcError {
-    fn from(e: SourceError) -> Self {
-        match e {
-            SourceError::Invalid { .. } => Self::client(e),
-            _ => Self::failed(e),
-        }
-    }
-}
-
-impl From<crate::NetworkError> for RpcError {
-    fn from(e: crate::NetworkError) -> Self {
-        match e {
-            crate::NetworkError::Invalid { .. } => Self::client(e),
-            _ => Self::failed(e),
-        }
-    }
-}
-
-impl From<stargate_protocol::CidError> for RpcError {
-    fn from(e: stargate_protocol::CidError) -> Self {
-        Self::client(e)
-    }
-}
-
-impl From<tokio::task::JoinError> for RpcError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        tracing::error!(error = %e, "RPC worker task failed");
-        Self::failed("internal error")
-    }
-}
+use super::error::{RpcError, RpcResult};
+use super::params::Params;
 
 /// Kubo's trailer for a failure after the answer started.
 const STREAM_ERROR: &str = "x-stream-error";
@@ -155,11 +48,11 @@ pub(crate) fn failure_frame(e: RpcError, trailers: bool) -> Result<Frame<Bytes>,
         let mut map = HeaderMap::new();
         map.insert(
             HeaderName::from_static(STREAM_ERROR),
-            header_text(&e.message),
+            header_text(e.message()),
         );
         Ok(Frame::trailers(map))
     } else {
-        Err(std::io::Error::other(e.message))
+        Err(std::io::Error::other(e.message().to_owned()))
     }
 }
 
@@ -317,7 +210,9 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
     use http_body_util::BodyExt;
+    use serde_json::json;
 
     async fn frames(res: Response) -> (Vec<Bytes>, Option<HeaderMap>, bool) {
         let mut body = res.into_body();
