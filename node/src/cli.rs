@@ -333,7 +333,7 @@ pub(crate) enum BlockCommand {
 pub(crate) enum RepoCommand {
     /// Remove every block that no pin keeps.
     Gc {
-        /// Print nothing but errors.
+        /// Print only the removed CIDs, one per line (as Kubo's `repo gc -q`).
         #[arg(short, long)]
         quiet: bool,
     },

@@ -106,6 +106,16 @@ impl Store {
     /// # Errors
     /// A database error; batches swept before it stay removed.
     pub fn gc(&self) -> Result<GcSummary, StoreError> {
+        self.gc_with(|_| ())
+    }
+
+    /// [`Store::gc`], telling `removed` each removed block's multihash once its removal has
+    /// committed (Kubo's `repo gc` lists them). GC holds writers off until it returns, so
+    /// `removed` should not wait long.
+    ///
+    /// # Errors
+    /// As [`Store::gc`].
+    pub fn gc_with(&self, mut removed: impl FnMut(&Multihash)) -> Result<GcSummary, StoreError> {
         let _exclusive = self.gc_exclusive();
         let live = self.read(|txn| {
             let pins = all_pins(&open_read(txn, PINS)?)?;
@@ -135,22 +145,23 @@ impl Store {
             summary.blocks_kept += kept;
             let full_page = doomed.len() >= GC_BATCH;
             if !doomed.is_empty() {
-                let (blocks, bytes, removed) = self.write(|txn| {
+                let (blocks, bytes, gone) = self.write(|txn| {
                     let mut tables = write_tables(txn)?;
                     let (mut blocks, mut bytes) = (0u64, 0u64);
-                    let mut removed = Vec::new();
+                    let mut gone = Vec::new();
                     for mh in &doomed {
                         if let Some(entry) = tables.remove(mh)? {
                             blocks += 1;
                             bytes += u64::from(entry.len);
                             // Keys are multihashes written by the store; one that no longer
                             // parses cannot be in the cache either.
-                            removed.extend(Multihash::from_bytes(mh).ok());
+                            gone.extend(Multihash::from_bytes(mh).ok());
                         }
                     }
-                    Ok((blocks, bytes, removed))
+                    Ok((blocks, bytes, gone))
                 })?;
-                self.forget_cached(&removed);
+                self.forget_cached(&gone);
+                gone.iter().for_each(&mut removed);
                 self.counters().removed(blocks, bytes);
                 summary.blocks_removed += blocks;
                 summary.bytes_freed += bytes;
@@ -217,10 +228,15 @@ mod tests {
         let keep = raw(&b"keep"[..]);
         store.put(keep.clone()).unwrap();
         store.pin(keep.cid(), PinMode::Direct).unwrap();
-        let summary = store.gc().unwrap();
+        let mut told = std::collections::HashSet::new();
+        let summary = store.gc_with(|mh| assert!(told.insert(*mh))).unwrap();
         assert_eq!(summary.blocks_removed, n as u64);
         assert_eq!(summary.blocks_kept, 1);
         assert_eq!(store.stat().unwrap().blocks, 1);
+        // Every removed block is named once, and only those.
+        assert_eq!(told.len(), n);
+        assert!(!told.contains(keep.cid().hash()));
+        assert!(told.contains(raw(0u32.to_le_bytes().to_vec()).cid().hash()));
     }
 
     #[test]

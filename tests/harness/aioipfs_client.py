@@ -158,7 +158,8 @@ async def run(api, fixtures, peer_addr, provided, provider):
         # repo stat, gc
         repo = await client.repo.stat()
         check(repo["NumObjects"] > 0 and repo["RepoPath"], f"repo.stat: {repo}")
-        await collect(client.repo.gc())
+        report["gc_removed"] = [line["Key"]["/"] for line in await collect(client.repo.gc())]
+        report["gc_expected"] = put512["Key"]
         # Asked of the store alone (a stat would look for it on the network).
         report["gc_collected"] = await client.block.rm(put512["Key"])
 

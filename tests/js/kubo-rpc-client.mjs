@@ -190,7 +190,8 @@ report.swarm_peers_connected = await peersNow()
 const repo = await ipfs.repo.stat()
 check(repo.numObjects > 0n && typeof repo.repoPath === 'string', `repo.stat: ${repo.numObjects}`)
 const collectable = await ipfs.block.put(text.encode('collect me'))
-await all(ipfs.repo.gc())
+report.gc_removed = (await all(ipfs.repo.gc())).map(r => r.err ? `error: ${r.err}` : r.cid?.toString() ?? null)
+report.gc_expected = collectable.toString()
 report.gc_collected = (await failure('block.stat after gc',
   () => ipfs.block.stat(collectable, { offline: true })))
 

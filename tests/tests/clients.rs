@@ -331,6 +331,7 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
         report["id"]
     );
     check_swarm(&report, setup.kubo.peer_id(), &setup.provider_id)?;
+    check_gc(&report)?;
     ensure!(
         report["gc_collected"]["message"]
             .as_str()
@@ -456,6 +457,7 @@ fn aioipfs_works_unchanged() -> Result<()> {
         text(&missing["Error"], "Error")?.contains("could not find"),
         "{missing}"
     );
+    check_gc(&report)?;
     ensure!(
         text(&report["gc_collected"]["Error"], "Error")?.contains("could not find"),
         "a collected block: {}",
@@ -502,5 +504,24 @@ fn aioipfs_works_unchanged() -> Result<()> {
     {
         ensure!(failure["kind"] == "endpoint not found", "{call}: {failure}");
     }
+    Ok(())
+}
+
+/// `repo gc` named each removed block as Kubo does, the client's unpinned block among them.
+fn check_gc(report: &Value) -> Result<()> {
+    let removed = report["gc_removed"]
+        .as_array()
+        .context("no gc_removed in the report")?;
+    let expected = text(&report["gc_expected"], "gc_expected")?;
+    ensure!(
+        removed
+            .iter()
+            .all(|cid| cid.as_str().is_some_and(|c| c.parse::<Cid>().is_ok())),
+        "repo gc answered lines that are not CIDs: {removed:?}"
+    );
+    ensure!(
+        removed.iter().any(|cid| cid == expected),
+        "repo gc did not name {expected}: {removed:?}"
+    );
     Ok(())
 }

@@ -4,21 +4,34 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use stargate_protocol::{Cid, Codec};
 
 use super::response::JsonLines;
 use super::{Params, RpcError, RpcResult};
 use crate::AppState;
 
+/// Kubo's `repo gc`: one `{"Key": {"/": cid}}` line per removed block, named as Kubo's
+/// multihash-keyed blockstore names it (CIDv1, raw).
 pub(crate) async fn gc(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
     params.only(&["quiet", "stream-errors", "silent"])?;
+    let (lines, answer) = JsonLines::new(&params);
     let store = state.store().clone();
-    let summary = tokio::task::spawn_blocking(move || store.gc()).await??;
-    Ok(Json(json!({
-        "BlocksRemoved": summary.blocks_removed,
-        "BytesFreed": summary.bytes_freed,
-        "BlocksKept": summary.blocks_kept,
-    }))
-    .into_response())
+    let worker_lines = lines.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        store.gc_with(|mh| {
+            let cid = Cid::new_v1(Codec::Raw.code(), *mh);
+            // A client that went away stops hearing; the collection goes on.
+            worker_lines.blocking_send(&json!({ "Key": { "/": cid.to_string() } }));
+        })
+    });
+    tokio::spawn(async move {
+        match work.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => lines.fail(RpcError::from(e)).await,
+            Err(e) => lines.fail(RpcError::from(e)).await,
+        }
+    });
+    Ok(answer.respond().await)
 }
 
 pub(crate) async fn verify(State(state): State<AppState>, params: Params) -> RpcResult<Response> {

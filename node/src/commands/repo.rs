@@ -8,12 +8,17 @@ use crate::cli::RepoCommand;
 use crate::client::{Client, ndjson};
 use crate::output::outln;
 
+/// One line of `repo/gc`: a removed block, as Kubo names it.
 #[derive(Debug, Deserialize)]
-struct Gc {
-    #[serde(rename = "BlocksRemoved")]
-    removed: u64,
-    #[serde(rename = "BytesFreed")]
-    freed: u64,
+struct Removed {
+    #[serde(rename = "Key")]
+    key: Link,
+}
+
+#[derive(Debug, Deserialize)]
+struct Link {
+    #[serde(rename = "/")]
+    cid: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,9 +48,15 @@ struct Stat {
 pub(crate) async fn run(client: &Client, cmd: RepoCommand) -> Result<()> {
     match cmd {
         RepoCommand::Gc { quiet } => {
-            let gc: Gc = client.json("repo/gc", &[]).await?;
-            if !quiet {
-                outln!("removed {} blocks ({} bytes)", gc.removed, gc.freed)?;
+            let res = client.call("repo/gc", &[], None).await?;
+            let mut removed = ndjson::<Removed>(res);
+            while let Some(line) = removed.next().await {
+                let cid = line?.key.cid;
+                if quiet {
+                    outln!("{cid}")?;
+                } else {
+                    outln!("removed {cid}")?;
+                }
             }
         }
         RepoCommand::Verify => {
