@@ -35,10 +35,22 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(90);
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
+/// How e-x treats a client that sends many requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ElectrumLimits {
+    /// e-x's defaults, as a public server runs: a session whose cost passes the soft limit has
+    /// each request delayed, and past the hard limit it is disconnected.
+    #[default]
+    Public,
+    /// No throttling at all.
+    Off,
+}
+
 /// A running regtest stack. Dropping it kills both processes and deletes their data.
 #[derive(Debug)]
 pub struct Regtest {
     dir: tempfile::TempDir,
+    limits: ElectrumLimits,
     api_key: String,
     rpc_port: u16,
     electrum_port: u16,
@@ -56,6 +68,14 @@ impl Regtest {
     /// When not inside a loopback-only namespace, when a component is not installed, or when a
     /// process does not come up within its timeout (the error then holds the end of its log).
     pub async fn start() -> Result<Self> {
+        Self::start_with_limits(ElectrumLimits::Off).await
+    }
+
+    /// As [`Regtest::start`], with e-x throttling clients as `limits` says.
+    ///
+    /// # Errors
+    /// As [`Regtest::start`].
+    pub async fn start_with_limits(limits: ElectrumLimits) -> Result<Self> {
         ensure_loopback_only()?;
         let dir = tempfile::Builder::new()
             .prefix("stargate-regtest-")
@@ -63,6 +83,7 @@ impl Regtest {
             .context("creating the regtest temp dir")?;
         make_tls_cert(dir.path()).await?;
         let mut regtest = Self {
+            limits,
             api_key: format!("key{}", rand::random::<u64>()),
             rpc_port: free_loopback_port()?,
             electrum_port: free_loopback_port()?,
@@ -89,9 +110,17 @@ impl Regtest {
     /// As [`Regtest::start`], or when mining fails.
     pub async fn start_with_segwit() -> Result<Self> {
         let regtest = Self::start().await?;
-        regtest.mine_blocks(SEGWIT_HEIGHT + 1, BURN_ADDRESS).await?;
-        regtest.wait_for_electrum_sync().await?;
+        regtest.activate_segwit().await?;
         Ok(regtest)
+    }
+
+    /// Mines past segwit activation and coinbase maturity to [`BURN_ADDRESS`] and waits for e-x.
+    ///
+    /// # Errors
+    /// When mining fails or e-x does not follow.
+    pub async fn activate_segwit(&self) -> Result<()> {
+        self.mine_blocks(SEGWIT_HEIGHT + 1, BURN_ADDRESS).await?;
+        self.wait_for_electrum_sync().await
     }
 
     /// JSON-RPC URL of the node, e.g. `http://127.0.0.1:18443`.
@@ -176,6 +205,43 @@ impl Regtest {
             left -= chunk;
         }
         Ok(hashes)
+    }
+
+    /// The best-chain or side block `hash`, decoded.
+    ///
+    /// # Errors
+    /// When the block is unknown or does not decode.
+    pub async fn block(&self, hash: &str) -> Result<bitcoin::Block> {
+        let hex: String = self.rpc("getblock", json!([hash, false])).await?;
+        bitcoin::consensus::encode::deserialize_hex(&hex)
+            .with_context(|| format!("decoding block {hash}"))
+    }
+
+    /// Sends `txs` to the node and waits until all are in its mempool.
+    ///
+    /// # Errors
+    /// When the node refuses one or they do not reach the mempool in time.
+    pub async fn send(&self, txs: &[bitcoin::Transaction]) -> Result<()> {
+        let mut waiting = std::collections::HashSet::new();
+        for tx in txs {
+            let hex = bitcoin::consensus::encode::serialize_hex(tx);
+            let txid: String = self.rpc("sendrawtransaction", json!([hex])).await?;
+            waiting.insert(txid);
+        }
+        let deadline = Instant::now() + RPC_TIMEOUT;
+        while !waiting.is_empty() {
+            for txid in self.mempool().await? {
+                waiting.remove(&txid);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} transactions did not reach bcoin's mempool, e.g. {:?}",
+                waiting.len(),
+                waiting.iter().next()
+            );
+            sleep(POLL).await;
+        }
+        Ok(())
     }
 
     /// Height of the node's best chain.
@@ -361,7 +427,8 @@ impl Regtest {
         )?;
         let db = self.dir.path().join("electrumx");
         std::fs::create_dir_all(&db).context("creating e-x's data dir")?;
-        let child = Command::new(&server)
+        let mut command = Command::new(&server);
+        command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
@@ -385,12 +452,14 @@ impl Regtest {
             .env("PEER_ANNOUNCE", "")
             .env("ALLOW_ROOT", "1")
             .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
-            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
-            // Tests make many requests from one session; e-x's anti-abuse throttling would only
-            // slow them down.
-            .env("COST_SOFT_LIMIT", "0")
-            .env("COST_HARD_LIMIT", "0")
-            .env("REQUEST_SLEEP", "0")
+            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200");
+        if self.limits == ElectrumLimits::Off {
+            command
+                .env("COST_SOFT_LIMIT", "0")
+                .env("COST_HARD_LIMIT", "0")
+                .env("REQUEST_SLEEP", "0");
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(self.log_file("electrumx.log")?)
             .stderr(self.log_file("electrumx.log")?)
@@ -532,4 +601,127 @@ fn electrum_tip(url: &str) -> Result<(u64, String)> {
     let client = electrum_client::Client::from_config(url, config)?;
     let tip = client.block_headers_subscribe()?;
     Ok((tip.height as u64, tip.header.block_hash().to_string()))
+}
+
+/// A key of the test's own that owns mined coins and pays them out in ordinary one-input,
+/// one-output P2WPKH transactions, for wallets that need incoming payments from someone else.
+#[derive(Debug)]
+pub struct Payer {
+    key: bitcoin::secp256k1::SecretKey,
+    script: bitcoin::ScriptBuf,
+    coins: Vec<(bitcoin::OutPoint, bitcoin::Amount)>,
+}
+
+/// Fee of each payment and of the fan-out transaction, far above any relay minimum.
+const PAYER_FEE: bitcoin::Amount = bitcoin::Amount::from_sat(20_000);
+const FAN_OUT_FEE: bitcoin::Amount = bitcoin::Amount::from_sat(200_000);
+/// Outputs per fan-out transaction (keeps it well under the standard size limit).
+const FAN_OUT: usize = 1000;
+
+impl Payer {
+    /// Mines a coinbase to a new key, matures it, and splits it into `coins` equal outputs in
+    /// confirmed fan-out transactions. The chain must be past segwit activation.
+    ///
+    /// # Errors
+    /// When mining, broadcasting or decoding fails.
+    pub async fn fund(regtest: &Regtest, coins: usize) -> Result<Self> {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let key = bitcoin::secp256k1::SecretKey::from_slice(&rand::random::<[u8; 32]>())
+            .context("a random 32-byte key out of range")?;
+        let public = bitcoin::CompressedPublicKey(key.public_key(&secp));
+        let address = bitcoin::Address::p2wpkh(&public, bitcoin::Network::Regtest);
+        let mut payer = Self {
+            key,
+            script: address.script_pubkey(),
+            coins: Vec::new(),
+        };
+        let rounds = coins.div_ceil(FAN_OUT).max(1);
+        let mut coinbases = Vec::new();
+        for hash in regtest
+            .mine_blocks(rounds as u64, &address.to_string())
+            .await?
+        {
+            let block = regtest.block(&hash).await?;
+            let coinbase = block.txdata.first().context("a block without a coinbase")?;
+            coinbases.push((
+                bitcoin::OutPoint::new(coinbase.compute_txid(), 0),
+                coinbase.output[0].value,
+            ));
+        }
+        regtest.mine_blocks(COINBASE_MATURITY, BURN_ADDRESS).await?;
+        let mut left = coins;
+        for (outpoint, value) in coinbases {
+            let n = left.min(FAN_OUT);
+            left -= n;
+            let each = (value - FAN_OUT_FEE) / n as u64;
+            let outputs = vec![(payer.script.clone(), each); n];
+            let tx = payer.sign(outpoint, value, outputs)?;
+            let txid = tx.compute_txid();
+            regtest.send(std::slice::from_ref(&tx)).await?;
+            payer
+                .coins
+                .extend((0..n).map(|vout| (bitcoin::OutPoint::new(txid, vout as u32), each)));
+        }
+        regtest.mine_blocks(1, BURN_ADDRESS).await?;
+        Ok(payer)
+    }
+
+    /// Pays each of `to` one coin (less the fee) in its own transaction, all left in the
+    /// mempool; returns their txids.
+    ///
+    /// # Errors
+    /// When there are fewer coins left than payments, or a transaction is refused.
+    pub async fn pay(
+        &mut self,
+        regtest: &Regtest,
+        to: &[bitcoin::ScriptBuf],
+    ) -> Result<Vec<bitcoin::Txid>> {
+        ensure!(
+            to.len() <= self.coins.len(),
+            "{} payments asked of a payer with {} coins",
+            to.len(),
+            self.coins.len()
+        );
+        let mut txs = Vec::with_capacity(to.len());
+        for script in to {
+            let (outpoint, value) = self.coins.pop().context("no coin left")?;
+            txs.push(self.sign(outpoint, value, vec![(script.clone(), value - PAYER_FEE)])?);
+        }
+        regtest.send(&txs).await?;
+        Ok(txs.iter().map(bitcoin::Transaction::compute_txid).collect())
+    }
+
+    fn sign(
+        &self,
+        outpoint: bitcoin::OutPoint,
+        value: bitcoin::Amount,
+        outputs: Vec<(bitcoin::ScriptBuf, bitcoin::Amount)>,
+    ) -> Result<bitcoin::Transaction> {
+        use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let mut tx = bitcoin::Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![bitcoin::TxIn {
+                previous_output: outpoint,
+                sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
+                ..bitcoin::TxIn::default()
+            }],
+            output: outputs
+                .into_iter()
+                .map(|(script_pubkey, value)| bitcoin::TxOut {
+                    value,
+                    script_pubkey,
+                })
+                .collect(),
+        };
+        let sighash = SighashCache::new(&tx)
+            .p2wpkh_signature_hash(0, &self.script, value, EcdsaSighashType::All)
+            .context("computing a sighash")?;
+        let signature = bitcoin::ecdsa::Signature::sighash_all(
+            secp.sign_ecdsa(&bitcoin::secp256k1::Message::from(sighash), &self.key),
+        );
+        tx.input[0].witness = bitcoin::Witness::p2wpkh(&signature, &self.key.public_key(&secp));
+        Ok(tx)
+    }
 }
