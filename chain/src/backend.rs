@@ -7,8 +7,8 @@ use bdk_wallet::Wallet;
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Transaction, TxMerkleNode, Txid};
 
-use crate::config::BackendConfig;
-use crate::{ChainError, electrum, rpc};
+use crate::ChainError;
+use crate::progress::SyncProgress;
 
 /// How long a broadcast transaction may take to show up at the backend (bcoin answers
 /// `sendrawtransaction` before it has validated the transaction).
@@ -30,6 +30,14 @@ pub(crate) struct ProofParts {
     pub(crate) branch: Vec<TxMerkleNode>,
 }
 
+/// What a running sync reports.
+pub(crate) trait SyncEvents {
+    /// A block the sync downloaded (the RPC backend downloads each new block; Electrum none).
+    fn block(&mut self, block: &Block, height: u32);
+    /// How far it got.
+    fn progress(&mut self, progress: SyncProgress);
+}
+
 /// A chain source: Electrum or Bitcoin Core RPC.
 pub(crate) trait ChainBackend: Send {
     /// `electrum tcp://…` / `rpc http://…`, for messages.
@@ -38,14 +46,14 @@ pub(crate) trait ChainBackend: Send {
     fn genesis_hash(&mut self) -> Result<BlockHash, ChainError>;
     /// The backend's best block.
     fn tip(&mut self) -> Result<Tip, ChainError>;
-    /// Brings the wallet up to the backend's tip (blocks, reorgs, mempool), starting no lower
-    /// than `start_height` (the wallet's birthday). `on_block` sees every block the sync
-    /// downloads (the RPC backend downloads each new block; Electrum none).
+    /// Brings the wallet up to `tip` (blocks, reorgs, mempool), starting no lower than
+    /// `start_height` (the wallet's birthday), and tells `events` how far it got.
     fn sync_wallet(
         &mut self,
         wallet: &mut Wallet,
         start_height: u32,
-        on_block: &mut dyn FnMut(&Block, u32),
+        tip: Tip,
+        events: &mut dyn SyncEvents,
     ) -> Result<(), ChainError>;
     /// Hands a signed transaction to the network. Succeeds once the backend knows it, or
     /// when it already knew it.
@@ -54,23 +62,6 @@ pub(crate) trait ChainBackend: Send {
     fn fee_estimate(&mut self, target: u16) -> Result<Option<f64>, ChainError>;
     /// Header, position and Merkle branch of `txid` in the best-chain block at `height`.
     fn proof_parts(&mut self, txid: Txid, height: u32) -> Result<ProofParts, ChainError>;
-}
-
-/// Connects to the configured backend.
-///
-/// # Errors
-/// When the backend cannot be reached.
-pub(crate) fn connect(config: &BackendConfig) -> Result<Box<dyn ChainBackend>, ChainError> {
-    match config {
-        BackendConfig::Electrum {
-            url,
-            validate_domain,
-        } => Ok(Box::new(electrum::ElectrumBackend::connect(
-            url,
-            *validate_domain,
-        )?)),
-        BackendConfig::Rpc { url, auth } => Ok(Box::new(rpc::RpcBackend::connect(url, auth)?)),
-    }
 }
 
 /// Converts a BTC-per-kvB estimate into sat/vB; `None` for "no estimate" (-1 and the like).

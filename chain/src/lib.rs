@@ -19,16 +19,23 @@
 
 mod backend;
 mod config;
+mod connect;
+mod discovery;
 mod electrum;
+mod electrum_sync;
 mod error;
+mod progress;
 mod rpc;
 mod service;
+mod snapshot;
+mod thread;
 mod wallet;
 mod worker;
 
 pub use config::{BackendConfig, ChainConfig, FeePolicy, RpcAuth};
-pub use error::ChainError;
-pub use service::{
-    AnchorService, AnchorStatus, ChainStatus, CidAnchorState, DiscoveredAnchor, WalletBalance,
-};
+pub use discovery::DiscoveredAnchor;
+pub use error::{ChainError, ChainStopError};
+pub use progress::{SyncProgress, SyncStage};
+pub use service::{AnchorService, AnchorStatus, ChainStatus, CidAnchorState};
+pub use snapshot::WalletBalance;
 pub use wallet::WALLET_KEY_FILE;

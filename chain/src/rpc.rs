@@ -10,15 +10,17 @@
 use bdk_bitcoind_rpc::Emitter;
 use bdk_bitcoind_rpc::bitcoincore_rpc::{self, Auth, RpcApi, jsonrpc};
 use bdk_wallet::Wallet;
-use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoin::{BlockHash, Transaction, Txid};
 use serde_json::{Value, json};
 use stargate_protocol::anchor::block_tx_branch;
 
 use crate::ChainError;
 use crate::backend::{
-    ChainBackend, ProofParts, Tip, already_known, btc_per_kvb_to_sat_per_vb, wait_until_accepted,
+    ChainBackend, ProofParts, SyncEvents, Tip, already_known, btc_per_kvb_to_sat_per_vb,
+    wait_until_accepted,
 };
 use crate::config::RpcAuth;
+use crate::progress::{SyncProgress, SyncStage};
 
 /// bitcoincore-rpc's client with bcoin's `getblock` answers made Core-shaped.
 pub(crate) struct CompatClient {
@@ -145,7 +147,8 @@ impl ChainBackend for RpcBackend {
         &mut self,
         wallet: &mut Wallet,
         start_height: u32,
-        on_block: &mut dyn FnMut(&Block, u32),
+        tip: Tip,
+        events: &mut dyn SyncEvents,
     ) -> Result<(), ChainError> {
         let unconfirmed: Vec<_> = wallet
             .transactions()
@@ -169,7 +172,12 @@ impl ChainBackend for RpcBackend {
                 .map_err(|e| ChainError::Wallet {
                     reason: format!("applying block {height}: {e}"),
                 })?;
-            on_block(&event.block, height);
+            events.block(&event.block, height);
+            events.progress(SyncProgress {
+                stage: SyncStage::Blocks,
+                done: u64::from(height),
+                total: Some(u64::from(tip.height.max(height))),
+            });
         }
         let mempool = emitter.mempool().map_err(|e| ChainError::Backend {
             backend: format!("rpc {}", self.url),

@@ -14,6 +14,8 @@ use stargate_tests::{BURN_ADDRESS, COINBASE_MATURITY, Regtest};
 use tokio::time::{Instant, sleep};
 
 const WAIT: Duration = Duration::from_secs(90);
+/// How long a service gets to stop.
+const STOP: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -233,7 +235,7 @@ async fn scenario(kind: Kind) -> Result<()> {
     let before = cid(600);
     service.anchor(vec![before]).await?;
     let first = wait_broadcast(service, before).await?;
-    service.shutdown().await;
+    service.shutdown(STOP).await?;
     let Node {
         _dir: dir,
         store,
@@ -261,7 +263,7 @@ async fn scenario(kind: Kind) -> Result<()> {
         async || Ok((node.service.summary().await?.lag_blocks == Some(0)).then_some(())),
     )
     .await?;
-    node.service.shutdown().await;
+    node.service.shutdown(STOP).await?;
     Ok(())
 }
 
@@ -295,7 +297,7 @@ async fn unfunded_wallet_gives_a_clear_error_and_keeps_the_queue() -> Result<()>
         Some(CidAnchorState::Queued { .. })
     ));
     assert_eq!(node.store.anchor_counts()?.queued, 1);
-    node.service.shutdown().await;
+    node.service.shutdown(STOP).await?;
     Ok(())
 }
 
@@ -346,7 +348,7 @@ async fn tls_electrum_anchors_and_rpc_scanning_finds_them() -> Result<()> {
         found.payload,
         AnchorPayload::Cid(stargate_protocol::anchor::anchor_cid(&anchored))
     );
-    maker.shutdown().await;
-    watcher.shutdown().await;
+    maker.shutdown(STOP).await?;
+    watcher.shutdown(STOP).await?;
     Ok(())
 }

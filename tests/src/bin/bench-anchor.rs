@@ -17,6 +17,8 @@ use stargate_tests::{BURN_ADDRESS, COINBASE_MATURITY, Regtest};
 
 const SIZES: [u32; 4] = [1, 10, 100, 1000];
 const WAIT: Duration = Duration::from_secs(120);
+/// How long a service gets to stop.
+const STOP: Duration = Duration::from_secs(30);
 
 fn cid(round: u32, n: u32) -> Cid {
     let digest = bitcoin::hashes::sha256::Hash::hash(format!("bench {round} {n}").as_bytes())
@@ -95,7 +97,7 @@ async fn main() -> Result<()> {
             broadcast.unwrap_or_default(),
             confirmed,
         ));
-        service.shutdown().await;
+        service.shutdown(STOP).await?;
     }
     println!(
         "anchor figures on bcoin regtest (RPC backend, fee rate {fee_rate} sat/vB, one-input segwit v0 transactions)"

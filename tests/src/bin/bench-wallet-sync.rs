@@ -29,6 +29,8 @@ const SYNC_LIMIT: Duration = Duration::from_secs(1200);
 const QUERY_LIMIT: Duration = Duration::from_secs(30);
 /// Addresses the payments are spread over.
 const ADDRESSES: u32 = 20;
+/// How long a service gets to stop.
+const STOP: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -112,7 +114,7 @@ async fn timed_sync(
     .await;
     done.store(true, Ordering::Release);
     let (slowest_balance, slowest_status, queries) = prober.await?;
-    service.shutdown().await;
+    service.shutdown(STOP).await?;
     Ok(Run {
         kind,
         synced: result?,
@@ -155,7 +157,7 @@ async fn main() -> Result<()> {
     let store = Store::open(seed.path(), StoreOptions::default())?;
     let (service, _) = AnchorService::start(store, config(&regtest, Kind::Rpc, seed.path())?)?;
     let address = service.wallet_address().await?;
-    service.shutdown().await;
+    service.shutdown(STOP).await?;
     let key_file = std::fs::read(seed.path().join(WALLET_KEY_FILE))?;
     let key: serde_json::Value = serde_json::from_slice(&key_file)?;
     let xprv = Xpriv::from_str(key["xprv"].as_str().context("no xprv in the key file")?)?;
