@@ -7,6 +7,8 @@ use bdk_wallet::Wallet;
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Transaction, TxMerkleNode, Txid};
 
+use stargate_protocol::anchor::Network;
+
 use crate::ChainError;
 use crate::progress::SyncProgress;
 
@@ -42,19 +44,17 @@ pub(crate) trait SyncEvents {
 pub(crate) trait ChainBackend: Send {
     /// `electrum tcp://…` / `rpc http://…`, for messages.
     fn describe(&self) -> String;
-    /// Hash of the backend's genesis block (checked against the configured network).
-    fn genesis_hash(&mut self) -> Result<BlockHash, ChainError>;
     /// The backend's best block.
     fn tip(&mut self) -> Result<Tip, ChainError>;
-    /// Brings the wallet up to `tip` (blocks, reorgs, mempool), starting no lower than
-    /// `start_height` (the wallet's birthday), and tells `events` how far it got.
+    /// Brings the wallet up to the backend's tip (blocks, reorgs, mempool), starting no lower
+    /// than `start_height` (the wallet's birthday), tells `events` how far it got, and returns
+    /// the tip it synced to.
     fn sync_wallet(
         &mut self,
         wallet: &mut Wallet,
         start_height: u32,
-        tip: Tip,
         events: &mut dyn SyncEvents,
-    ) -> Result<(), ChainError>;
+    ) -> Result<Tip, ChainError>;
     /// Hands a signed transaction to the network. Succeeds once the backend knows it, or
     /// when it already knew it.
     fn broadcast(&mut self, tx: &Transaction) -> Result<(), ChainError>;
@@ -62,6 +62,27 @@ pub(crate) trait ChainBackend: Send {
     fn fee_estimate(&mut self, target: u16) -> Result<Option<f64>, ChainError>;
     /// Header, position and Merkle branch of `txid` in the best-chain block at `height`.
     fn proof_parts(&mut self, txid: Txid, height: u32) -> Result<ProofParts, ChainError>;
+}
+
+/// Checks that `found`, the backend's genesis block hash, is `network`'s.
+///
+/// # Errors
+/// [`ChainError::WrongNetwork`] otherwise.
+pub(crate) fn check_network(
+    backend: &str,
+    network: Network,
+    found: BlockHash,
+) -> Result<(), ChainError> {
+    let expected = bitcoin::constants::genesis_block(network.to_bitcoin()).block_hash();
+    if found != expected {
+        return Err(ChainError::WrongNetwork {
+            backend: backend.to_owned(),
+            network: network.to_string(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Converts a BTC-per-kvB estimate into sat/vB; `None` for "no estimate" (-1 and the like).

@@ -22,7 +22,6 @@ mod config;
 mod connect;
 mod discovery;
 mod electrum;
-mod electrum_sync;
 mod error;
 mod progress;
 mod rpc;

@@ -151,18 +151,7 @@ impl Worker {
 
     fn backend(&mut self) -> Result<&mut Box<dyn ChainBackend>, ChainError> {
         if self.backend.is_none() {
-            let mut backend = connect(&self.config.backend)?;
-            let expected =
-                bitcoin::constants::genesis_block(self.config.network.to_bitcoin()).block_hash();
-            let found = backend.genesis_hash()?;
-            if found != expected {
-                return Err(ChainError::WrongNetwork {
-                    backend: backend.describe(),
-                    network: self.config.network.to_string(),
-                    expected: expected.to_string(),
-                    found: found.to_string(),
-                });
-            }
+            let backend = connect(&self.config.backend, self.config.network)?;
             tracing::info!(backend = %backend.describe(), network = %self.config.network, "chain backend connected");
             self.backend = Some(backend);
         }
@@ -192,9 +181,7 @@ impl Worker {
     }
 
     fn tick(&mut self) -> Result<(), ChainError> {
-        let tip = self.backend()?.tip()?;
-        self.snapshot.send_modify(|s| s.tip = Some(tip));
-        self.sync(tip)?;
+        let tip = self.sync()?;
         // The new balance is visible before the batches are looked at.
         self.publish_wallet();
         self.watch_batches(tip)?;
@@ -202,7 +189,8 @@ impl Worker {
         Ok(())
     }
 
-    fn sync(&mut self, tip: Tip) -> Result<(), ChainError> {
+    /// Syncs the wallet and returns the tip it reached.
+    fn sync(&mut self) -> Result<Tip, ChainError> {
         let own: Vec<Txid> = if self.config.scan_anchors {
             self.store
                 .anchor_open_batches(0)?
@@ -213,6 +201,7 @@ impl Worker {
             Vec::new()
         };
         self.wallet()?;
+        self.backend()?;
         let (Some(backend), Some((wallet, key))) = (self.backend.as_mut(), self.wallet.as_mut())
         else {
             return Err(ChainError::Stopped);
@@ -228,9 +217,14 @@ impl Worker {
             started: Instant::now(),
             last_log: None,
         };
-        let synced = backend.sync_wallet(wallet, key.birthday_height, tip, &mut events);
-        self.snapshot.send_modify(|s| s.syncing = None);
-        synced?;
+        let synced = backend.sync_wallet(wallet, key.birthday_height, &mut events);
+        self.snapshot.send_modify(|s| {
+            s.syncing = None;
+            if let Ok(tip) = &synced {
+                s.tip = Some(*tip);
+            }
+        });
+        let tip = synced?;
         let height = wallet.latest_checkpoint().height();
         let new = wallet.tx_graph().full_txs().count().saturating_sub(before);
         if let Some(changes) = take_changes(wallet) {
@@ -247,7 +241,7 @@ impl Worker {
         } else {
             tracing::debug!(height, took_ms = took.as_millis() as u64, "wallet synced");
         }
-        Ok(())
+        Ok(tip)
     }
 
     fn watch_batches(&mut self, tip: Tip) -> Result<(), ChainError> {
