@@ -220,8 +220,8 @@ impl Fetch {
 }
 
 /// The wallet's chain brought to `tip`: from the highest checkpoint whose block the server
-/// still has, extended by the latest blocks. A header not fetched yet is asked alone (only
-/// after a reorg deeper than the wallet's latest checkpoints).
+/// still has, extended by the blocks read above it. A header not fetched yet is asked alone
+/// (only after a reorg deeper than the wallet's latest checkpoints).
 fn chain_update(
     client: &Client,
     local: CheckPoint,
@@ -251,16 +251,18 @@ fn chain_update(
     let agreement = agreement.ok_or_else(|| {
         Error::Message("no block of the wallet's chain is on the server's chain".to_owned())
     })?;
+    // Every block read above the agreement goes in: a reorg replaces the wallet's blocks only
+    // when the update names the heights it replaces.
     let above = agreement.height();
-    let newer: Vec<BlockId> = (tip.height.saturating_sub(CHAIN_SUFFIX - 1)..=tip.height)
-        .filter(|h| *h > above)
-        .filter_map(|height| {
-            headers.get(&height).map(|header| BlockId {
-                height,
-                hash: header.block_hash(),
-            })
+    let mut newer: Vec<BlockId> = headers
+        .iter()
+        .filter(|(height, _)| **height > above && **height <= tip.height)
+        .map(|(height, header)| BlockId {
+            height: *height,
+            hash: header.block_hash(),
         })
         .collect();
+    newer.sort_by_key(|block| block.height);
     agreement
         .extend(newer)
         .map_err(|_| Error::Message("the server's headers do not follow each other".to_owned()))
