@@ -6,6 +6,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SyncStage {
+    /// Connecting, or waiting for the backend's first answers.
+    Waiting,
     /// Looking for the wallet's used addresses (Electrum).
     Addresses,
     /// Downloading the wallet's transactions (Electrum).
@@ -19,6 +21,7 @@ pub enum SyncStage {
 impl fmt::Display for SyncStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Waiting => "waiting for the backend",
             Self::Addresses => "scanning addresses",
             Self::Transactions => "fetching transactions",
             Self::Confirmations => "checking confirmations",

@@ -22,7 +22,7 @@ use crate::backend::{ChainBackend, SyncEvents, Tip};
 use crate::config::ChainConfig;
 use crate::connect::connect;
 use crate::discovery::{DiscoveredAnchor, scan_block};
-use crate::progress::SyncProgress;
+use crate::progress::{SyncProgress, SyncStage};
 use crate::snapshot::{Snapshot, WalletView};
 use crate::wallet::{WalletKey, open_wallet, take_changes};
 
@@ -49,6 +49,9 @@ pub(crate) struct Worker {
     snapshot: watch::Sender<Snapshot>,
     discovered: Option<mpsc::Sender<DiscoveredAnchor>>,
     backend: Option<Box<dyn ChainBackend>>,
+    /// Whether the wallet was synced through the current connection: until then, the
+    /// snapshot says a sync is running from its start.
+    caught_up: bool,
     wallet: Option<(Wallet, WalletKey)>,
     /// When each transaction was last handed to the backend by this process.
     last_sent: HashMap<Txid, Instant>,
@@ -81,6 +84,7 @@ impl Worker {
             snapshot,
             discovered,
             backend: None,
+            caught_up: false,
             wallet: None,
             last_sent: HashMap::new(),
             rejections: HashMap::new(),
@@ -114,6 +118,7 @@ impl Worker {
         if matches!(e, ChainError::Backend { .. }) {
             // Reconnect on the next tick.
             self.backend = None;
+            self.caught_up = false;
         }
         let error = e.to_string();
         self.snapshot.send_modify(|s| {
@@ -201,6 +206,14 @@ impl Worker {
             Vec::new()
         };
         self.wallet()?;
+        if !self.caught_up {
+            let waiting = SyncProgress {
+                stage: SyncStage::Waiting,
+                done: 0,
+                total: None,
+            };
+            self.snapshot.send_modify(|s| s.syncing = Some(waiting));
+        }
         self.backend()?;
         let (Some(backend), Some((wallet, key))) = (self.backend.as_mut(), self.wallet.as_mut())
         else {
@@ -225,6 +238,7 @@ impl Worker {
             }
         });
         let tip = synced?;
+        self.caught_up = true;
         let height = wallet.latest_checkpoint().height();
         let new = wallet.tx_graph().full_txs().count().saturating_sub(before);
         if let Some(changes) = take_changes(wallet) {
