@@ -46,7 +46,8 @@ impl fmt::Display for SyncProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.total {
             Some(total) => write!(f, "{} {} of {total}", self.stage, self.done),
-            None => write!(f, "{} ({} so far)", self.stage, self.done),
+            None if self.done > 0 => write!(f, "{} ({} so far)", self.stage, self.done),
+            None => write!(f, "{}", self.stage),
         }
     }
 }
@@ -69,5 +70,11 @@ mod tests {
             total: None,
         };
         assert_eq!(open.to_string(), "scanning addresses (40 so far)");
+        let waiting = SyncProgress {
+            stage: SyncStage::Waiting,
+            done: 0,
+            total: None,
+        };
+        assert_eq!(waiting.to_string(), "waiting for the backend");
     }
 }

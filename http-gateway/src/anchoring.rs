@@ -113,12 +113,19 @@ pub struct SyncProgress {
     pub done: u64,
     /// Items of the stage in all (for `reading blocks`, the tip's height), when known.
     pub total: Option<u64>,
+    /// All of it in words, e.g. `fetching transactions 200 of 500`.
+    pub text: String,
 }
 
 impl SyncProgress {
-    /// Progress through `stage`.
-    pub fn new(stage: String, done: u64, total: Option<u64>) -> Self {
-        Self { stage, done, total }
+    /// Progress through `stage`, and how the node says it.
+    pub fn new(stage: String, done: u64, total: Option<u64>, text: String) -> Self {
+        Self {
+            stage,
+            done,
+            total,
+            text,
+        }
     }
 }
 

@@ -194,7 +194,7 @@ fn anchoring_error(e: ChainError) -> AnchoringError {
 }
 
 fn progress(p: SyncProgress) -> stargate_http_gateway::SyncProgress {
-    stargate_http_gateway::SyncProgress::new(p.stage.to_string(), p.done, p.total)
+    stargate_http_gateway::SyncProgress::new(p.stage.to_string(), p.done, p.total, p.to_string())
 }
 
 fn entry(status: AnchorStatus) -> AnchorEntry {

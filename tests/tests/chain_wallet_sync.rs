@@ -2,7 +2,7 @@
 //! regtest stack, with e-x keeping its public cost limits: it syncs through Electrum in step
 //! with the RPC backend, and the balance, address and status asked meanwhile answer at once,
 //! from the last state, saying that a sync runs: through the service and through the daemon's
-//! CLI.
+//! CLI, where a CID queued during the sync goes out as soon as it ends.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use stargate_chain::{AnchorService, BackendConfig, ChainConfig, RpcAuth, WALLET_KEY_FILE};
 use stargate_protocol::anchor::Network;
 use stargate_storage::{Store, StoreOptions};
-use stargate_tests::{DaemonOptions, ElectrumLimits, Regtest, StargateDaemon};
+use stargate_tests::{DaemonOptions, ElectrumLimits, Regtest, StargateDaemon, write_text_file};
 
 /// Coinbase outputs paid to the wallet.
 const COINBASES: u64 = 500;
@@ -25,6 +25,9 @@ const AT_ONCE: Duration = Duration::from_secs(1);
 const SYNC_LIMIT: Duration = Duration::from_secs(120);
 /// How long a service gets to stop.
 const STOP: Duration = Duration::from_secs(30);
+/// How soon after the sync a CID queued during it must be broadcast (a poll interval and the
+/// broadcast's round trips).
+const ANCHOR_AFTER_SYNC: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -193,6 +196,7 @@ fn the_cli_answers_during_an_electrum_sync_and_says_how_far_it_got() -> Result<(
         ),
         ("STARGATE_CHAIN_WALLET_KEY", history.xprv.clone()),
         ("STARGATE_CHAIN_POLL_INTERVAL_SEC", "1".to_owned()),
+        ("STARGATE_CHAIN_ANCHOR_BATCH_INTERVAL_SEC", "1".to_owned()),
     ];
     let daemon = StargateDaemon::start(DaemonOptions {
         env: env
@@ -204,6 +208,13 @@ fn the_cli_answers_during_an_electrum_sync_and_says_how_far_it_got() -> Result<(
     let expected = format!("confirmed {} sat", history.expected_sat);
     let as_of = format!("as of block {}", history.tip);
     let started = Instant::now();
+    // Content queued for anchoring while the wallet still syncs.
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("queued-early.md");
+    write_text_file(&file, 2_000, 11)?;
+    let path = file.to_str().context("temp path is not UTF-8")?;
+    let cid = daemon.cli_ok(&["add", "-Q", path])?.trim().to_owned();
+    at_once(&daemon, &["anchor", &cid])?;
     // Whether `wallet balance`, then `anchor status`, said that the sync was running.
     let mut said_syncing = [false, false];
     loop {
@@ -211,6 +222,9 @@ fn the_cli_answers_during_an_electrum_sync_and_says_how_far_it_got() -> Result<(
         let address = at_once(&daemon, &["wallet", "address"])?;
         ensure!(address.trim().starts_with("bcrt1"), "{address}");
         let status = at_once(&daemon, &["anchor", "status"])?;
+        if !said_syncing[0] && balance.contains("wallet syncing") {
+            eprintln!("during the sync:\n{balance}{status}");
+        }
         said_syncing[0] |= balance.contains("wallet syncing");
         said_syncing[1] |= status.contains("wallet syncing");
         // Coinbase outputs mature after 100 blocks: the last hundred are immature.
@@ -227,6 +241,7 @@ fn the_cli_answers_during_an_electrum_sync_and_says_how_far_it_got() -> Result<(
             .sum();
         if total == history.expected_sat && balance.contains(&as_of) {
             ensure!(!balance.contains("wallet syncing"), "{balance}");
+            eprintln!("{balance}{status}");
             break;
         }
         ensure!(
@@ -241,6 +256,19 @@ fn the_cli_answers_during_an_electrum_sync_and_says_how_far_it_got() -> Result<(
         "`wallet balance` and `anchor status` did not both say that the sync was running ({said_syncing:?}); log:\n{}",
         daemon.log()
     );
+    let synced = Instant::now();
+    loop {
+        let status = at_once(&daemon, &["anchor", "status", &cid])?;
+        if status.contains(&format!("{cid} broadcast")) {
+            break;
+        }
+        ensure!(
+            synced.elapsed() < ANCHOR_AFTER_SYNC,
+            "the CID queued during the sync was not broadcast within {ANCHOR_AFTER_SYNC:?} of its end:\n{status}\nlog:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let log = daemon.log();
     ensure!(
         log.contains("wallet synced") && log.contains("new_transactions=500"),

@@ -72,17 +72,8 @@ struct Summary {
 /// How far a running wallet sync has got.
 #[derive(Debug, Deserialize)]
 struct Progress {
-    stage: String,
-    done: u64,
-    total: Option<u64>,
-}
-
-impl Progress {
-    /// `fetching transactions 200 of 500`, `scanning addresses 40`.
-    fn line(&self) -> String {
-        let of = self.total.map_or_else(String::new, |t| format!(" of {t}"));
-        format!("{} {}{of}", self.stage, self.done)
-    }
+    /// e.g. `fetching transactions 200 of 500`.
+    text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,7 +109,7 @@ pub(crate) async fn anchor(client: &Client, args: AnchorArgs) -> Result<()> {
                 or_unknown(s.lag_blocks)
             )?;
             if let Some(p) = &s.syncing {
-                outln!("wallet syncing: {}", p.line())?;
+                outln!("wallet syncing: {}", p.text)?;
             }
             outln!(
                 "queued {}, broadcast {}, confirmed {}, failed {}",
@@ -175,7 +166,7 @@ pub(crate) async fn wallet(client: &Client, cmd: WalletCommand) -> Result<()> {
             outln!("immature {} sat", b.immature_sat)?;
             outln!("as of block {}", or_unknown(b.synced_height))?;
             if let Some(p) = &b.syncing {
-                outln!("wallet syncing: {}; the balance may still change", p.line())?;
+                outln!("wallet syncing: {}; the balance may still change", p.text)?;
             }
         }
     }
