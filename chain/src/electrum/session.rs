@@ -157,7 +157,8 @@ impl Session {
                 .map_err(self.fail("subscribing to the wallet's addresses"))?;
             self.take_notifications(client)
                 .map_err(self.fail("reading notifications"))?;
-            let stale: Vec<ScriptBuf> = std::mem::take(&mut self.dirty).into_iter().collect();
+            // Read again until an update from them is applied.
+            let stale: Vec<ScriptBuf> = self.dirty.iter().cloned().collect();
             let requests: Vec<Request> = stale.iter().cloned().map(Request::History).collect();
             let answers = self
                 .pacer
@@ -168,7 +169,6 @@ impl Session {
             // Subscriptions wait for the next round: the wallet is up to date one round trip
             // sooner, and a change in between shows as a status that differs from the one taken.
             self.scan(client, wallet, &mut histories, events)?;
-            self.scanned = true;
         }
         let tip = self.latest_tip(client)?;
         if !histories.is_empty() || wallet.latest_checkpoint().hash() != tip.hash {
@@ -181,7 +181,9 @@ impl Session {
                     reason: format!("applying an Electrum update: {e}"),
                 })?;
         }
+        self.scanned = true;
         for (spk, history) in histories {
+            self.dirty.remove(&spk);
             let status = status_of(&history);
             match self.statuses.get_mut(&spk) {
                 Some(watched) => *watched = status,

@@ -288,7 +288,47 @@ fn ranges(heights: &BTreeSet<u32>) -> impl Iterator<Item = (u32, u32)> + '_ {
 
 #[cfg(test)]
 mod tests {
+    use bitcoin::hashes::Hash as _;
+    use stargate_protocol::anchor::Network;
+    use stargate_storage::{Store, StoreOptions};
+
     use super::*;
+    use crate::wallet::{WalletKey, open_wallet};
+
+    #[test]
+    fn the_plan_asks_only_what_the_wallet_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let key = WalletKey::load_or_create(Network::Regtest, None, dir.path(), || None).unwrap();
+        let wallet = open_wallet(&store, &key, Network::Regtest).unwrap();
+        let txid = |n: u8| Txid::from_byte_array([n; 32]);
+        let entry = |n: u8, height: i32| GetHistoryRes {
+            height,
+            tx_hash: txid(n),
+            fee: None,
+        };
+        let spk = ScriptBuf::new_op_return([1u8; 4]);
+        let histories: Histories = [(spk, vec![entry(1, 300), entry(2, 0), entry(3, -1)])]
+            .into_iter()
+            .collect();
+        let tip = Tip {
+            height: 310,
+            hash: BlockHash::all_zeros(),
+        };
+        let plan = Fetch::plan(&wallet, &histories, tip, 7);
+        assert_eq!(plan.txs, vec![txid(1), txid(2), txid(3)]);
+        assert_eq!(plan.proofs, vec![(txid(1), 300)]);
+        assert_eq!(plan.unconfirmed, vec![txid(2), txid(3)]);
+        assert!(plan.anchored.is_empty() && plan.evicted.is_empty());
+        // The confirmation's block, the chain's last eight and the wallet's genesis checkpoint.
+        let heights: Vec<u32> = plan.heights.iter().copied().collect();
+        assert_eq!(
+            heights,
+            vec![0, 300, 303, 304, 305, 306, 307, 308, 309, 310]
+        );
+        let requested: Vec<(u32, u32)> = ranges(&plan.heights).collect();
+        assert_eq!(requested, vec![(0, 1), (300, 11)]);
+    }
 
     #[test]
     fn close_heights_share_a_range_and_far_ones_do_not() {
