@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Wallet sync figures (issue 11): a fresh node's anchoring wallet with N transactions (coinbase
 # outputs or ordinary payments) synced through the RPC and the Electrum backend on the same bcoin
-# + e-x regtest stack (e-x with its public default cost limits), with the slowest balance and
-# status answers during the sync, inside the loopback-only namespace.
+# + e-x regtest stack (e-x with its default cost limits, as a public server), with the slowest
+# balance and status answers during the sync, inside the loopback-only namespace.
 #
-#   bash scripts/bench-wallet-sync.sh [coinbase|payments] [N] [--limits off]
+#   bash scripts/bench-wallet-sync.sh [coinbase|payments] [N]
 set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 cd "$bench_repo"

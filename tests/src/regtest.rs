@@ -35,22 +35,10 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(90);
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
-/// How e-x treats a client that sends many requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ElectrumLimits {
-    /// e-x's defaults, as a public server runs: a session whose cost passes the soft limit has
-    /// each request delayed, and past the hard limit it is disconnected.
-    #[default]
-    Public,
-    /// No throttling at all.
-    Off,
-}
-
 /// A running regtest stack. Dropping it kills both processes and deletes their data.
 #[derive(Debug)]
 pub struct Regtest {
     dir: tempfile::TempDir,
-    limits: ElectrumLimits,
     api_key: String,
     rpc_port: u16,
     electrum_port: u16,
@@ -68,14 +56,6 @@ impl Regtest {
     /// When not inside a loopback-only namespace, when a component is not installed, or when a
     /// process does not come up within its timeout (the error then holds the end of its log).
     pub async fn start() -> Result<Self> {
-        Self::start_with_limits(ElectrumLimits::Off).await
-    }
-
-    /// As [`Regtest::start`], with e-x throttling clients as `limits` says.
-    ///
-    /// # Errors
-    /// As [`Regtest::start`].
-    pub async fn start_with_limits(limits: ElectrumLimits) -> Result<Self> {
         ensure_loopback_only()?;
         let dir = tempfile::Builder::new()
             .prefix("stargate-regtest-")
@@ -83,7 +63,6 @@ impl Regtest {
             .context("creating the regtest temp dir")?;
         make_tls_cert(dir.path()).await?;
         let mut regtest = Self {
-            limits,
             api_key: format!("key{}", rand::random::<u64>()),
             rpc_port: free_loopback_port()?,
             electrum_port: free_loopback_port()?,
@@ -110,17 +89,9 @@ impl Regtest {
     /// As [`Regtest::start`], or when mining fails.
     pub async fn start_with_segwit() -> Result<Self> {
         let regtest = Self::start().await?;
-        regtest.activate_segwit().await?;
+        regtest.mine_blocks(SEGWIT_HEIGHT + 1, BURN_ADDRESS).await?;
+        regtest.wait_for_electrum_sync().await?;
         Ok(regtest)
-    }
-
-    /// Mines past segwit activation and coinbase maturity to [`BURN_ADDRESS`] and waits for e-x.
-    ///
-    /// # Errors
-    /// When mining fails or e-x does not follow.
-    pub async fn activate_segwit(&self) -> Result<()> {
-        self.mine_blocks(SEGWIT_HEIGHT + 1, BURN_ADDRESS).await?;
-        self.wait_for_electrum_sync().await
     }
 
     /// JSON-RPC URL of the node, e.g. `http://127.0.0.1:18443`.
@@ -427,8 +398,9 @@ impl Regtest {
         )?;
         let db = self.dir.path().join("electrumx");
         std::fs::create_dir_all(&db).context("creating e-x's data dir")?;
-        let mut command = Command::new(&server);
-        command
+        // e-x's cost limits keep their defaults, as on a public server: a client that sends too
+        // much gets slowed down here as it would there.
+        let child = Command::new(&server)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
@@ -452,14 +424,7 @@ impl Regtest {
             .env("PEER_ANNOUNCE", "")
             .env("ALLOW_ROOT", "1")
             .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
-            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200");
-        if self.limits == ElectrumLimits::Off {
-            command
-                .env("COST_SOFT_LIMIT", "0")
-                .env("COST_HARD_LIMIT", "0")
-                .env("REQUEST_SLEEP", "0");
-        }
-        let child = command
+            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
             .stdin(Stdio::null())
             .stdout(self.log_file("electrumx.log")?)
             .stderr(self.log_file("electrumx.log")?)

@@ -1,5 +1,5 @@
 //! A fresh node's wallet with a long history (500 coinbase outputs, the reported case) on the
-//! regtest stack, with e-x keeping its public cost limits: it syncs through Electrum in step
+//! regtest stack (e-x with its public cost limits): it syncs through Electrum in step
 //! with the RPC backend, and the balance, address and status asked meanwhile answer at once,
 //! from the last state, saying that a sync runs: through the service and through the daemon's
 //! CLI, where a CID queued during the sync goes out as soon as it ends.
@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use stargate_chain::{AnchorService, BackendConfig, ChainConfig, RpcAuth, WALLET_KEY_FILE};
 use stargate_protocol::anchor::Network;
 use stargate_storage::{Store, StoreOptions};
-use stargate_tests::{DaemonOptions, ElectrumLimits, Regtest, StargateDaemon, write_text_file};
+use stargate_tests::{DaemonOptions, Regtest, StargateDaemon, write_text_file};
 
 /// Coinbase outputs paid to the wallet.
 const COINBASES: u64 = 500;
@@ -70,8 +70,7 @@ struct History {
 }
 
 async fn long_history() -> Result<History> {
-    let regtest = Regtest::start_with_limits(ElectrumLimits::Public).await?;
-    regtest.activate_segwit().await?;
+    let regtest = Regtest::start_with_segwit().await?;
     let seed = tempfile::tempdir()?;
     let store = Store::open(seed.path(), StoreOptions::default())?;
     let (service, _) = AnchorService::start(store, config(&regtest, Kind::Rpc, seed.path())?)?;

@@ -6,10 +6,10 @@
 //! to that address (`coinbase`, the reported case) or a payer of the test's own sends `N`
 //! ordinary payments spread over the wallet's first addresses (`payments`). Then, for each
 //! backend, a fresh node (empty database, same key file) starts and is timed until its wallet
-//! is synced to the tip with the whole balance. e-x runs with its public defaults (cost limits
-//! on) unless `--limits off`.
+//! is synced to the tip with the whole balance. e-x runs with its defaults, cost limits
+//! included, as a public server does.
 //!
-//!   bash scripts/bench-wallet-sync.sh [coinbase|payments] [N] [--limits off]
+//!   bash scripts/bench-wallet-sync.sh [coinbase|payments] [N]
 
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use bitcoin::bip32::{DerivationPath, Xpriv};
 use stargate_chain::{AnchorService, BackendConfig, ChainConfig, RpcAuth, WALLET_KEY_FILE};
 use stargate_protocol::anchor::Network;
 use stargate_storage::{Store, StoreOptions};
-use stargate_tests::{ElectrumLimits, Payer, Regtest};
+use stargate_tests::{Payer, Regtest};
 
 /// Longest a sync may take before the run is called failed.
 const SYNC_LIMIT: Duration = Duration::from_secs(1200);
@@ -145,13 +145,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let scenario = args.first().map_or("coinbase", String::as_str).to_owned();
     let n: usize = args.get(1).map_or(Ok(500), |s| s.parse())?;
-    let limits = if args.windows(2).any(|w| w[0] == "--limits" && w[1] == "off") {
-        ElectrumLimits::Off
-    } else {
-        ElectrumLimits::Public
-    };
-    let regtest = Regtest::start_with_limits(limits).await?;
-    regtest.activate_segwit().await?;
+    let regtest = Regtest::start_with_segwit().await?;
 
     let seed = tempfile::tempdir()?;
     let store = Store::open(seed.path(), StoreOptions::default())?;
@@ -206,7 +200,7 @@ async fn main() -> Result<()> {
     let log = std::fs::read_to_string(regtest.dir().join("electrumx.log")).unwrap_or_default();
     let throttled = log.matches("changing task concurrency").count();
     println!(
-        "wallet sync of {n} {scenario} transactions on bcoin regtest + e-x ({limits:?} limits), fresh node, tip {tip}"
+        "wallet sync of {n} {scenario} transactions on bcoin regtest + e-x (default cost limits), fresh node, tip {tip}"
     );
     println!("| backend | sync | slowest balance | slowest status | queries during sync |");
     println!("|---|---:|---:|---:|---:|");
