@@ -3,12 +3,11 @@
 use std::time::Duration;
 
 use bdk_wallet::Wallet;
-use bitcoin::hashes::Hash as _;
-use bitcoin::{Transaction, TxMerkleNode, Txid};
+use bitcoin::{Transaction, Txid};
 use electrum_client::{Client, ElectrumApi};
 use stargate_protocol::anchor::Network;
 
-use super::requests::{Answer, Request};
+use super::requests::{Answer, Request, proof_parts};
 use super::session::Session;
 use crate::ChainError;
 use crate::backend::{
@@ -22,6 +21,9 @@ pub(crate) struct ElectrumBackend {
     url: String,
     client: Client,
     session: Session,
+    /// The last fee estimate: the tip it was asked at, the target, the answer. Estimates
+    /// change with blocks, and a round trip costs a second.
+    fee: Option<(Option<Tip>, u16, Option<f64>)>,
 }
 
 impl ElectrumBackend {
@@ -46,6 +48,7 @@ impl ElectrumBackend {
             url: url.to_owned(),
             client,
             session: Session::new(backend, network),
+            fee: None,
         })
     }
 
@@ -92,14 +95,26 @@ impl ChainBackend for ElectrumBackend {
     }
 
     fn fee_estimate(&mut self, target: u16) -> Result<Option<f64>, ChainError> {
+        let tip = self.session.last_tip();
+        if let Some((at, asked, rate)) = self.fee
+            && at == tip
+            && asked == target
+        {
+            return Ok(rate);
+        }
         let btc_per_kb = self
             .client
             .estimate_fee(usize::from(target), None)
             .map_err(self.err("estimating the fee"))?;
-        Ok(btc_per_kvb_to_sat_per_vb(btc_per_kb))
+        let rate = btc_per_kvb_to_sat_per_vb(btc_per_kb);
+        self.fee = Some((tip, target, rate));
+        Ok(rate)
     }
 
     fn proof_parts(&mut self, txid: Txid, height: u32) -> Result<ProofParts, ChainError> {
+        if let Some(parts) = self.session.proof(txid, height) {
+            return Ok(parts);
+        }
         // Both in one round trip.
         let requests = [Request::Proof(txid, height), Request::Headers(height, 1)];
         let answers = self
@@ -114,25 +129,13 @@ impl ChainBackend for ElectrumBackend {
                 _ => {}
             }
         }
-        let (Some(merkle), Some(header)) = (merkle, header) else {
-            return Err(ChainError::Backend {
+        match (merkle, header) {
+            (Some(merkle), Some(header)) => Ok(proof_parts(merkle, header)),
+            _ => Err(ChainError::Backend {
                 backend: self.describe(),
                 context: "fetching a Merkle branch and its block header",
                 reason: format!("no header at height {height}"),
-            });
-        };
-        Ok(ProofParts {
-            header,
-            tx_index: u32::try_from(merkle.pos).unwrap_or(u32::MAX),
-            // Electrum sends hashes in display (reversed) byte order.
-            branch: merkle
-                .merkle
-                .into_iter()
-                .map(|mut h| {
-                    h.reverse();
-                    TxMerkleNode::from_byte_array(h)
-                })
-                .collect(),
-        })
+            }),
+        }
     }
 }

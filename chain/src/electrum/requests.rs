@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::{deserialize, deserialize_hex};
-use bitcoin::{ScriptBuf, Transaction, Txid};
+use bitcoin::hashes::Hash as _;
+use bitcoin::{ScriptBuf, Transaction, TxMerkleNode, Txid};
 use electrum_client::{
     Batch, Client, ElectrumApi, Error, GetHistoryRes, GetMerkleRes, HeaderNotification, Param,
     RawHeaderNotification,
 };
 use serde_json::Value;
 
-use crate::backend::Tip;
+use crate::backend::{ProofParts, Tip};
 
 /// Requests per pipelined batch, at most and at least. A server counts its per-request timeout
 /// (e-x: 30 s) from when a request arrives, and past its soft cost limit it delays each one (up
@@ -85,6 +86,23 @@ pub(crate) fn tip_of(notification: &HeaderNotification) -> Tip {
     Tip {
         height: u32::try_from(notification.height).unwrap_or(u32::MAX),
         hash: notification.header.block_hash(),
+    }
+}
+
+/// A transaction's place in its block, from its Merkle proof and the block's header.
+pub(crate) fn proof_parts(proof: GetMerkleRes, header: Header) -> ProofParts {
+    ProofParts {
+        header,
+        tx_index: u32::try_from(proof.pos).unwrap_or(u32::MAX),
+        // Electrum sends hashes in display (reversed) byte order.
+        branch: proof
+            .merkle
+            .into_iter()
+            .map(|mut h| {
+                h.reverse();
+                TxMerkleNode::from_byte_array(h)
+            })
+            .collect(),
     }
 }
 
@@ -195,8 +213,6 @@ fn header_range(answer: Value) -> Result<Vec<Header>, Error> {
 
 #[cfg(test)]
 mod tests {
-    use bitcoin::hashes::Hash as _;
-
     use super::*;
 
     #[test]

@@ -17,14 +17,14 @@ use std::collections::{BTreeSet, HashMap};
 
 use bdk_wallet::{KeychainKind, Wallet};
 use bitcoin::hashes::{Hash as _, sha256};
-use bitcoin::{BlockHash, ScriptBuf};
+use bitcoin::{BlockHash, ScriptBuf, Txid};
 use electrum_client::{Client, ElectrumApi, Error, GetHistoryRes};
 use stargate_protocol::anchor::Network;
 
 use super::requests::{Answer, Pacer, Request, tip_of};
-use super::update::{Fetch, Histories};
+use super::update::{Fetch, Histories, Proofs};
 use crate::ChainError;
-use crate::backend::{SyncEvents, Tip, check_network};
+use crate::backend::{ProofParts, SyncEvents, Tip, check_network};
 use crate::progress::{SyncProgress, SyncStage};
 
 /// Consecutive unused addresses after which the address scan stops (the usual gap limit).
@@ -52,6 +52,8 @@ pub(crate) struct Session {
     dirty: BTreeSet<ScriptBuf>,
     /// Whether the keychains were scanned for used addresses on this connection.
     scanned: bool,
+    /// The confirmations the last update brought.
+    proofs: Proofs,
     pacer: Pacer,
 }
 
@@ -65,6 +67,7 @@ impl Session {
             taken: HashMap::new(),
             dirty: BTreeSet::new(),
             scanned: false,
+            proofs: Proofs::new(),
             pacer: Pacer::default(),
         }
     }
@@ -106,6 +109,19 @@ impl Session {
         requests: &[Request],
     ) -> Result<Vec<Answer>, Error> {
         self.pacer.call(client, requests, |_| {})
+    }
+
+    /// The tip as last seen, without asking.
+    pub(crate) fn last_tip(&self) -> Option<Tip> {
+        self.tip
+    }
+
+    /// `txid`'s place in its block at `height`, if the last update checked it.
+    pub(crate) fn proof(&self, txid: Txid, height: u32) -> Option<ProofParts> {
+        self.proofs
+            .get(&txid)
+            .filter(|(at, _)| *at == height)
+            .map(|(_, parts)| parts.clone())
     }
 
     /// Checks the genesis block and takes the tip from the answers to [`opening`].
@@ -172,7 +188,7 @@ impl Session {
         }
         let tip = self.latest_tip(client)?;
         if !histories.is_empty() || wallet.latest_checkpoint().hash() != tip.hash {
-            let update = Fetch::plan(wallet, &histories, tip, started)
+            let (update, proofs) = Fetch::plan(wallet, &histories, tip, started)
                 .run(client, &mut self.pacer, wallet, events)
                 .map_err(self.fail("fetching the wallet's transactions"))?;
             wallet
@@ -180,6 +196,7 @@ impl Session {
                 .map_err(|e| ChainError::Wallet {
                     reason: format!("applying an Electrum update: {e}"),
                 })?;
+            self.proofs = proofs;
         }
         self.scanned = true;
         for (spk, history) in histories {
@@ -355,8 +372,6 @@ fn now_secs() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use bitcoin::Txid;
-
     use super::*;
 
     #[test]

@@ -9,10 +9,10 @@ use bdk_wallet::chain::{BlockId, CheckPoint, ConfirmationBlockTime, TxUpdate};
 use bdk_wallet::{Update, Wallet};
 use bitcoin::block::Header;
 use bitcoin::{BlockHash, ScriptBuf, Txid};
-use electrum_client::{Client, ElectrumApi, Error, GetHistoryRes};
+use electrum_client::{Client, Error, GetHistoryRes};
 
-use super::requests::{Answer, Pacer, Request};
-use crate::backend::{SyncEvents, Tip};
+use super::requests::{Answer, Pacer, Request, proof_parts};
+use crate::backend::{ProofParts, SyncEvents, Tip};
 use crate::progress::{SyncProgress, SyncStage};
 
 /// The latest blocks asked at each sync, to find where the wallet's chain meets the server's.
@@ -20,6 +20,9 @@ const CHAIN_SUFFIX: u32 = 8;
 /// The wallet's latest checkpoints whose blocks are asked at each sync: one of them is almost
 /// always where its chain meets the server's.
 const LOCAL_CHECKPOINTS: usize = 4;
+/// Checkpoints whose headers are asked at once while looking for where a reorged chain meets
+/// the server's.
+const AGREEMENT_BATCH: usize = 32;
 /// The most headers e-x gives for one `blockchain.block.headers` request.
 const MAX_HEADERS: u32 = 2016;
 /// Needed heights at most this far apart share one range request (a header in a range costs
@@ -30,6 +33,8 @@ const REORG_DEPTH: u32 = 100;
 
 /// Scripts and their histories as the server gave them.
 pub(crate) type Histories = BTreeMap<ScriptBuf, Vec<GetHistoryRes>>;
+/// Checked confirmations: each transaction's height and place in its block.
+pub(crate) type Proofs = HashMap<Txid, (u32, ProofParts)>;
 
 /// What a sync asks beyond the histories, and how it turns the answers into an update.
 pub(crate) struct Fetch {
@@ -126,7 +131,8 @@ impl Fetch {
     }
 
     /// Asks everything (a second, small round after a reorg), checks the proofs and builds the
-    /// wallet's update.
+    /// wallet's update; also returns each new confirmation's proof parts, which the worker asks
+    /// for its own transactions right after.
     ///
     /// # Errors
     /// When a request fails or the server's chain does not connect to the wallet's.
@@ -136,7 +142,7 @@ impl Fetch {
         pacer: &mut Pacer,
         wallet: &Wallet,
         events: &mut dyn SyncEvents,
-    ) -> Result<Update, Error> {
+    ) -> Result<(Update, Proofs), Error> {
         let mut requests: Vec<Request> = self.txs.iter().map(|t| Request::Tx(*t)).collect();
         requests.extend(self.proofs.iter().map(|(t, h)| Request::Proof(*t, *h)));
         requests.extend(ranges(&self.heights).map(|(start, n)| Request::Headers(start, n)));
@@ -174,8 +180,9 @@ impl Fetch {
                 proofs.push((*txid, *height, proof));
             }
         }
+        let mut checked = Proofs::new();
         for (txid, height, proof) in proofs {
-            let Some(header) = headers.get(&height) else {
+            let Some(header) = headers.get(&height).copied() else {
                 continue;
             };
             if !electrum_client::utils::validate_merkle_proof(&txid, &header.merkle_root, &proof) {
@@ -190,6 +197,7 @@ impl Fetch {
                 confirmation_time: u64::from(header.time),
             };
             update.anchors.insert((anchor, txid));
+            checked.insert(txid, (height, proof_parts(proof, header)));
         }
         update.seen_ats = self
             .unconfirmed
@@ -201,7 +209,13 @@ impl Fetch {
             .iter()
             .map(|txid| (*txid, self.started))
             .collect();
-        let chain = chain_update(client, wallet.latest_checkpoint(), self.tip, &mut headers)?;
+        let chain = chain_update(
+            client,
+            pacer,
+            wallet.latest_checkpoint(),
+            self.tip,
+            &mut headers,
+        )?;
         // As bdk_electrum does: a checkpoint for each anchor's block, so the wallet can place it.
         let chain = update.anchors.iter().fold(chain, |cp, (anchor, _)| {
             let height = anchor.block_id.height;
@@ -211,19 +225,22 @@ impl Fetch {
                 cp
             }
         });
-        Ok(Update {
+        let update = Update {
             last_active_indices: BTreeMap::new(),
             tx_update: update,
             chain: Some(chain),
-        })
+        };
+        Ok((update, checked))
     }
 }
 
 /// The wallet's chain brought to `tip`: from the highest checkpoint whose block the server
-/// still has, extended by the blocks read above it. A header not fetched yet is asked alone
-/// (only after a reorg deeper than the wallet's latest checkpoints).
+/// still has, extended by the blocks read above it. Headers not fetched yet (only after a
+/// reorg deeper than the wallet's latest checkpoints) are asked [`AGREEMENT_BATCH`] checkpoints
+/// at a time.
 fn chain_update(
     client: &Client,
+    pacer: &mut Pacer,
     local: CheckPoint,
     tip: Tip,
     headers: &mut HashMap<u32, Header>,
@@ -235,15 +252,21 @@ fn chain_update(
     let mut agreement = None;
     for cp in local.iter() {
         let height = cp.height();
-        let hash = match headers.get(&height) {
-            Some(header) => header.block_hash(),
-            None => {
-                let header = client.block_header(height as usize)?;
-                headers.insert(height, header);
-                header.block_hash()
+        if !headers.contains_key(&height) {
+            let missing: Vec<Request> = cp
+                .iter()
+                .map(|below| below.height())
+                .filter(|h| !headers.contains_key(h))
+                .take(AGREEMENT_BATCH)
+                .map(|h| Request::Headers(h, 1))
+                .collect();
+            for answer in pacer.call(client, &missing, |_| {})? {
+                if let Answer::Headers(start, list) = answer {
+                    headers.extend((start..).zip(list));
+                }
             }
-        };
-        if hash == cp.hash() {
+        }
+        if headers.get(&height).map(Header::block_hash) == Some(cp.hash()) {
             agreement = Some(cp);
             break;
         }
