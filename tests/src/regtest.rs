@@ -35,6 +35,26 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(90);
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
+/// Which of the stack's services a node's chain service talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainSource {
+    /// e-x, over plain TCP.
+    Electrum,
+    /// bcoin's JSON-RPC, with a cookie file.
+    Rpc,
+}
+
+/// An anchoring wallet made the way a node makes one.
+#[derive(Debug, Clone)]
+pub struct NewWallet {
+    /// Its key file as the chain crate wrote it, with the tip at its creation as its birthday.
+    pub key_file: Vec<u8>,
+    /// Its extended private key.
+    pub xprv: String,
+    /// Its first receiving address.
+    pub address: bitcoin::Address,
+}
+
 /// A running regtest stack. Dropping it kills both processes and deletes their data.
 #[derive(Debug)]
 pub struct Regtest {
@@ -118,6 +138,79 @@ impl Regtest {
         std::fs::write(&path, format!("__cookie__:{}", self.api_key))
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
+    }
+
+    /// A chain configuration for a node whose data dir is `data_dir`, on this stack through
+    /// `source`; everything else keeps the chain crate's defaults.
+    ///
+    /// # Errors
+    /// When the RPC cookie file cannot be written.
+    pub fn chain_config(
+        &self,
+        source: ChainSource,
+        data_dir: &Path,
+    ) -> Result<stargate_chain::ChainConfig> {
+        let backend = match source {
+            ChainSource::Electrum => stargate_chain::BackendConfig::Electrum {
+                url: self.electrum_url(),
+                validate_domain: false,
+            },
+            ChainSource::Rpc => stargate_chain::BackendConfig::Rpc {
+                url: self.rpc_url(),
+                auth: stargate_chain::RpcAuth::Cookie(self.write_cookie_file()?),
+            },
+        };
+        Ok(stargate_chain::ChainConfig::new(
+            stargate_protocol::anchor::Network::Regtest,
+            backend,
+            data_dir.to_path_buf(),
+        ))
+    }
+
+    /// A new wallet: a chain service starts in a temporary data dir, shows its address and
+    /// stops.
+    ///
+    /// # Errors
+    /// When the service fails or its key file cannot be read.
+    pub async fn new_wallet(&self) -> Result<NewWallet> {
+        let dir = tempfile::tempdir()?;
+        let store = stargate_storage::Store::open(dir.path(), Default::default())?;
+        let config = self.chain_config(ChainSource::Rpc, dir.path())?;
+        let (service, _) = stargate_chain::AnchorService::start(store, config)?;
+        let address = service.wallet_address().await?;
+        service.shutdown(STOP_TIMEOUT).await?;
+        let key_file = std::fs::read(dir.path().join(stargate_chain::WALLET_KEY_FILE))?;
+        let key: Value = serde_json::from_slice(&key_file)?;
+        let xprv = key["xprv"]
+            .as_str()
+            .context("no xprv in the wallet key file")?
+            .to_owned();
+        Ok(NewWallet {
+            key_file,
+            xprv,
+            address,
+        })
+    }
+
+    /// Mines `n` blocks to `address` from an empty mempool and returns what their coinbase
+    /// outputs pay in all (regtest's subsidy halves every 150 blocks).
+    ///
+    /// # Errors
+    /// When the mempool holds transactions (their fees would count) or mining fails.
+    pub async fn mine_coinbases(&self, n: u64, address: &bitcoin::Address) -> Result<u64> {
+        ensure!(
+            self.mempool().await?.is_empty(),
+            "mine_coinbases needs an empty mempool"
+        );
+        let first = self.height().await? + 1;
+        self.mine_blocks(n, &address.to_string()).await?;
+        Ok((first..first + n)
+            .map(|height| {
+                5_000_000_000u64
+                    .checked_shr((height / 150) as u32)
+                    .unwrap_or(0)
+            })
+            .sum())
     }
 
     /// Electrum TCP URL, e.g. `tcp://127.0.0.1:50001`.

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use stargate_chain::{AnchorService, BackendConfig, ChainConfig, RpcAuth, WALLET_KEY_FILE};
-use stargate_protocol::anchor::Network;
+use stargate_chain::{AnchorService, ChainConfig, WALLET_KEY_FILE};
 use stargate_storage::{Store, StoreOptions};
-use stargate_tests::{DaemonOptions, Regtest, StargateDaemon, write_text_file};
+use stargate_tests::{
+    ChainSource, DaemonOptions, NewWallet, Regtest, StargateDaemon, write_text_file,
+};
 
 /// Coinbase outputs paid to the wallet.
 const COINBASES: u64 = 500;
@@ -29,72 +30,35 @@ const STOP: Duration = Duration::from_secs(30);
 /// broadcast's round trips).
 const ANCHOR_AFTER_SYNC: Duration = Duration::from_secs(15);
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Electrum,
-    Rpc,
-}
-
-fn config(regtest: &Regtest, kind: Kind, data_dir: &Path) -> Result<ChainConfig> {
-    let backend = match kind {
-        Kind::Electrum => BackendConfig::Electrum {
-            url: regtest.electrum_url(),
-            validate_domain: false,
-        },
-        Kind::Rpc => BackendConfig::Rpc {
-            url: regtest.rpc_url(),
-            auth: RpcAuth::Cookie(regtest.write_cookie_file()?),
-        },
-    };
-    let mut config = ChainConfig::new(Network::Regtest, backend, data_dir.to_path_buf());
+fn config(regtest: &Regtest, kind: ChainSource, data_dir: &Path) -> Result<ChainConfig> {
+    let mut config = regtest.chain_config(kind, data_dir)?;
     config.poll_interval = Duration::from_secs(1);
     Ok(config)
-}
-
-/// Regtest's block subsidy at `height` (halving every 150 blocks).
-fn subsidy(height: u64) -> u64 {
-    5_000_000_000u64
-        .checked_shr((height / 150) as u32)
-        .unwrap_or(0)
 }
 
 /// A stack whose chain pays [`COINBASES`] coinbase outputs to a wallet created just before.
 struct History {
     regtest: Regtest,
-    /// The wallet's key file, with the tip at its creation as its birthday.
-    key_file: Vec<u8>,
-    /// The wallet's extended private key.
-    xprv: String,
+    wallet: NewWallet,
     tip: u32,
     expected_sat: u64,
 }
 
 async fn long_history() -> Result<History> {
     let regtest = Regtest::start_with_segwit().await?;
-    let seed = tempfile::tempdir()?;
-    let store = Store::open(seed.path(), StoreOptions::default())?;
-    let (service, _) = AnchorService::start(store, config(&regtest, Kind::Rpc, seed.path())?)?;
-    let address = service.wallet_address().await?;
-    service.shutdown(STOP).await?;
-    let first = regtest.height().await? + 1;
+    let wallet = regtest.new_wallet().await?;
     let mined = Instant::now();
-    regtest.mine_blocks(COINBASES, &address.to_string()).await?;
+    let expected_sat = regtest.mine_coinbases(COINBASES, &wallet.address).await?;
     regtest.wait_for_electrum_sync().await?;
     eprintln!(
         "mined {COINBASES} blocks to the wallet in {:.1} s",
         mined.elapsed().as_secs_f64()
     );
-    let key_file = std::fs::read(seed.path().join(WALLET_KEY_FILE))?;
-    let key: serde_json::Value = serde_json::from_slice(&key_file)?;
     Ok(History {
-        xprv: key["xprv"]
-            .as_str()
-            .context("no xprv in the key file")?
-            .to_owned(),
-        key_file,
         tip: u32::try_from(regtest.height().await?)?,
-        expected_sat: (first..first + COINBASES).map(subsidy).sum(),
         regtest,
+        wallet,
+        expected_sat,
     })
 }
 
@@ -110,9 +74,9 @@ struct Seen {
 
 /// Starts a fresh node (empty database, the history's key file) on `kind` and asks for its
 /// balance, address and status every 50 ms until the wallet holds the whole history at the tip.
-async fn observe_sync(history: &History, kind: Kind) -> Result<Seen> {
+async fn observe_sync(history: &History, kind: ChainSource) -> Result<Seen> {
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join(WALLET_KEY_FILE), &history.key_file)?;
+    std::fs::write(dir.path().join(WALLET_KEY_FILE), &history.wallet.key_file)?;
     let store = Store::open(dir.path(), StoreOptions::default())?;
     let started = Instant::now();
     let (service, _) = AnchorService::start(store, config(&history.regtest, kind, dir.path())?)?;
@@ -147,8 +111,8 @@ async fn observe_sync(history: &History, kind: Kind) -> Result<Seen> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_history_syncs_through_electrum_in_step_with_rpc() -> Result<()> {
     let history = long_history().await?;
-    let rpc = observe_sync(&history, Kind::Rpc).await?;
-    let electrum = observe_sync(&history, Kind::Electrum).await?;
+    let rpc = observe_sync(&history, ChainSource::Rpc).await?;
+    let electrum = observe_sync(&history, ChainSource::Electrum).await?;
     let limit = rpc.took * 3 + FRESH_CONNECTION_HOLDS;
     ensure!(
         electrum.took <= limit,
@@ -193,15 +157,12 @@ fn the_cli_answers_during_an_electrum_sync_and_says_how_far_it_got() -> Result<(
             "STARGATE_CHAIN_ELECTRUM_URL",
             history.regtest.electrum_url(),
         ),
-        ("STARGATE_CHAIN_WALLET_KEY", history.xprv.clone()),
+        ("STARGATE_CHAIN_WALLET_KEY", history.wallet.xprv.clone()),
         ("STARGATE_CHAIN_POLL_INTERVAL_SEC", "1".to_owned()),
         ("STARGATE_CHAIN_ANCHOR_BATCH_INTERVAL_SEC", "1".to_owned()),
     ];
     let daemon = StargateDaemon::start(DaemonOptions {
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
+        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         ..DaemonOptions::default()
     })?;
     let expected = format!("confirmed {} sat", history.expected_sat);

@@ -11,17 +11,17 @@
 //!
 //!   bash scripts/bench-wallet-sync.sh [coinbase|payments] [N]
 
+use std::path::Path;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bitcoin::bip32::{DerivationPath, Xpriv};
-use stargate_chain::{AnchorService, BackendConfig, ChainConfig, RpcAuth, WALLET_KEY_FILE};
-use stargate_protocol::anchor::Network;
+use stargate_chain::{AnchorService, ChainConfig, WALLET_KEY_FILE};
 use stargate_storage::{Store, StoreOptions};
-use stargate_tests::{Payer, Regtest};
+use stargate_tests::{ChainSource, Payer, Regtest};
 
 /// Longest a sync may take before the run is called failed.
 const SYNC_LIMIT: Duration = Duration::from_secs(1200);
@@ -32,24 +32,8 @@ const ADDRESSES: u32 = 20;
 /// How long a service gets to stop.
 const STOP: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Rpc,
-    Electrum,
-}
-
-fn config(regtest: &Regtest, kind: Kind, dir: &std::path::Path) -> Result<ChainConfig> {
-    let backend = match kind {
-        Kind::Electrum => BackendConfig::Electrum {
-            url: regtest.electrum_url(),
-            validate_domain: false,
-        },
-        Kind::Rpc => BackendConfig::Rpc {
-            url: regtest.rpc_url(),
-            auth: RpcAuth::Cookie(regtest.write_cookie_file()?),
-        },
-    };
-    let mut config = ChainConfig::new(Network::Regtest, backend, dir.to_path_buf());
+fn config(regtest: &Regtest, kind: ChainSource, data_dir: &Path) -> Result<ChainConfig> {
+    let mut config = regtest.chain_config(kind, data_dir)?;
     config.poll_interval = Duration::from_secs(1);
     Ok(config)
 }
@@ -63,18 +47,8 @@ fn wallet_script(xprv: &Xpriv, index: u32) -> Result<bitcoin::ScriptBuf> {
     Ok(bitcoin::ScriptBuf::new_p2wpkh(&public.wpubkey_hash()))
 }
 
-/// Regtest's block subsidy at `height` (halving every 150 blocks).
-fn subsidy(height: u64) -> u64 {
-    let halvings = height / 150;
-    if halvings >= 64 {
-        0
-    } else {
-        5_000_000_000 >> halvings
-    }
-}
-
 struct Run {
-    kind: Kind,
+    kind: ChainSource,
     synced: Duration,
     slowest_balance: Duration,
     slowest_status: Duration,
@@ -83,7 +57,7 @@ struct Run {
 
 async fn timed_sync(
     regtest: &Regtest,
-    kind: Kind,
+    kind: ChainSource,
     key_file: &[u8],
     tip: u32,
     expected_sat: u64,
@@ -147,22 +121,12 @@ async fn main() -> Result<()> {
     let n: usize = args.get(1).map_or(Ok(500), |s| s.parse())?;
     let regtest = Regtest::start_with_segwit().await?;
 
-    let seed = tempfile::tempdir()?;
-    let store = Store::open(seed.path(), StoreOptions::default())?;
-    let (service, _) = AnchorService::start(store, config(&regtest, Kind::Rpc, seed.path())?)?;
-    let address = service.wallet_address().await?;
-    service.shutdown(STOP).await?;
-    let key_file = std::fs::read(seed.path().join(WALLET_KEY_FILE))?;
-    let key: serde_json::Value = serde_json::from_slice(&key_file)?;
-    let xprv = Xpriv::from_str(key["xprv"].as_str().context("no xprv in the key file")?)?;
+    let wallet = regtest.new_wallet().await?;
+    let xprv = Xpriv::from_str(&wallet.xprv)?;
 
     let setup = Instant::now();
     let expected_sat = match scenario.as_str() {
-        "coinbase" => {
-            let first = regtest.height().await? + 1;
-            regtest.mine_blocks(n as u64, &address.to_string()).await?;
-            (first..first + n as u64).map(subsidy).sum()
-        }
+        "coinbase" => regtest.mine_coinbases(n as u64, &wallet.address).await?,
         "payments" => {
             let mut payer = Payer::fund(&regtest, n).await?;
             let scripts = (0..n as u32)
@@ -192,8 +156,8 @@ async fn main() -> Result<()> {
     );
 
     let mut runs = Vec::new();
-    for kind in [Kind::Rpc, Kind::Electrum] {
-        let run = timed_sync(&regtest, kind, &key_file, tip, expected_sat).await?;
+    for kind in [ChainSource::Rpc, ChainSource::Electrum] {
+        let run = timed_sync(&regtest, kind, &wallet.key_file, tip, expected_sat).await?;
         eprintln!("{kind:?}: synced in {:.1} s", run.synced.as_secs_f64());
         runs.push(run);
     }
