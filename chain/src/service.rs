@@ -89,8 +89,9 @@ pub struct ChainStatus {
 }
 
 /// The chain service: a cheap-to-clone handle on the worker thread that owns the backend
-/// connection and the wallet. Dropping every handle does not stop the worker; call
-/// [`AnchorService::shutdown`].
+/// connection and the wallet. Dropping every handle stops the worker after its current step
+/// without waiting for it; [`AnchorService::shutdown`] waits (within a limit) and says how it
+/// ended.
 #[derive(Debug, Clone)]
 pub struct AnchorService {
     inner: Arc<Inner>,
