@@ -7,8 +7,10 @@ use bdk_wallet::Wallet;
 use bitcoin::block::Header;
 use bitcoin::{Block, BlockHash, Transaction, TxMerkleNode, Txid};
 
-use crate::config::BackendConfig;
-use crate::{ChainError, electrum, rpc};
+use stargate_protocol::anchor::Network;
+
+use crate::ChainError;
+use crate::progress::SyncProgress;
 
 /// How long a broadcast transaction may take to show up at the backend (bcoin answers
 /// `sendrawtransaction` before it has validated the transaction).
@@ -30,23 +32,29 @@ pub(crate) struct ProofParts {
     pub(crate) branch: Vec<TxMerkleNode>,
 }
 
+/// What a running sync reports.
+pub(crate) trait SyncEvents {
+    /// A block the sync downloaded (the RPC backend downloads each new block; Electrum none).
+    fn block(&mut self, block: &Block, height: u32);
+    /// How far it got.
+    fn progress(&mut self, progress: SyncProgress);
+}
+
 /// A chain source: Electrum or Bitcoin Core RPC.
 pub(crate) trait ChainBackend: Send {
     /// `electrum tcp://…` / `rpc http://…`, for messages.
     fn describe(&self) -> String;
-    /// Hash of the backend's genesis block (checked against the configured network).
-    fn genesis_hash(&mut self) -> Result<BlockHash, ChainError>;
     /// The backend's best block.
     fn tip(&mut self) -> Result<Tip, ChainError>;
     /// Brings the wallet up to the backend's tip (blocks, reorgs, mempool), starting no lower
-    /// than `start_height` (the wallet's birthday). `on_block` sees every block the sync
-    /// downloads (the RPC backend downloads each new block; Electrum none).
+    /// than `start_height` (the wallet's birthday), tells `events` how far it got, and returns
+    /// the tip it synced to.
     fn sync_wallet(
         &mut self,
         wallet: &mut Wallet,
         start_height: u32,
-        on_block: &mut dyn FnMut(&Block, u32),
-    ) -> Result<(), ChainError>;
+        events: &mut dyn SyncEvents,
+    ) -> Result<Tip, ChainError>;
     /// Hands a signed transaction to the network. Succeeds once the backend knows it, or
     /// when it already knew it.
     fn broadcast(&mut self, tx: &Transaction) -> Result<(), ChainError>;
@@ -56,21 +64,25 @@ pub(crate) trait ChainBackend: Send {
     fn proof_parts(&mut self, txid: Txid, height: u32) -> Result<ProofParts, ChainError>;
 }
 
-/// Connects to the configured backend.
+/// Checks that `found`, the backend's genesis block hash, is `network`'s.
 ///
 /// # Errors
-/// When the backend cannot be reached.
-pub(crate) fn connect(config: &BackendConfig) -> Result<Box<dyn ChainBackend>, ChainError> {
-    match config {
-        BackendConfig::Electrum {
-            url,
-            validate_domain,
-        } => Ok(Box::new(electrum::ElectrumBackend::connect(
-            url,
-            *validate_domain,
-        )?)),
-        BackendConfig::Rpc { url, auth } => Ok(Box::new(rpc::RpcBackend::connect(url, auth)?)),
+/// [`ChainError::WrongNetwork`] otherwise.
+pub(crate) fn check_network(
+    backend: &str,
+    network: Network,
+    found: BlockHash,
+) -> Result<(), ChainError> {
+    let expected = bitcoin::constants::genesis_block(network.to_bitcoin()).block_hash();
+    if found != expected {
+        return Err(ChainError::WrongNetwork {
+            backend: backend.to_owned(),
+            network: network.to_string(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
     }
+    Ok(())
 }
 
 /// Converts a BTC-per-kvB estimate into sat/vB; `None` for "no estimate" (-1 and the like).

@@ -1,3 +1,6 @@
+//! The chain service's configuration: the backend and how to reach it, fee policy, batching
+//! and polling intervals, the wallet key's source.
+
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;

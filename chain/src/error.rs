@@ -1,3 +1,8 @@
+//! The chain crate's errors: [`ChainError`] for what its operations return, [`ChainStopError`]
+//! for a worker that did not stop cleanly.
+
+use std::time::Duration;
+
 use thiserror::Error;
 
 /// Everything that can go wrong in the chain subsystem. Messages say what to do next.
@@ -75,4 +80,22 @@ pub enum ChainError {
     /// The chain service has stopped.
     #[error("the chain service has stopped (the node is shutting down or it crashed)")]
     Stopped,
+}
+
+/// Why the chain service did not stop cleanly; the daemon logs it and exits non-zero.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ChainStopError {
+    /// The worker thread panicked (earlier, or while stopping).
+    #[error("the chain worker thread panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The worker was still busy when the time limit ran out (it is left behind).
+    #[error("the chain worker did not stop within {}s", limit.as_secs_f64())]
+    TimedOut {
+        /// The limit that ran out.
+        limit: Duration,
+    },
 }

@@ -10,15 +10,17 @@
 use bdk_bitcoind_rpc::Emitter;
 use bdk_bitcoind_rpc::bitcoincore_rpc::{self, Auth, RpcApi, jsonrpc};
 use bdk_wallet::Wallet;
-use bitcoin::{Block, BlockHash, Transaction, Txid};
+use bitcoin::{Transaction, Txid};
 use serde_json::{Value, json};
-use stargate_protocol::anchor::block_tx_branch;
+use stargate_protocol::anchor::{Network, block_tx_branch};
 
 use crate::ChainError;
 use crate::backend::{
-    ChainBackend, ProofParts, Tip, already_known, btc_per_kvb_to_sat_per_vb, wait_until_accepted,
+    ChainBackend, ProofParts, SyncEvents, Tip, already_known, btc_per_kvb_to_sat_per_vb,
+    check_network, wait_until_accepted,
 };
 use crate::config::RpcAuth;
+use crate::progress::{SyncProgress, SyncStage};
 
 /// bitcoincore-rpc's client with bcoin's `getblock` answers made Core-shaped.
 pub(crate) struct CompatClient {
@@ -90,7 +92,8 @@ pub(crate) struct RpcBackend {
 }
 
 impl RpcBackend {
-    pub(crate) fn connect(url: &str, auth: &RpcAuth) -> Result<Self, ChainError> {
+    /// Connects and checks that the node follows `network`.
+    pub(crate) fn connect(url: &str, auth: &RpcAuth, network: Network) -> Result<Self, ChainError> {
         let auth = match auth {
             RpcAuth::Cookie(path) => Auth::CookieFile(path.clone()),
             RpcAuth::UserPass { user, password } => Auth::UserPass(user.clone(), password.clone()),
@@ -100,10 +103,16 @@ impl RpcBackend {
             context: "connecting",
             reason: e.to_string(),
         })?;
-        Ok(Self {
+        let backend = Self {
             url: url.to_owned(),
             client: CompatClient { inner },
-        })
+        };
+        let genesis = backend
+            .client
+            .get_block_hash(0)
+            .map_err(backend.err("reading the genesis block"))?;
+        check_network(&backend.describe(), network, genesis)?;
+        Ok(backend)
     }
 
     fn err(&self, context: &'static str) -> impl Fn(bitcoincore_rpc::Error) -> ChainError + '_ {
@@ -118,12 +127,6 @@ impl RpcBackend {
 impl ChainBackend for RpcBackend {
     fn describe(&self) -> String {
         format!("rpc {}", self.url)
-    }
-
-    fn genesis_hash(&mut self) -> Result<BlockHash, ChainError> {
-        self.client
-            .get_block_hash(0)
-            .map_err(self.err("reading the genesis block"))
     }
 
     fn tip(&mut self) -> Result<Tip, ChainError> {
@@ -145,8 +148,9 @@ impl ChainBackend for RpcBackend {
         &mut self,
         wallet: &mut Wallet,
         start_height: u32,
-        on_block: &mut dyn FnMut(&Block, u32),
-    ) -> Result<(), ChainError> {
+        events: &mut dyn SyncEvents,
+    ) -> Result<Tip, ChainError> {
+        let tip = self.tip()?;
         let unconfirmed: Vec<_> = wallet
             .transactions()
             .filter(|t| !t.chain_position.is_confirmed())
@@ -169,7 +173,12 @@ impl ChainBackend for RpcBackend {
                 .map_err(|e| ChainError::Wallet {
                     reason: format!("applying block {height}: {e}"),
                 })?;
-            on_block(&event.block, height);
+            events.block(&event.block, height);
+            events.progress(SyncProgress {
+                stage: SyncStage::Blocks,
+                done: u64::from(height),
+                total: Some(u64::from(tip.height.max(height))),
+            });
         }
         let mempool = emitter.mempool().map_err(|e| ChainError::Backend {
             backend: format!("rpc {}", self.url),
@@ -178,7 +187,7 @@ impl ChainBackend for RpcBackend {
         })?;
         wallet.apply_unconfirmed_txs(mempool.update);
         wallet.apply_evicted_txs(mempool.evicted);
-        Ok(())
+        Ok(tip)
     }
 
     fn broadcast(&mut self, tx: &Transaction) -> Result<(), ChainError> {

@@ -1,8 +1,10 @@
-//! The handle the node uses: queue CIDs, read their state and proofs, ask the wallet.
+//! The handle the node uses: queue CIDs, read their state and proofs, ask the wallet. Wallet
+//! and status questions are answered from the worker's last [`Snapshot`], never by waiting for
+//! the worker.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bitcoin::consensus::encode::deserialize_hex;
 use bitcoin::hashes::Hash as _;
@@ -10,16 +12,21 @@ use bitcoin::{Address, Transaction, TxMerkleNode, Txid};
 use stargate_protocol::Cid;
 use stargate_protocol::anchor::{AnchorPayload, AnchorProof, Batch, Network};
 use stargate_storage::{AnchorCounts, AnchorState, BatchState, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
-use crate::ChainError;
 use crate::config::ChainConfig;
-use crate::worker::{Command, WatchState, Worker};
+use crate::discovery::DiscoveredAnchor;
+use crate::progress::SyncProgress;
+use crate::snapshot::{Snapshot, WalletBalance};
+use crate::thread::WorkerThread;
+use crate::worker::{Signals, Worker};
+use crate::{ChainError, ChainStopError};
 
-/// Capacity of the command channel to the worker.
-const COMMANDS: usize = 64;
 /// Capacity of the discovered-anchor channel; further finds are dropped with a warning.
 const DISCOVERED: usize = 1024;
+/// How long a wallet question waits for the worker to open the wallet at start-up (creating
+/// a key asks the backend for its tip, which may take its connection timeout).
+const WALLET_OPEN_WAIT: Duration = Duration::from_secs(30);
 
 /// Where one CID's anchor stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,17 +67,6 @@ pub struct AnchorStatus {
     pub state: CidAnchorState,
 }
 
-/// The wallet's balance in satoshis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WalletBalance {
-    /// Confirmed and spendable.
-    pub confirmed_sat: u64,
-    /// Unconfirmed.
-    pub pending_sat: u64,
-    /// Coinbase outputs not yet mature.
-    pub immature_sat: u64,
-}
-
 /// The watcher and the queue at a glance, for `anchor status` and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainStatus {
@@ -86,24 +82,16 @@ pub struct ChainStatus {
     pub lag_blocks: Option<u32>,
     /// CIDs by state.
     pub counts: AnchorCounts,
+    /// Set while the wallet syncs: how far it got.
+    pub syncing: Option<SyncProgress>,
     /// The watcher's last error, cleared by the next good round.
     pub last_error: Option<String>,
 }
 
-/// An anchor with Stargate's tag found in a block that this node did not make.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveredAnchor {
-    /// The transaction carrying it.
-    pub txid: Txid,
-    /// Height of its block.
-    pub height: u32,
-    /// The payload: a CID to mirror, or a batch root (whose members only its maker knows).
-    pub payload: AnchorPayload,
-}
-
 /// The chain service: a cheap-to-clone handle on the worker thread that owns the backend
-/// connection and the wallet. Dropping every handle does not stop the worker; call
-/// [`AnchorService::shutdown`].
+/// connection and the wallet. Dropping every handle stops the worker after its current step
+/// without waiting for it; [`AnchorService::shutdown`] waits (within a limit) and says how it
+/// ended.
 #[derive(Debug, Clone)]
 pub struct AnchorService {
     inner: Arc<Inner>,
@@ -114,10 +102,17 @@ struct Inner {
     store: Store,
     network: Network,
     backend: String,
-    commands: mpsc::Sender<Command>,
-    stop: Arc<AtomicBool>,
-    watch: Arc<Mutex<WatchState>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    signals: Arc<Signals>,
+    snapshot: watch::Receiver<Snapshot>,
+    thread: WorkerThread,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: nobody can ask for a shutdown any more.
+        self.signals.stop.store(true, Ordering::Release);
+        self.thread.wake();
+    }
 }
 
 impl AnchorService {
@@ -132,53 +127,59 @@ impl AnchorService {
         config: ChainConfig,
     ) -> Result<(Self, Option<mpsc::Receiver<DiscoveredAnchor>>), ChainError> {
         config.validate()?;
-        let (commands, rx) = mpsc::channel(COMMANDS);
         let (discovered_tx, discovered_rx) = if config.scan_anchors {
             let (tx, rx) = mpsc::channel(DISCOVERED);
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let watch = Arc::new(Mutex::new(WatchState::default()));
+        let signals = Arc::new(Signals {
+            stop: AtomicBool::new(false),
+            work: AtomicBool::new(false),
+        });
+        let (snapshot_tx, snapshot) = watch::channel(Snapshot::default());
         let network = config.network;
         let backend = config.backend.describe();
+        let on_panic = snapshot_tx.clone();
         let worker = Worker::new(
             config,
             store.clone(),
-            rx,
-            stop.clone(),
-            watch.clone(),
+            signals.clone(),
+            snapshot_tx,
             discovered_tx,
         );
-        let thread = std::thread::Builder::new()
-            .name("stargate-chain".to_owned())
-            .spawn(move || worker.run())
-            .map_err(|e| ChainError::Config {
-                reason: format!("cannot start the chain thread: {e}"),
-            })?;
+        let thread = WorkerThread::spawn(
+            "stargate-chain",
+            move || worker.run(),
+            move |message| {
+                tracing::error!(
+                    panic = message,
+                    "the chain worker thread panicked; anchoring has stopped"
+                );
+                on_panic.send_modify(|s| {
+                    s.last_error = Some(format!(
+                        "the chain worker stopped after a panic ({message}); restart the node"
+                    ));
+                    s.syncing = None;
+                });
+            },
+        )
+        .map_err(|e| ChainError::Config {
+            reason: format!("cannot start the chain thread: {e}"),
+        })?;
         Ok((
             Self {
                 inner: Arc::new(Inner {
                     store,
                     network,
                     backend,
-                    commands,
-                    stop,
-                    watch,
-                    thread: Mutex::new(Some(thread)),
+                    signals,
+                    snapshot,
+                    thread,
                 }),
             },
             discovered_rx,
         ))
-    }
-
-    fn wake(&self) {
-        if let Ok(thread) = self.inner.thread.lock()
-            && let Some(handle) = thread.as_ref()
-        {
-            handle.thread().unpark();
-        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -189,20 +190,6 @@ impl AnchorService {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|_| ChainError::Stopped)?
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, ChainError> {
-        let (reply, answer) = oneshot::channel();
-        self.inner
-            .commands
-            .send(make(reply))
-            .await
-            .map_err(|_| ChainError::Stopped)?;
-        self.wake();
-        answer.await.map_err(|_| ChainError::Stopped)
     }
 
     /// Queues CIDs for anchoring (a CID already queued or anchored keeps its state) and
@@ -219,7 +206,8 @@ impl AnchorService {
                 Ok(store.anchor_enqueue(&cids, now)?)
             })
             .await?;
-        self.wake();
+        self.inner.signals.work.store(true, Ordering::Release);
+        self.inner.thread.wake();
         let mut out = Vec::with_capacity(enqueued.len());
         for e in enqueued {
             out.push(AnchorStatus {
@@ -265,7 +253,7 @@ impl AnchorService {
                     .unwrap_or_else(Txid::all_zeros);
                 match record.state {
                     BatchState::Confirmed(c) => {
-                        let tip = self.watch().tip.map_or(0, |t| t.height);
+                        let tip = self.inner.snapshot.borrow().tip.map_or(0, |t| t.height);
                         CidAnchorState::Confirmed {
                             txid: c.txid.parse().unwrap_or(last),
                             height: c.height,
@@ -282,14 +270,6 @@ impl AnchorService {
         })
     }
 
-    fn watch(&self) -> WatchState {
-        self.inner
-            .watch
-            .lock()
-            .map(|w| w.clone())
-            .unwrap_or_default()
-    }
-
     /// The self-contained proof for `cid`, checked before it is returned.
     ///
     /// # Errors
@@ -300,51 +280,84 @@ impl AnchorService {
             .await
     }
 
-    /// Counts, tip and lag.
+    /// Counts, tip, lag and how far a running sync got.
     ///
     /// # Errors
     /// A database error.
     pub async fn summary(&self) -> Result<ChainStatus, ChainError> {
         let counts = self.blocking(|store| Ok(store.anchor_counts()?)).await?;
-        let watch = self.watch();
-        let tip_height = watch.tip.map(|t| t.height);
+        let snapshot = self.inner.snapshot.borrow().clone();
+        let tip_height = snapshot.tip.map(|t| t.height);
+        let synced_height = snapshot.wallet.as_ref().map(|w| w.synced_height);
         Ok(ChainStatus {
             network: self.inner.network,
             backend: self.inner.backend.clone(),
             tip_height,
-            synced_height: watch.synced_height,
+            synced_height,
             lag_blocks: tip_height
-                .zip(watch.synced_height)
+                .zip(synced_height)
                 .map(|(tip, synced)| tip.saturating_sub(synced)),
             counts,
-            last_error: watch.last_error,
+            syncing: snapshot.syncing,
+            last_error: snapshot.last_error,
         })
     }
 
-    /// A fresh receiving address of the anchoring wallet.
+    /// The wallet as of its last sync; at start-up, waits (boundedly) for the worker to open it.
+    async fn wallet(&self) -> Result<Snapshot, ChainError> {
+        let mut snapshot = self.inner.snapshot.clone();
+        let waited = tokio::time::timeout(
+            WALLET_OPEN_WAIT,
+            snapshot.wait_for(|s| s.wallet.is_some() || s.last_error.is_some()),
+        )
+        .await
+        .map(|seen| seen.is_ok());
+        let current = snapshot.borrow().clone();
+        if current.wallet.is_some() {
+            return Ok(current);
+        }
+        Err(ChainError::Wallet {
+            reason: match (current.last_error, waited) {
+                (Some(e), _) => format!("the wallet could not be opened: {e}"),
+                (None, Err(_)) => format!(
+                    "the wallet is not open yet after {}s; see the node's log",
+                    WALLET_OPEN_WAIT.as_secs()
+                ),
+                (None, Ok(_)) => "the chain service has stopped".to_owned(),
+            },
+        })
+    }
+
+    /// The first receiving address of the anchoring wallet that has not been paid yet.
     ///
     /// # Errors
     /// When the wallet cannot be opened or created.
     pub async fn wallet_address(&self) -> Result<Address, ChainError> {
-        self.ask(Command::Address).await?
+        self.wallet()
+            .await?
+            .wallet
+            .map(|w| w.address)
+            .ok_or(ChainError::Stopped)
     }
 
-    /// The anchoring wallet's balance as of its last sync.
+    /// The anchoring wallet's balance as of its last sync, and whether a sync is running.
     ///
     /// # Errors
     /// When the wallet cannot be opened or created.
     pub async fn wallet_balance(&self) -> Result<WalletBalance, ChainError> {
-        self.ask(Command::Balance).await?
+        self.wallet().await?.balance().ok_or(ChainError::Stopped)
     }
 
-    /// Stops the worker after its current round and waits for it.
-    pub async fn shutdown(&self) {
-        self.inner.stop.store(true, Ordering::Release);
-        self.wake();
-        let handle = self.inner.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(handle) = handle {
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        }
+    /// Stops the worker after its current step and waits up to `limit` for it.
+    ///
+    /// # Errors
+    /// [`ChainStopError::Panicked`] when the worker panicked (now or earlier),
+    /// [`ChainStopError::TimedOut`] when it is still busy after `limit` (a backend call can
+    /// block up to its 20 s timeout).
+    pub async fn shutdown(&self, limit: Duration) -> Result<(), ChainStopError> {
+        self.inner.signals.stop.store(true, Ordering::Release);
+        self.inner.thread.wake();
+        self.inner.thread.join(limit).await
     }
 }
 

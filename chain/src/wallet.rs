@@ -36,12 +36,13 @@ pub(crate) struct WalletKey {
 
 impl WalletKey {
     /// The key from `configured` (an xprv/tprv), else from the key file, else a new one written
-    /// to the key file with `tip` as its birthday.
+    /// to the key file with the height `tip` gives as its birthday (asked only then: it may
+    /// have to reach the backend).
     pub(crate) fn load_or_create(
         network: Network,
         configured: Option<&str>,
         data_dir: &Path,
-        tip: Option<u32>,
+        tip: impl FnOnce() -> Option<u32>,
     ) -> Result<Self, ChainError> {
         let bad = |reason: String| ChainError::Wallet { reason };
         if let Some(text) = configured {
@@ -81,7 +82,7 @@ impl WalletKey {
                 let seed: [u8; 32] = rand::random();
                 let xprv = Xpriv::new_master(network.to_bitcoin(), &seed)
                     .map_err(|e| bad(format!("cannot derive a wallet key: {e}")))?;
-                let birthday_height = tip.map(|t| t.saturating_sub(1));
+                let birthday_height = tip().map(|t| t.saturating_sub(1));
                 write_key_file(
                     &path,
                     &KeyFile {
@@ -197,7 +198,7 @@ mod tests {
     #[test]
     fn key_file_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let a = WalletKey::load_or_create(Network::Regtest, None, dir.path(), Some(10)).unwrap();
+        let a = WalletKey::load_or_create(Network::Regtest, None, dir.path(), || Some(10)).unwrap();
         assert_eq!(a.birthday_height, 9);
         #[cfg(unix)]
         {
@@ -208,17 +209,20 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let b = WalletKey::load_or_create(Network::Regtest, None, dir.path(), Some(50)).unwrap();
+        let b = WalletKey::load_or_create(Network::Regtest, None, dir.path(), || {
+            unreachable!("an existing key file needs no tip")
+        })
+        .unwrap();
         assert_eq!(a.xprv, b.xprv);
         assert_eq!(b.birthday_height, 9);
-        assert!(WalletKey::load_or_create(Network::Mainnet, None, dir.path(), None).is_err());
+        assert!(WalletKey::load_or_create(Network::Mainnet, None, dir.path(), || None).is_err());
     }
 
     #[test]
     fn wallet_survives_reopen_with_the_same_addresses() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), stargate_storage::StoreOptions::default()).unwrap();
-        let key = WalletKey::load_or_create(Network::Regtest, None, dir.path(), None).unwrap();
+        let key = WalletKey::load_or_create(Network::Regtest, None, dir.path(), || None).unwrap();
         let first = {
             let mut wallet = open_wallet(&store, &key, Network::Regtest).unwrap();
             let address = wallet.reveal_next_address(KeychainKind::External).address;
@@ -241,15 +245,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let xprv = Xpriv::new_master(bitcoin::Network::Bitcoin, &[7; 32]).unwrap();
         assert!(
-            WalletKey::load_or_create(Network::Regtest, Some(&xprv.to_string()), dir.path(), None)
-                .is_err()
+            WalletKey::load_or_create(
+                Network::Regtest,
+                Some(&xprv.to_string()),
+                dir.path(),
+                || None
+            )
+            .is_err()
         );
         assert!(
-            WalletKey::load_or_create(Network::Mainnet, Some(&xprv.to_string()), dir.path(), None)
-                .is_ok()
+            WalletKey::load_or_create(
+                Network::Mainnet,
+                Some(&xprv.to_string()),
+                dir.path(),
+                || None
+            )
+            .is_ok()
         );
         assert!(
-            WalletKey::load_or_create(Network::Mainnet, Some("nope"), dir.path(), None).is_err()
+            WalletKey::load_or_create(Network::Mainnet, Some("nope"), dir.path(), || None).is_err()
         );
     }
 }

@@ -1,52 +1,57 @@
 //! The one thread that owns the backend connection and the wallet: it follows the tip, syncs
 //! the wallet, watches batches (confirmation, reorg, rebroadcast, fee bump) and builds new
-//! batches from the queue. Everything it does blocks, so it runs on its own OS thread; callers
-//! reach it through a bounded command channel and wake it with `unpark`.
+//! batches from the queue. Everything it does blocks, so it runs on its own OS thread. It
+//! publishes what queries need in a [`Snapshot`] after every step, and callers wake it with
+//! `unpark` when there is work (new CIDs in the queue, shutdown).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bdk_wallet::{KeychainKind, SignOptions, Wallet};
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
 use bitcoin::hashes::Hash as _;
-use bitcoin::{Address, Amount, Block, FeeRate, Transaction, Txid};
+use bitcoin::{Amount, Block, FeeRate, Transaction, Txid};
 use stargate_protocol::anchor::{AnchorPayload, AnchorProof, Batch, Network};
 use stargate_storage::{BatchRecord, BatchState, BatchTx, Confirmation, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
-use crate::backend::{self, ChainBackend, Tip};
+use crate::ChainError;
+use crate::backend::{ChainBackend, SyncEvents, Tip};
 use crate::config::ChainConfig;
+use crate::connect::connect;
+use crate::discovery::{DiscoveredAnchor, scan_block};
+use crate::progress::{SyncProgress, SyncStage};
+use crate::snapshot::{Snapshot, WalletView};
 use crate::wallet::{WalletKey, open_wallet, take_changes};
-use crate::{ChainError, DiscoveredAnchor, WalletBalance};
 
 /// A batch whose confirmation is this deep is no longer watched for reorgs.
 const REORG_WINDOW: u32 = 100;
 /// Consecutive rejections (not connection failures) after which a batch is given up.
 const MAX_REJECTIONS: u32 = 3;
+/// A sync that runs longer than this logs its progress at info level, at most this often.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
 
-pub(crate) enum Command {
-    Address(oneshot::Sender<Result<Address, ChainError>>),
-    Balance(oneshot::Sender<Result<WalletBalance, ChainError>>),
-}
-
-/// What the watcher last saw, shared with the service handle.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct WatchState {
-    pub(crate) tip: Option<Tip>,
-    pub(crate) synced_height: Option<u32>,
-    pub(crate) last_error: Option<String>,
+/// What the handle and the worker share.
+#[derive(Debug)]
+pub(crate) struct Signals {
+    /// Set by shutdown (or the last handle going away): the worker returns after its round.
+    pub(crate) stop: AtomicBool,
+    /// Set when CIDs were queued: the worker runs a round at once instead of at its next tick.
+    pub(crate) work: AtomicBool,
 }
 
 pub(crate) struct Worker {
     config: ChainConfig,
     store: Store,
-    commands: mpsc::Receiver<Command>,
-    stop: Arc<AtomicBool>,
-    watch: Arc<Mutex<WatchState>>,
+    signals: Arc<Signals>,
+    snapshot: watch::Sender<Snapshot>,
     discovered: Option<mpsc::Sender<DiscoveredAnchor>>,
     backend: Option<Box<dyn ChainBackend>>,
+    /// Whether the wallet was synced through the current connection: until then, the
+    /// snapshot says a sync is running from its start.
+    caught_up: bool,
     wallet: Option<(Wallet, WalletKey)>,
     /// When each transaction was last handed to the backend by this process.
     last_sent: HashMap<Txid, Instant>,
@@ -68,19 +73,18 @@ impl Worker {
     pub(crate) fn new(
         config: ChainConfig,
         store: Store,
-        commands: mpsc::Receiver<Command>,
-        stop: Arc<AtomicBool>,
-        watch: Arc<Mutex<WatchState>>,
+        signals: Arc<Signals>,
+        snapshot: watch::Sender<Snapshot>,
         discovered: Option<mpsc::Sender<DiscoveredAnchor>>,
     ) -> Self {
         Self {
             config,
             store,
-            commands,
-            stop,
-            watch,
+            signals,
+            snapshot,
             discovered,
             backend: None,
+            caught_up: false,
             wallet: None,
             last_sent: HashMap::new(),
             rejections: HashMap::new(),
@@ -88,81 +92,71 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) {
+        // The wallet first, so that queries have a state to answer from while the first sync
+        // runs.
+        if let Err(e) = self.wallet() {
+            self.failed(&e);
+        }
+        self.publish_wallet();
         let mut next_tick = Instant::now();
-        while !self.stop.load(Ordering::Acquire) {
-            loop {
-                match self.commands.try_recv() {
-                    Ok(command) => self.handle(command),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+        while !self.signals.stop.load(Ordering::Acquire) {
+            let asked = self.signals.work.swap(false, Ordering::AcqRel);
+            if asked || Instant::now() >= next_tick {
+                match self.tick() {
+                    Ok(()) => self.snapshot.send_modify(|s| s.last_error = None),
+                    Err(e) => self.failed(&e),
                 }
-            }
-            if Instant::now() >= next_tick {
-                if let Err(e) = self.tick() {
-                    tracing::warn!(error = %e, "chain watcher");
-                    if matches!(e, ChainError::Backend { .. }) {
-                        // Reconnect on the next tick.
-                        self.backend = None;
-                    }
-                    self.set_error(Some(e.to_string()));
-                }
+                self.publish_wallet();
                 next_tick = Instant::now() + self.config.poll_interval;
             }
             std::thread::park_timeout(next_tick.saturating_duration_since(Instant::now()));
         }
     }
 
-    fn set_error(&self, error: Option<String>) {
-        if let Ok(mut w) = self.watch.lock() {
-            w.last_error = error;
+    fn failed(&mut self, e: &ChainError) {
+        tracing::warn!(error = %e, "chain watcher");
+        if matches!(e, ChainError::Backend { .. }) {
+            // Reconnect on the next tick.
+            self.backend = None;
+            self.caught_up = false;
         }
+        let error = e.to_string();
+        self.snapshot.send_modify(|s| {
+            s.last_error = Some(error);
+            s.syncing = None;
+        });
     }
 
-    fn handle(&mut self, command: Command) {
-        match command {
-            Command::Address(reply) => {
-                let _ = reply.send(self.address());
-            }
-            Command::Balance(reply) => {
-                let _ = reply.send(self.balance());
-            }
-        }
-    }
-
-    fn address(&mut self) -> Result<Address, ChainError> {
+    /// Publishes the open wallet's balance, receiving address and synced height. The address
+    /// is revealed (and recorded) here, so that `wallet address` never waits for the worker.
+    fn publish_wallet(&mut self) {
         let store = self.store.clone();
-        let (wallet, _) = self.wallet()?;
-        let info = wallet.next_unused_address(KeychainKind::External);
-        if let Some(changes) = take_changes(wallet) {
-            store.wallet_append_changeset(&changes)?;
+        let Some((wallet, _)) = self.wallet.as_mut() else {
+            return;
+        };
+        let address = wallet.next_unused_address(KeychainKind::External).address;
+        if let Some(changes) = take_changes(wallet)
+            && let Err(e) = store.wallet_append_changeset(&changes)
+        {
+            // Memory must not keep a revealed index the database does not have.
+            self.reload_wallet();
+            self.failed(&e.into());
+            return;
         }
-        Ok(info.address)
-    }
-
-    fn balance(&mut self) -> Result<WalletBalance, ChainError> {
-        let (wallet, _) = self.wallet()?;
         let b = wallet.balance();
-        Ok(WalletBalance {
+        let view = WalletView {
             confirmed_sat: b.confirmed.to_sat(),
             pending_sat: (b.trusted_pending + b.untrusted_pending).to_sat(),
             immature_sat: b.immature.to_sat(),
-        })
+            address,
+            synced_height: wallet.latest_checkpoint().height(),
+        };
+        self.snapshot.send_modify(|s| s.wallet = Some(view));
     }
 
     fn backend(&mut self) -> Result<&mut Box<dyn ChainBackend>, ChainError> {
         if self.backend.is_none() {
-            let mut backend = backend::connect(&self.config.backend)?;
-            let expected =
-                bitcoin::constants::genesis_block(self.config.network.to_bitcoin()).block_hash();
-            let found = backend.genesis_hash()?;
-            if found != expected {
-                return Err(ChainError::WrongNetwork {
-                    backend: backend.describe(),
-                    network: self.config.network.to_string(),
-                    expected: expected.to_string(),
-                    found: found.to_string(),
-                });
-            }
+            let backend = connect(&self.config.backend, self.config.network)?;
             tracing::info!(backend = %backend.describe(), network = %self.config.network, "chain backend connected");
             self.backend = Some(backend);
         }
@@ -173,14 +167,13 @@ impl Worker {
     /// tip as its birthday when the backend can be reached.
     fn wallet(&mut self) -> Result<&mut (Wallet, WalletKey), ChainError> {
         if self.wallet.is_none() {
-            let tip = self.backend().and_then(|b| b.tip()).ok().map(|t| t.height);
-            let key = WalletKey::load_or_create(
-                self.config.network,
-                self.config.wallet_key.as_deref(),
-                &self.config.data_dir,
-                tip,
-            )?;
-            let wallet = open_wallet(&self.store, &key, self.config.network)?;
+            let network = self.config.network;
+            let configured = self.config.wallet_key.clone();
+            let data_dir = self.config.data_dir.clone();
+            let key = WalletKey::load_or_create(network, configured.as_deref(), &data_dir, || {
+                self.backend().and_then(|b| b.tip()).ok().map(|t| t.height)
+            })?;
+            let wallet = open_wallet(&self.store, &key, network)?;
             self.wallet = Some((wallet, key));
         }
         self.wallet.as_mut().ok_or(ChainError::Stopped)
@@ -193,21 +186,17 @@ impl Worker {
     }
 
     fn tick(&mut self) -> Result<(), ChainError> {
-        let tip = self.backend()?.tip()?;
-        if let Ok(mut w) = self.watch.lock() {
-            w.tip = Some(tip);
-        }
-        self.sync()?;
+        let tip = self.sync()?;
+        // The new balance is visible before the batches are looked at.
+        self.publish_wallet();
         self.watch_batches(tip)?;
         self.maybe_build_batch()?;
-        self.set_error(None);
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<(), ChainError> {
-        let scan = self.config.scan_anchors;
-        let discovered = self.discovered.clone();
-        let own: Vec<Txid> = if scan {
+    /// Syncs the wallet and returns the tip it reached.
+    fn sync(&mut self) -> Result<Tip, ChainError> {
+        let own: Vec<Txid> = if self.config.scan_anchors {
             self.store
                 .anchor_open_batches(0)?
                 .iter()
@@ -217,24 +206,56 @@ impl Worker {
             Vec::new()
         };
         self.wallet()?;
+        if !self.caught_up {
+            let waiting = SyncProgress {
+                stage: SyncStage::Waiting,
+                done: 0,
+                total: None,
+            };
+            self.snapshot.send_modify(|s| s.syncing = Some(waiting));
+        }
+        self.backend()?;
         let (Some(backend), Some((wallet, key))) = (self.backend.as_mut(), self.wallet.as_mut())
         else {
             return Err(ChainError::Stopped);
         };
-        let mut on_block = |block: &Block, height: u32| {
-            if let (true, Some(channel)) = (scan, discovered.as_ref()) {
-                scan_block(block, height, &own, channel);
-            }
+        let before = wallet.tx_graph().full_txs().count();
+        let mut events = Events {
+            snapshot: &self.snapshot,
+            discovered: self
+                .discovered
+                .as_ref()
+                .filter(|_| self.config.scan_anchors),
+            own,
+            started: Instant::now(),
+            last_log: None,
         };
-        backend.sync_wallet(wallet, key.birthday_height, &mut on_block)?;
-        let synced = wallet.latest_checkpoint().height();
+        let synced = backend.sync_wallet(wallet, key.birthday_height, &mut events);
+        self.snapshot.send_modify(|s| {
+            s.syncing = None;
+            if let Ok(tip) = &synced {
+                s.tip = Some(*tip);
+            }
+        });
+        let tip = synced?;
+        self.caught_up = true;
+        let height = wallet.latest_checkpoint().height();
+        let new = wallet.tx_graph().full_txs().count().saturating_sub(before);
         if let Some(changes) = take_changes(wallet) {
             self.store.wallet_append_changeset(&changes)?;
         }
-        if let Ok(mut w) = self.watch.lock() {
-            w.synced_height = Some(synced);
+        let took = events.started.elapsed();
+        if events.last_log.is_some() || new > 0 {
+            tracing::info!(
+                height,
+                new_transactions = new,
+                took_ms = took.as_millis() as u64,
+                "wallet synced"
+            );
+        } else {
+            tracing::debug!(height, took_ms = took.as_millis() as u64, "wallet synced");
         }
-        Ok(())
+        Ok(tip)
     }
 
     fn watch_batches(&mut self, tip: Tip) -> Result<(), ChainError> {
@@ -576,25 +597,31 @@ fn tx_error(e: bdk_wallet::error::CreateTxError, wallet: &Wallet, _network: Netw
     }
 }
 
-/// Hands the anchors in `block` that are not ours to the channel; drops them (with a warning)
-/// when the channel is full rather than stall the watcher.
-fn scan_block(block: &Block, height: u32, own: &[Txid], channel: &mpsc::Sender<DiscoveredAnchor>) {
-    for tx in &block.txdata {
-        let txid = tx.compute_txid();
-        if own.contains(&txid) {
-            continue;
+/// The worker's side of a running sync: progress goes to the snapshot (and, for a long sync,
+/// to the log), downloaded blocks to the anchor scan.
+struct Events<'a> {
+    snapshot: &'a watch::Sender<Snapshot>,
+    discovered: Option<&'a mpsc::Sender<DiscoveredAnchor>>,
+    own: Vec<Txid>,
+    started: Instant,
+    last_log: Option<Instant>,
+}
+
+impl SyncEvents for Events<'_> {
+    fn block(&mut self, block: &Block, height: u32) {
+        if let Some(channel) = self.discovered {
+            scan_block(block, height, &self.own, channel);
         }
-        for out in &tx.output {
-            if let Some(payload) = AnchorPayload::from_script(&out.script_pubkey) {
-                let found = DiscoveredAnchor {
-                    txid,
-                    height,
-                    payload,
-                };
-                if channel.try_send(found).is_err() {
-                    tracing::warn!(%txid, height, "discovered-anchor channel full or closed; dropping");
-                }
-            }
+    }
+
+    fn progress(&mut self, progress: SyncProgress) {
+        self.snapshot.send_modify(|s| s.syncing = Some(progress));
+        let due = self
+            .last_log
+            .map_or(self.started.elapsed(), |at| at.elapsed());
+        if due >= PROGRESS_LOG_EVERY {
+            tracing::info!(%progress, "wallet sync");
+            self.last_log = Some(Instant::now());
         }
     }
 }

@@ -96,12 +96,41 @@ pub struct AnchoringSummary {
     pub confirmed: u64,
     /// CIDs whose transaction was given up.
     pub failed: u64,
+    /// Set while the wallet syncs: how far it got.
+    pub syncing: Option<SyncProgress>,
     /// The watcher's last error, cleared by its next good round.
     pub last_error: Option<String>,
 }
 
+/// How far a running wallet sync has got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SyncProgress {
+    /// What it is doing: `scanning addresses`, `fetching transactions`, `checking
+    /// confirmations` or `reading blocks`.
+    pub stage: String,
+    /// Items of the stage done (for `reading blocks`, the height reached).
+    pub done: u64,
+    /// Items of the stage in all (for `reading blocks`, the tip's height), when known.
+    pub total: Option<u64>,
+    /// All of it in words, e.g. `fetching transactions 200 of 500`.
+    pub text: String,
+}
+
+impl SyncProgress {
+    /// Progress through `stage`, and how the node says it.
+    pub fn new(stage: String, done: u64, total: Option<u64>, text: String) -> Self {
+        Self {
+            stage,
+            done,
+            total,
+            text,
+        }
+    }
+}
+
 /// The anchoring wallet's balance in satoshis.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct WalletBalance {
     /// Confirmed and spendable.
@@ -110,15 +139,21 @@ pub struct WalletBalance {
     pub pending_sat: u64,
     /// Coinbase outputs not yet mature.
     pub immature_sat: u64,
+    /// Height of the block the balance reflects.
+    pub synced_height: Option<u32>,
+    /// Set while the wallet syncs: the balance may still change.
+    pub syncing: Option<SyncProgress>,
 }
 
 impl WalletBalance {
-    /// A balance.
+    /// A balance, not saying as of when.
     pub fn new(confirmed_sat: u64, pending_sat: u64, immature_sat: u64) -> Self {
         Self {
             confirmed_sat,
             pending_sat,
             immature_sat,
+            synced_height: None,
+            syncing: None,
         }
     }
 }

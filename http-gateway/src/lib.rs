@@ -22,7 +22,8 @@ mod serve;
 mod state;
 
 pub use crate::anchoring::{
-    AnchorEntry, AnchorState, Anchoring, AnchoringError, AnchoringSummary, WalletBalance,
+    AnchorEntry, AnchorState, Anchoring, AnchoringError, AnchoringSummary, SyncProgress,
+    WalletBalance,
 };
 pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::gateway::gateway_router;

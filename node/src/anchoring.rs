@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use stargate_chain::{
-    AnchorService, AnchorStatus, BackendConfig, ChainConfig, ChainError, CidAnchorState,
-    DiscoveredAnchor, FeePolicy, RpcAuth,
+    AnchorService, AnchorStatus, BackendConfig, ChainConfig, ChainError, ChainStopError,
+    CidAnchorState, DiscoveredAnchor, FeePolicy, RpcAuth, SyncProgress,
 };
 use stargate_http_gateway::{
     AnchorEntry, AnchorState, Anchoring, AnchoringError, AnchoringSummary, WalletBalance,
@@ -31,6 +31,8 @@ use crate::config::{ChainSection, Secrets};
 
 /// How often the anchor gauges are refreshed from the database and the watcher.
 const METRICS_INTERVAL: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the chain worker: longer than one backend call can block (20 s).
+const STOP_LIMIT: Duration = Duration::from_secs(25);
 
 /// The chain crate's configuration from `[chain]` and the secrets, or `None` when no backend is
 /// set (the chain part is off).
@@ -142,9 +144,19 @@ impl ChainAnchoring {
         Ok(Self { service })
     }
 
-    /// Stops the watcher after its current round.
+    /// Stops the watcher after its current step, waiting up to `limit`.
+    ///
+    /// # Errors
+    /// The worker panicked (its message) or was still busy after `limit`.
+    pub(crate) async fn stop(&self, limit: Duration) -> Result<(), ChainStopError> {
+        self.service.shutdown(limit).await
+    }
+
+    /// Stops the watcher within [`STOP_LIMIT`], logging a worker that panicked or did not stop.
     pub(crate) async fn shutdown(&self) {
-        self.service.shutdown().await;
+        if let Err(e) = self.stop(STOP_LIMIT).await {
+            tracing::error!(error = %e, "the chain service did not stop cleanly");
+        }
     }
 }
 
@@ -179,6 +191,10 @@ fn anchoring_error(e: ChainError) -> AnchoringError {
         ChainError::Stopped => AnchoringError::Stopped,
         e => AnchoringError::Failed(e.to_string()),
     }
+}
+
+fn progress(p: SyncProgress) -> stargate_http_gateway::SyncProgress {
+    stargate_http_gateway::SyncProgress::new(p.stage.to_string(), p.done, p.total, p.to_string())
 }
 
 fn entry(status: AnchorStatus) -> AnchorEntry {
@@ -241,6 +257,7 @@ impl Anchoring for ChainAnchoring {
             out.broadcast = s.counts.broadcast;
             out.confirmed = s.counts.confirmed;
             out.failed = s.counts.failed;
+            out.syncing = s.syncing.map(progress);
             out.last_error = s.last_error;
             Ok(out)
         }
@@ -266,11 +283,10 @@ impl Anchoring for ChainAnchoring {
                 .wallet_balance()
                 .await
                 .map_err(anchoring_error)?;
-            Ok(WalletBalance::new(
-                b.confirmed_sat,
-                b.pending_sat,
-                b.immature_sat,
-            ))
+            let mut balance = WalletBalance::new(b.confirmed_sat, b.pending_sat, b.immature_sat);
+            balance.synced_height = Some(b.synced_height);
+            balance.syncing = b.syncing.map(progress);
+            Ok(balance)
         }
         .boxed()
     }

@@ -41,5 +41,7 @@ pub use kubo::{KeyType, KuboAdd, KuboOptions, KuboPeer, PubsubMessage, Subscript
 pub use node::StargateNode;
 pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};
 pub use process::{CommandOutput, run_with_timeout, wait_or_kill};
-pub use regtest::{BURN_ADDRESS, COINBASE_MATURITY, Regtest, SEGWIT_HEIGHT};
+pub use regtest::{
+    BURN_ADDRESS, COINBASE_MATURITY, ChainSource, NewWallet, Payer, Regtest, SEGWIT_HEIGHT,
+};
 pub use wait::{free_loopback_port, wait_for, wait_until};

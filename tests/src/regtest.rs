@@ -35,6 +35,26 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(90);
 const RPC_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
+/// Which of the stack's services a node's chain service talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainSource {
+    /// e-x, over plain TCP.
+    Electrum,
+    /// bcoin's JSON-RPC, with a cookie file.
+    Rpc,
+}
+
+/// An anchoring wallet made the way a node makes one.
+#[derive(Debug, Clone)]
+pub struct NewWallet {
+    /// Its key file as the chain crate wrote it, with the tip at its creation as its birthday.
+    pub key_file: Vec<u8>,
+    /// Its extended private key.
+    pub xprv: String,
+    /// Its first receiving address.
+    pub address: bitcoin::Address,
+}
+
 /// A running regtest stack. Dropping it kills both processes and deletes their data.
 #[derive(Debug)]
 pub struct Regtest {
@@ -120,6 +140,79 @@ impl Regtest {
         Ok(path)
     }
 
+    /// A chain configuration for a node whose data dir is `data_dir`, on this stack through
+    /// `source`; everything else keeps the chain crate's defaults.
+    ///
+    /// # Errors
+    /// When the RPC cookie file cannot be written.
+    pub fn chain_config(
+        &self,
+        source: ChainSource,
+        data_dir: &Path,
+    ) -> Result<stargate_chain::ChainConfig> {
+        let backend = match source {
+            ChainSource::Electrum => stargate_chain::BackendConfig::Electrum {
+                url: self.electrum_url(),
+                validate_domain: false,
+            },
+            ChainSource::Rpc => stargate_chain::BackendConfig::Rpc {
+                url: self.rpc_url(),
+                auth: stargate_chain::RpcAuth::Cookie(self.write_cookie_file()?),
+            },
+        };
+        Ok(stargate_chain::ChainConfig::new(
+            stargate_protocol::anchor::Network::Regtest,
+            backend,
+            data_dir.to_path_buf(),
+        ))
+    }
+
+    /// A new wallet: a chain service starts in a temporary data dir, shows its address and
+    /// stops.
+    ///
+    /// # Errors
+    /// When the service fails or its key file cannot be read.
+    pub async fn new_wallet(&self) -> Result<NewWallet> {
+        let dir = tempfile::tempdir()?;
+        let store = stargate_storage::Store::open(dir.path(), Default::default())?;
+        let config = self.chain_config(ChainSource::Rpc, dir.path())?;
+        let (service, _) = stargate_chain::AnchorService::start(store, config)?;
+        let address = service.wallet_address().await?;
+        service.shutdown(STOP_TIMEOUT).await?;
+        let key_file = std::fs::read(dir.path().join(stargate_chain::WALLET_KEY_FILE))?;
+        let key: Value = serde_json::from_slice(&key_file)?;
+        let xprv = key["xprv"]
+            .as_str()
+            .context("no xprv in the wallet key file")?
+            .to_owned();
+        Ok(NewWallet {
+            key_file,
+            xprv,
+            address,
+        })
+    }
+
+    /// Mines `n` blocks to `address` from an empty mempool and returns what their coinbase
+    /// outputs pay in all (regtest's subsidy halves every 150 blocks).
+    ///
+    /// # Errors
+    /// When the mempool holds transactions (their fees would count) or mining fails.
+    pub async fn mine_coinbases(&self, n: u64, address: &bitcoin::Address) -> Result<u64> {
+        ensure!(
+            self.mempool().await?.is_empty(),
+            "mine_coinbases needs an empty mempool"
+        );
+        let first = self.height().await? + 1;
+        self.mine_blocks(n, &address.to_string()).await?;
+        Ok((first..first + n)
+            .map(|height| {
+                5_000_000_000u64
+                    .checked_shr((height / 150) as u32)
+                    .unwrap_or(0)
+            })
+            .sum())
+    }
+
     /// Electrum TCP URL, e.g. `tcp://127.0.0.1:50001`.
     pub fn electrum_url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.electrum_port)
@@ -176,6 +269,43 @@ impl Regtest {
             left -= chunk;
         }
         Ok(hashes)
+    }
+
+    /// The best-chain or side block `hash`, decoded.
+    ///
+    /// # Errors
+    /// When the block is unknown or does not decode.
+    pub async fn block(&self, hash: &str) -> Result<bitcoin::Block> {
+        let hex: String = self.rpc("getblock", json!([hash, false])).await?;
+        bitcoin::consensus::encode::deserialize_hex(&hex)
+            .with_context(|| format!("decoding block {hash}"))
+    }
+
+    /// Sends `txs` to the node and waits until all are in its mempool.
+    ///
+    /// # Errors
+    /// When the node refuses one or they do not reach the mempool in time.
+    pub async fn send(&self, txs: &[bitcoin::Transaction]) -> Result<()> {
+        let mut waiting = std::collections::HashSet::new();
+        for tx in txs {
+            let hex = bitcoin::consensus::encode::serialize_hex(tx);
+            let txid: String = self.rpc("sendrawtransaction", json!([hex])).await?;
+            waiting.insert(txid);
+        }
+        let deadline = Instant::now() + RPC_TIMEOUT;
+        while !waiting.is_empty() {
+            for txid in self.mempool().await? {
+                waiting.remove(&txid);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} transactions did not reach bcoin's mempool, e.g. {:?}",
+                waiting.len(),
+                waiting.iter().next()
+            );
+            sleep(POLL).await;
+        }
+        Ok(())
     }
 
     /// Height of the node's best chain.
@@ -361,6 +491,8 @@ impl Regtest {
         )?;
         let db = self.dir.path().join("electrumx");
         std::fs::create_dir_all(&db).context("creating e-x's data dir")?;
+        // e-x's cost limits keep their defaults, as on a public server: a client that sends too
+        // much gets slowed down here as it would there.
         let child = Command::new(&server)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -386,11 +518,6 @@ impl Regtest {
             .env("ALLOW_ROOT", "1")
             .env("DAEMON_POLL_INTERVAL_BLOCKS", "200")
             .env("DAEMON_POLL_INTERVAL_MEMPOOL", "200")
-            // Tests make many requests from one session; e-x's anti-abuse throttling would only
-            // slow them down.
-            .env("COST_SOFT_LIMIT", "0")
-            .env("COST_HARD_LIMIT", "0")
-            .env("REQUEST_SLEEP", "0")
             .stdin(Stdio::null())
             .stdout(self.log_file("electrumx.log")?)
             .stderr(self.log_file("electrumx.log")?)
@@ -532,4 +659,127 @@ fn electrum_tip(url: &str) -> Result<(u64, String)> {
     let client = electrum_client::Client::from_config(url, config)?;
     let tip = client.block_headers_subscribe()?;
     Ok((tip.height as u64, tip.header.block_hash().to_string()))
+}
+
+/// A key of the test's own that owns mined coins and pays them out in ordinary one-input,
+/// one-output P2WPKH transactions, for wallets that need incoming payments from someone else.
+#[derive(Debug)]
+pub struct Payer {
+    key: bitcoin::secp256k1::SecretKey,
+    script: bitcoin::ScriptBuf,
+    coins: Vec<(bitcoin::OutPoint, bitcoin::Amount)>,
+}
+
+/// Fee of each payment and of the fan-out transaction, far above any relay minimum.
+const PAYER_FEE: bitcoin::Amount = bitcoin::Amount::from_sat(20_000);
+const FAN_OUT_FEE: bitcoin::Amount = bitcoin::Amount::from_sat(200_000);
+/// Outputs per fan-out transaction (keeps it well under the standard size limit).
+const FAN_OUT: usize = 1000;
+
+impl Payer {
+    /// Mines a coinbase to a new key, matures it, and splits it into `coins` equal outputs in
+    /// confirmed fan-out transactions. The chain must be past segwit activation.
+    ///
+    /// # Errors
+    /// When mining, broadcasting or decoding fails.
+    pub async fn fund(regtest: &Regtest, coins: usize) -> Result<Self> {
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let key = bitcoin::secp256k1::SecretKey::from_slice(&rand::random::<[u8; 32]>())
+            .context("a random 32-byte key out of range")?;
+        let public = bitcoin::CompressedPublicKey(key.public_key(&secp));
+        let address = bitcoin::Address::p2wpkh(&public, bitcoin::Network::Regtest);
+        let mut payer = Self {
+            key,
+            script: address.script_pubkey(),
+            coins: Vec::new(),
+        };
+        let rounds = coins.div_ceil(FAN_OUT).max(1);
+        let mut coinbases = Vec::new();
+        for hash in regtest
+            .mine_blocks(rounds as u64, &address.to_string())
+            .await?
+        {
+            let block = regtest.block(&hash).await?;
+            let coinbase = block.txdata.first().context("a block without a coinbase")?;
+            coinbases.push((
+                bitcoin::OutPoint::new(coinbase.compute_txid(), 0),
+                coinbase.output[0].value,
+            ));
+        }
+        regtest.mine_blocks(COINBASE_MATURITY, BURN_ADDRESS).await?;
+        let mut left = coins;
+        for (outpoint, value) in coinbases {
+            let n = left.min(FAN_OUT);
+            left -= n;
+            let each = (value - FAN_OUT_FEE) / n as u64;
+            let outputs = vec![(payer.script.clone(), each); n];
+            let tx = payer.sign(outpoint, value, outputs)?;
+            let txid = tx.compute_txid();
+            regtest.send(std::slice::from_ref(&tx)).await?;
+            payer
+                .coins
+                .extend((0..n).map(|vout| (bitcoin::OutPoint::new(txid, vout as u32), each)));
+        }
+        regtest.mine_blocks(1, BURN_ADDRESS).await?;
+        Ok(payer)
+    }
+
+    /// Pays each of `to` one coin (less the fee) in its own transaction, all left in the
+    /// mempool; returns their txids.
+    ///
+    /// # Errors
+    /// When there are fewer coins left than payments, or a transaction is refused.
+    pub async fn pay(
+        &mut self,
+        regtest: &Regtest,
+        to: &[bitcoin::ScriptBuf],
+    ) -> Result<Vec<bitcoin::Txid>> {
+        ensure!(
+            to.len() <= self.coins.len(),
+            "{} payments asked of a payer with {} coins",
+            to.len(),
+            self.coins.len()
+        );
+        let mut txs = Vec::with_capacity(to.len());
+        for script in to {
+            let (outpoint, value) = self.coins.pop().context("no coin left")?;
+            txs.push(self.sign(outpoint, value, vec![(script.clone(), value - PAYER_FEE)])?);
+        }
+        regtest.send(&txs).await?;
+        Ok(txs.iter().map(bitcoin::Transaction::compute_txid).collect())
+    }
+
+    fn sign(
+        &self,
+        outpoint: bitcoin::OutPoint,
+        value: bitcoin::Amount,
+        outputs: Vec<(bitcoin::ScriptBuf, bitcoin::Amount)>,
+    ) -> Result<bitcoin::Transaction> {
+        use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+        let secp = bitcoin::secp256k1::Secp256k1::new();
+        let mut tx = bitcoin::Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: vec![bitcoin::TxIn {
+                previous_output: outpoint,
+                sequence: bitcoin::Sequence::ENABLE_RBF_NO_LOCKTIME,
+                ..bitcoin::TxIn::default()
+            }],
+            output: outputs
+                .into_iter()
+                .map(|(script_pubkey, value)| bitcoin::TxOut {
+                    value,
+                    script_pubkey,
+                })
+                .collect(),
+        };
+        let sighash = SighashCache::new(&tx)
+            .p2wpkh_signature_hash(0, &self.script, value, EcdsaSighashType::All)
+            .context("computing a sighash")?;
+        let signature = bitcoin::ecdsa::Signature::sighash_all(
+            secp.sign_ecdsa(&bitcoin::secp256k1::Message::from(sighash), &self.key),
+        );
+        tx.input[0].witness = bitcoin::Witness::p2wpkh(&signature, &self.key.public_key(&secp));
+        Ok(tx)
+    }
 }

@@ -6,20 +6,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use stargate_chain::{AnchorService, BackendConfig, ChainConfig, CidAnchorState, RpcAuth};
+use stargate_chain::{AnchorService, BackendConfig, ChainConfig, CidAnchorState};
 use stargate_protocol::Cid;
-use stargate_protocol::anchor::{AnchorPayload, AnchorProof, Network};
+use stargate_protocol::anchor::{AnchorPayload, AnchorProof};
 use stargate_storage::{Store, StoreOptions};
-use stargate_tests::{BURN_ADDRESS, COINBASE_MATURITY, Regtest};
+use stargate_tests::{BURN_ADDRESS, COINBASE_MATURITY, ChainSource, Regtest};
 use tokio::time::{Instant, sleep};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Electrum,
-    Rpc,
-}
+/// How long a service gets to stop.
+const STOP: Duration = Duration::from_secs(30);
 
 fn cid(n: u32) -> Cid {
     use bitcoin::hashes::Hash as _;
@@ -32,18 +28,8 @@ fn cid(n: u32) -> Cid {
     )
 }
 
-fn config(regtest: &Regtest, kind: Kind, data_dir: &Path) -> Result<ChainConfig> {
-    let backend = match kind {
-        Kind::Electrum => BackendConfig::Electrum {
-            url: regtest.electrum_url(),
-            validate_domain: false,
-        },
-        Kind::Rpc => BackendConfig::Rpc {
-            url: regtest.rpc_url(),
-            auth: RpcAuth::Cookie(regtest.write_cookie_file()?),
-        },
-    };
-    let mut config = ChainConfig::new(Network::Regtest, backend, data_dir.to_path_buf());
+fn config(regtest: &Regtest, kind: ChainSource, data_dir: &Path) -> Result<ChainConfig> {
+    let mut config = regtest.chain_config(kind, data_dir)?;
     config.batch_interval = Duration::from_secs(1);
     config.batch_max = 1000;
     config.poll_interval = Duration::from_millis(300);
@@ -58,7 +44,7 @@ struct Node {
     service: AnchorService,
 }
 
-fn start(regtest: &Regtest, kind: Kind, dir: tempfile::TempDir) -> Result<Node> {
+fn start(regtest: &Regtest, kind: ChainSource, dir: tempfile::TempDir) -> Result<Node> {
     let store = Store::open(dir.path(), StoreOptions::default())?;
     let (service, _) = AnchorService::start(store.clone(), config(regtest, kind, dir.path())?)?;
     Ok(Node {
@@ -68,7 +54,7 @@ fn start(regtest: &Regtest, kind: Kind, dir: tempfile::TempDir) -> Result<Node> 
     })
 }
 
-async fn funded(regtest: &Regtest, kind: Kind) -> Result<Node> {
+async fn funded(regtest: &Regtest, kind: ChainSource) -> Result<Node> {
     let node = start(regtest, kind, tempfile::tempdir()?)?;
     let address = node.service.wallet_address().await?;
     regtest.mine_blocks(1, &address.to_string()).await?;
@@ -148,7 +134,7 @@ async fn checked_proof(service: &AnchorService, cid: Cid) -> Result<AnchorProof>
     Ok(back)
 }
 
-async fn scenario(kind: Kind) -> Result<()> {
+async fn scenario(kind: ChainSource) -> Result<()> {
     let mut regtest = Regtest::start_with_segwit().await?;
     let node = funded(&regtest, kind).await?;
     let service = &node.service;
@@ -187,7 +173,7 @@ async fn scenario(kind: Kind) -> Result<()> {
     let tip = regtest.height().await?;
     let depth = tip - u64::from(batch_height) + 1;
     regtest.reorg(depth).await?;
-    if matches!(kind, Kind::Electrum) {
+    if matches!(kind, ChainSource::Electrum) {
         regtest.wait_for_electrum_sync().await?;
     }
     let deadline = Instant::now() + WAIT;
@@ -211,8 +197,8 @@ async fn scenario(kind: Kind) -> Result<()> {
     // The backend goes away: queued CIDs wait, and go out once it is back.
     let queued = cid(500);
     match kind {
-        Kind::Rpc => regtest.stop_bcoin().await?,
-        Kind::Electrum => regtest.stop_electrumx().await?,
+        ChainSource::Rpc => regtest.stop_bcoin().await?,
+        ChainSource::Electrum => regtest.stop_electrumx().await?,
     }
     service.anchor(vec![queued]).await?;
     sleep(Duration::from_secs(3)).await;
@@ -222,8 +208,8 @@ async fn scenario(kind: Kind) -> Result<()> {
     ));
     assert!(service.summary().await?.last_error.is_some());
     match kind {
-        Kind::Rpc => regtest.start_bcoin().await?,
-        Kind::Electrum => regtest.start_electrumx().await?,
+        ChainSource::Rpc => regtest.start_bcoin().await?,
+        ChainSource::Electrum => regtest.start_electrumx().await?,
     }
     confirm(&regtest, service, queued).await?;
     checked_proof(service, queued).await?;
@@ -233,7 +219,7 @@ async fn scenario(kind: Kind) -> Result<()> {
     let before = cid(600);
     service.anchor(vec![before]).await?;
     let first = wait_broadcast(service, before).await?;
-    service.shutdown().await;
+    service.shutdown(STOP).await?;
     let Node {
         _dir: dir,
         store,
@@ -261,24 +247,24 @@ async fn scenario(kind: Kind) -> Result<()> {
         async || Ok((node.service.summary().await?.lag_blocks == Some(0)).then_some(())),
     )
     .await?;
-    node.service.shutdown().await;
+    node.service.shutdown(STOP).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn anchors_through_electrum() -> Result<()> {
-    scenario(Kind::Electrum).await
+    scenario(ChainSource::Electrum).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn anchors_through_rpc() -> Result<()> {
-    scenario(Kind::Rpc).await
+    scenario(ChainSource::Rpc).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unfunded_wallet_gives_a_clear_error_and_keeps_the_queue() -> Result<()> {
     let regtest = Regtest::start_with_segwit().await?;
-    let node = start(&regtest, Kind::Rpc, tempfile::tempdir()?)?;
+    let node = start(&regtest, ChainSource::Rpc, tempfile::tempdir()?)?;
     let address = node.service.wallet_address().await?;
     node.service.anchor(vec![cid(9)]).await?;
     let error = eventually(&node.service, "no funds error", async || {
@@ -295,7 +281,7 @@ async fn unfunded_wallet_gives_a_clear_error_and_keeps_the_queue() -> Result<()>
         Some(CidAnchorState::Queued { .. })
     ));
     assert_eq!(node.store.anchor_counts()?.queued, 1);
-    node.service.shutdown().await;
+    node.service.shutdown(STOP).await?;
     Ok(())
 }
 
@@ -305,7 +291,7 @@ async fn tls_electrum_anchors_and_rpc_scanning_finds_them() -> Result<()> {
     // Instance A anchors through Electrum over TLS (e-x's self-signed certificate).
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path(), StoreOptions::default())?;
-    let mut maker_config = config(&regtest, Kind::Electrum, dir.path())?;
+    let mut maker_config = config(&regtest, ChainSource::Electrum, dir.path())?;
     maker_config.backend = BackendConfig::Electrum {
         url: regtest.electrum_ssl_url(),
         validate_domain: false,
@@ -314,7 +300,7 @@ async fn tls_electrum_anchors_and_rpc_scanning_finds_them() -> Result<()> {
     // Instance B only watches, through RPC, with scanning on.
     let watcher_dir = tempfile::tempdir()?;
     let watcher_store = Store::open(watcher_dir.path(), StoreOptions::default())?;
-    let mut watcher_config = config(&regtest, Kind::Rpc, watcher_dir.path())?;
+    let mut watcher_config = config(&regtest, ChainSource::Rpc, watcher_dir.path())?;
     watcher_config.scan_anchors = true;
     let (watcher, discovered) = AnchorService::start(watcher_store, watcher_config)?;
     let mut discovered = discovered.context("scanning returns a channel")?;
@@ -346,7 +332,7 @@ async fn tls_electrum_anchors_and_rpc_scanning_finds_them() -> Result<()> {
         found.payload,
         AnchorPayload::Cid(stargate_protocol::anchor::anchor_cid(&anchored))
     );
-    maker.shutdown().await;
-    watcher.shutdown().await;
+    maker.shutdown(STOP).await?;
+    watcher.shutdown(STOP).await?;
     Ok(())
 }

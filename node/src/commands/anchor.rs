@@ -65,7 +65,15 @@ struct Summary {
     broadcast: u64,
     confirmed: u64,
     failed: u64,
+    syncing: Option<Progress>,
     last_error: Option<String>,
+}
+
+/// How far a running wallet sync has got.
+#[derive(Debug, Deserialize)]
+struct Progress {
+    /// e.g. `fetching transactions 200 of 500`.
+    text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +108,9 @@ pub(crate) async fn anchor(client: &Client, args: AnchorArgs) -> Result<()> {
                 or_unknown(s.synced_height),
                 or_unknown(s.lag_blocks)
             )?;
+            if let Some(p) = &s.syncing {
+                outln!("wallet syncing: {}", p.text)?;
+            }
             outln!(
                 "queued {}, broadcast {}, confirmed {}, failed {}",
                 s.queued,
@@ -138,6 +149,8 @@ struct Balance {
     confirmed_sat: u64,
     pending_sat: u64,
     immature_sat: u64,
+    synced_height: Option<u32>,
+    syncing: Option<Progress>,
 }
 
 pub(crate) async fn wallet(client: &Client, cmd: WalletCommand) -> Result<()> {
@@ -151,6 +164,10 @@ pub(crate) async fn wallet(client: &Client, cmd: WalletCommand) -> Result<()> {
             outln!("confirmed {} sat", b.confirmed_sat)?;
             outln!("pending {} sat", b.pending_sat)?;
             outln!("immature {} sat", b.immature_sat)?;
+            outln!("as of block {}", or_unknown(b.synced_height))?;
+            if let Some(p) = &b.syncing {
+                outln!("wallet syncing: {}; the balance may still change", p.text)?;
+            }
         }
     }
     Ok(())

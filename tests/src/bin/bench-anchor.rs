@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bitcoin::hashes::Hash as _;
-use stargate_chain::{AnchorService, BackendConfig, ChainConfig, CidAnchorState, RpcAuth};
+use stargate_chain::{AnchorService, CidAnchorState};
 use stargate_protocol::Cid;
-use stargate_protocol::anchor::Network;
 use stargate_storage::{AnchorState, Store, StoreOptions};
-use stargate_tests::{BURN_ADDRESS, COINBASE_MATURITY, Regtest};
+use stargate_tests::{BURN_ADDRESS, COINBASE_MATURITY, ChainSource, Regtest};
 
 const SIZES: [u32; 4] = [1, 10, 100, 1000];
 const WAIT: Duration = Duration::from_secs(120);
+/// How long a service gets to stop.
+const STOP: Duration = Duration::from_secs(30);
 
 fn cid(round: u32, n: u32) -> Cid {
     let digest = bitcoin::hashes::sha256::Hash::hash(format!("bench {round} {n}").as_bytes())
@@ -32,11 +33,7 @@ async fn main() -> Result<()> {
     let regtest = Regtest::start_with_segwit().await?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path(), StoreOptions::default())?;
-    let backend = BackendConfig::Rpc {
-        url: regtest.rpc_url(),
-        auth: RpcAuth::Cookie(regtest.write_cookie_file()?),
-    };
-    let mut config = ChainConfig::new(Network::Regtest, backend, dir.path().to_path_buf());
+    let mut config = regtest.chain_config(ChainSource::Rpc, dir.path())?;
     config.batch_interval = Duration::from_secs(3600);
     config.poll_interval = Duration::from_millis(100);
     let fee_rate = config.fees.fallback;
@@ -95,7 +92,7 @@ async fn main() -> Result<()> {
             broadcast.unwrap_or_default(),
             confirmed,
         ));
-        service.shutdown().await;
+        service.shutdown(STOP).await?;
     }
     println!(
         "anchor figures on bcoin regtest (RPC backend, fee rate {fee_rate} sat/vB, one-input segwit v0 transactions)"
