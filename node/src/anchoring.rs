@@ -31,8 +31,6 @@ use crate::config::{ChainSection, Secrets};
 
 /// How often the anchor gauges are refreshed from the database and the watcher.
 const METRICS_INTERVAL: Duration = Duration::from_secs(5);
-/// How long shutdown waits for the chain worker: longer than one backend call can block (20 s).
-const STOP_LIMIT: Duration = Duration::from_secs(25);
 
 /// The chain crate's configuration from `[chain]` and the secrets, or `None` when no backend is
 /// set (the chain part is off).
@@ -150,13 +148,6 @@ impl ChainAnchoring {
     /// The worker panicked (its message) or was still busy after `limit`.
     pub(crate) async fn stop(&self, limit: Duration) -> Result<(), ChainStopError> {
         self.service.shutdown(limit).await
-    }
-
-    /// Stops the watcher within [`STOP_LIMIT`], logging a worker that panicked or did not stop.
-    pub(crate) async fn shutdown(&self) {
-        if let Err(e) = self.stop(STOP_LIMIT).await {
-            tracing::error!(error = %e, "the chain service did not stop cleanly");
-        }
     }
 }
 

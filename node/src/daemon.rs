@@ -70,6 +70,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let blocks = p2p::NetworkBlockSource::new(store.clone(), network.clone(), fetching);
     let mut state = AppState::new(store.clone(), Arc::new(blocks), http_options(&config))
         .with_network(Arc::new(network.clone()));
+    let shutdown_limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
     let mut parts = Parts::default();
     parts.task("network", network_task);
     match chain_settings {
@@ -86,8 +87,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
             parts.future("chain watcher", async move {
                 cancelled.cancelled().await;
                 // The watcher finishes its round; what it wrote is committed before the store
-                // closes.
-                chain.shutdown().await;
+                // closes. Its own limit is the daemon's: past it, the daemon names the watcher.
+                chain.stop(shutdown_limit).await?;
                 Ok(())
             });
         }
@@ -140,9 +141,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     );
     parts.run_until_cancelled(&token).await;
     drop(api_file);
-    let limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
-    let deadline = Instant::now() + limit;
-    let stopped = parts.stop(limit).await;
+    let deadline = Instant::now() + shutdown_limit;
+    let stopped = parts.stop(shutdown_limit).await;
     // Its blocking tasks (store reads and writes) finish before the store closes, within what is
     // left of the limit.
     let left = deadline.saturating_duration_since(Instant::now());
