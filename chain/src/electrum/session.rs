@@ -1,9 +1,9 @@
 //! What one Electrum connection knows of the chain and of the wallet's scripts, and the rounds
 //! of a sync.
 //!
-//! bdk_electrum 0.24's sync asks for each transaction in a request of its own, each block
-//! header alone, and every history again at each sync; through e-x, 500 coinbase outputs took
-//! 8 min 35 s that way. Here:
+//! bdk_electrum 0.24's sync asks for each transaction in a request of its own, one after the
+//! other, and every history again at each sync; through e-x, 500 coinbase outputs took 8 min
+//! 35 s that way (`docs/electrum-sync.md`). Here:
 //! - the first round on a connection checks the genesis block, subscribes to headers and reads
 //!   the first scripts' histories in one batch, then reads each keychain's scripts from index 0
 //!   up to a gap of [`STOP_GAP`] unused ones; what the histories lead to goes out in one more
