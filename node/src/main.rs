@@ -1,6 +1,18 @@
 //! `stargate`: the Stargate Node binary. Parses the command line, sets up logging and runs the
 //! command; `stargate daemon` runs the node, every other command is a client of it (or of the
 //! store directly when no daemon runs).
+//!
+//! Modules:
+//! - `cli`: the commands and flags (clap); `commands/`: what each command does and prints, over
+//!   `client` (the RPC API of a running daemon, or an in-process one over the store) and
+//!   `output` (stdout, quiet when its reader goes away);
+//! - `config`: the TOML file, `STARGATE_*` variables and flags, and the secrets; `logging`:
+//!   tracing to stderr;
+//! - `daemon`: builds every part of the node and serves until a signal; `shutdown`: the signal,
+//!   and the named parts that must stop within the time limit;
+//! - `p2p/`: the libp2p swarm and its event loop, Bitswap, the CAR transfer, the DHT, providing
+//!   and retrieval, behind the `Network` handle;
+//! - `anchoring`: the chain crate's service wired into the daemon and the HTTP API.
 
 mod anchoring;
 mod cli;
