@@ -64,6 +64,19 @@ pub(crate) trait ChainBackend: Send {
     fn proof_parts(&mut self, txid: Txid, height: u32) -> Result<ProofParts, ChainError>;
 }
 
+/// Turns a backend library's error into [`ChainError::Backend`], naming the backend (its
+/// `describe`) and what it was doing.
+pub(crate) fn backend_error<E: std::fmt::Display>(
+    backend: String,
+    context: &'static str,
+) -> impl Fn(E) -> ChainError {
+    move |e| ChainError::Backend {
+        backend: backend.clone(),
+        context,
+        reason: e.to_string(),
+    }
+}
+
 /// Checks that `found`, the backend's genesis block hash, is `network`'s.
 ///
 /// # Errors

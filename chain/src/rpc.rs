@@ -16,8 +16,8 @@ use stargate_protocol::anchor::{Network, block_tx_branch};
 
 use crate::ChainError;
 use crate::backend::{
-    ChainBackend, ProofParts, SyncEvents, Tip, already_known, btc_per_kvb_to_sat_per_vb,
-    check_network, wait_until_accepted,
+    ChainBackend, ProofParts, SyncEvents, Tip, already_known, backend_error,
+    btc_per_kvb_to_sat_per_vb, check_network, wait_until_accepted,
 };
 use crate::config::RpcAuth;
 use crate::progress::{SyncProgress, SyncStage};
@@ -115,12 +115,8 @@ impl RpcBackend {
         Ok(backend)
     }
 
-    fn err(&self, context: &'static str) -> impl Fn(bitcoincore_rpc::Error) -> ChainError + '_ {
-        move |e| ChainError::Backend {
-            backend: self.describe(),
-            context,
-            reason: e.to_string(),
-        }
+    fn err(&self, context: &'static str) -> impl Fn(bitcoincore_rpc::Error) -> ChainError + use<> {
+        backend_error(self.describe(), context)
     }
 }
 

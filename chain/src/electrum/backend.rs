@@ -11,8 +11,8 @@ use super::requests::{Answer, Request, proof_parts};
 use super::session::Session;
 use crate::ChainError;
 use crate::backend::{
-    ChainBackend, ProofParts, SyncEvents, Tip, already_known, btc_per_kvb_to_sat_per_vb,
-    wait_until_accepted,
+    ChainBackend, ProofParts, SyncEvents, Tip, already_known, backend_error,
+    btc_per_kvb_to_sat_per_vb, wait_until_accepted,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,12 +52,8 @@ impl ElectrumBackend {
         })
     }
 
-    fn err(&self, context: &'static str) -> impl Fn(electrum_client::Error) -> ChainError + '_ {
-        move |e| ChainError::Backend {
-            backend: self.describe(),
-            context,
-            reason: e.to_string(),
-        }
+    fn err(&self, context: &'static str) -> impl Fn(electrum_client::Error) -> ChainError + use<> {
+        backend_error(self.describe(), context)
     }
 }
 

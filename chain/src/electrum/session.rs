@@ -24,7 +24,7 @@ use stargate_protocol::anchor::Network;
 use super::requests::{Answer, Pacer, Request, tip_of};
 use super::update::{Fetch, Histories, Proofs};
 use crate::ChainError;
-use crate::backend::{ProofParts, SyncEvents, Tip, check_network};
+use crate::backend::{ProofParts, SyncEvents, Tip, backend_error, check_network};
 use crate::progress::{SyncProgress, SyncStage};
 
 /// Consecutive unused addresses after which the address scan stops (the usual gap limit).
@@ -73,12 +73,7 @@ impl Session {
     }
 
     fn fail(&self, context: &'static str) -> impl Fn(Error) -> ChainError + use<> {
-        let backend = self.backend.clone();
-        move |e| ChainError::Backend {
-            backend: backend.clone(),
-            context,
-            reason: e.to_string(),
-        }
+        backend_error(self.backend.clone(), context)
     }
 
     /// The server's tip. The first call checks the genesis block and subscribes to headers;
