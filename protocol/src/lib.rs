@@ -11,7 +11,8 @@
 //! - the size limits every decoder of outside input enforces ([`limits`]);
 //! - Bitcoin anchor payloads, batch Merkle trees and offline proofs ([`anchor`]);
 //! - the Bitswap 1.0.0/1.1.0/1.2.0 message ([`bitswap`]);
-//! - the request and response of the fast DAG transfer between Stargate instances ([`transfer`]).
+//! - the request and response of the fast DAG transfer between Stargate instances ([`transfer`]);
+//! - mirror announcements, entries and signed manifests ([`mirror`]).
 //!
 //! Non-goals: no I/O beyond what callers hand in, no global state.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -24,6 +25,7 @@ mod cid;
 mod dagpb;
 mod hash;
 pub mod limits;
+pub mod mirror;
 mod path;
 pub mod transfer;
 pub mod unixfs;

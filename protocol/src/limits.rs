@@ -41,3 +41,21 @@ pub const MAX_CAR_HEADER_SIZE: usize = 64 * 1024;
 /// Longest binary CID accepted in a CAR frame: version, codec and a 64-byte digest with their
 /// varints fit well within it.
 pub const MAX_CID_BYTES: usize = 128;
+
+/// Largest announcement on a mirror topic. The guide's announcements are a CID, a type and a
+/// little metadata: a few hundred bytes.
+pub const MAX_ANNOUNCEMENT_SIZE: usize = 16 * 1024;
+
+/// Longest announcement type (`contract`, `proposal`, `manifest`, ...): a label, also in metrics.
+pub const MAX_ANNOUNCEMENT_TYPE_LEN: usize = 64;
+
+/// Largest announcement metadata, as compact JSON.
+pub const MAX_ANNOUNCEMENT_METADATA_SIZE: usize = 8 * 1024;
+
+/// Largest manifest block. A manifest of the guide's 2,000 entries with small metadata is a few
+/// hundred KiB; it must fit in one block that Bitswap and the CAR transfer carry.
+pub const MAX_MANIFEST_SIZE: usize = MAX_BLOCK_SIZE;
+
+/// Most entries a manifest may list when the caller sets no lower bound (the guide's
+/// `mirrorMaxFiles` is 2,000).
+pub const MAX_MANIFEST_ENTRIES: usize = 10_000;

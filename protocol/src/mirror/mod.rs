@@ -1,0 +1,13 @@
+//! What instances tell each other about their uploads: the announcements on a mirror topic
+//! ([`Announcement`], in the guide's JSON shape), the entries that record one mirrored upload
+//! ([`Entry`], with the [`EntryId`] the reconciled set holds), and the signed manifests that list
+//! them ([`Manifest`]). Who publishes an announcement is the pubsub signer, never a field.
+
+mod announcement;
+mod entry;
+mod manifest;
+
+pub use announcement::{Announcement, AnnouncementError, MANIFEST_TYPE};
+pub use entry::{Entry, EntryError, EntryId, entry_id};
+pub use libp2p_identity::{Keypair, PeerId, PublicKey};
+pub use manifest::{Manifest, ManifestError, SIGNING_DOMAIN};
