@@ -17,6 +17,8 @@
 //! - [`Store::metrics`] exposes counters for the node to export.
 //! - Bitcoin anchoring state (queue, batches, per-CID state, wallet change sets) lives in the
 //!   same database; see [`Store::anchor_enqueue`] and [`Store::anchor_create_batch`].
+//! - Mirroring state (records per entry id, the download queue, manifests per publisher) too;
+//!   see [`Store::mirror_record`] and [`Store::mirror_take_due`].
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod anchors;
@@ -26,6 +28,7 @@ mod dag;
 mod error;
 mod gc;
 mod metrics;
+mod mirror;
 mod pin_table;
 mod pins;
 mod source;
@@ -43,6 +46,10 @@ pub use crate::anchors::{
 pub use crate::error::StoreError;
 pub use crate::gc::GcSummary;
 pub use crate::metrics::MetricsSnapshot;
+pub use crate::mirror::{
+    Admission, ManifestRecord, MirrorCounts, MirrorFilter, MirrorRecord, MirrorState, Outcome,
+    Recorded,
+};
 pub use crate::pin_table::{PinMode, PinType};
 pub use crate::pins::PinFilter;
 pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat};

@@ -79,6 +79,27 @@ pub(crate) const ANCHOR_META: TableDefinition<&str, u64> = TableDefinition::new(
 pub(crate) const WALLET_CHANGESETS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("wallet-changesets-1");
 
+/// Entry id (32 bytes) -> JSON `mirror::StoredRecord` (entry, state, attempts, next attempt).
+pub(crate) const MIRROR_RECORDS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("mirror-records-1");
+
+/// (next attempt in Unix ms, entry id) -> (): the download queue, earliest first.
+pub(crate) const MIRROR_QUEUE: TableDefinition<(u64, &[u8]), ()> =
+    TableDefinition::new("mirror-queue-1");
+
+/// (first heard of in Unix s, entry id) -> (): every record, for newest-first listings.
+pub(crate) const MIRROR_ORDER: TableDefinition<(u64, &[u8]), ()> =
+    TableDefinition::new("mirror-order-1");
+
+/// State name (`queued`, `failed:<reason>`, ...) -> how many records are in it, and
+/// `changes` -> a counter bumped when the stored set changes.
+pub(crate) const MIRROR_COUNTS: TableDefinition<&str, u64> =
+    TableDefinition::new("mirror-counts-1");
+
+/// Publisher peer id bytes -> JSON `mirror::StoredManifest` (latest heard of, last read).
+pub(crate) const MIRROR_MANIFESTS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("mirror-manifests-1");
+
 /// Creates every table that does not exist yet.
 fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     let ctx = "creating the database tables";
@@ -93,6 +114,11 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ANCHOR_BATCH_MEMBERS).map_err(db_err(ctx))?;
     txn.open_table(ANCHOR_META).map_err(db_err(ctx))?;
     txn.open_table(WALLET_CHANGESETS).map_err(db_err(ctx))?;
+    txn.open_table(MIRROR_RECORDS).map_err(db_err(ctx))?;
+    txn.open_table(MIRROR_QUEUE).map_err(db_err(ctx))?;
+    txn.open_table(MIRROR_ORDER).map_err(db_err(ctx))?;
+    txn.open_table(MIRROR_COUNTS).map_err(db_err(ctx))?;
+    txn.open_table(MIRROR_MANIFESTS).map_err(db_err(ctx))?;
     Ok(())
 }
 
