@@ -758,7 +758,12 @@ mod tests {
     fn entry(n: u8, publisher: PeerId, time: u64) -> Entry {
         let announcement = Announcement {
             cid: *raw(vec![n]).cid(),
-            kind: if n % 2 == 0 { "contract" } else { "proposal" }.to_owned(),
+            kind: if n.is_multiple_of(2) {
+                "contract"
+            } else {
+                "proposal"
+            }
+            .to_owned(),
             metadata: json!({"n": n}).as_object().cloned().unwrap_or_default(),
         };
         Entry::new(&announcement, publisher, time).unwrap()
@@ -785,7 +790,9 @@ mod tests {
             .unwrap();
         assert_eq!(done, vec![Recorded::New; 3]);
         assert_eq!(
-            store.mirror_record(&[a.clone()], queue(6)).unwrap(),
+            store
+                .mirror_record(std::slice::from_ref(&a), queue(6))
+                .unwrap(),
             vec![Recorded::Known(MirrorState::Queued)]
         );
         assert_eq!(store.mirror_next_due().unwrap(), Some(5));
@@ -907,7 +914,9 @@ mod tests {
         let a = entry(1, me, 1);
         {
             let store = Store::open(dir.path(), crate::StoreOptions::default()).unwrap();
-            store.mirror_record(&[a.clone()], queue(5)).unwrap();
+            store
+                .mirror_record(std::slice::from_ref(&a), queue(5))
+                .unwrap();
             assert_eq!(store.mirror_take_due(5, 10).unwrap().len(), 1);
         }
         let store = Store::open(dir.path(), crate::StoreOptions::default()).unwrap();
