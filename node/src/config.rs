@@ -50,6 +50,35 @@ pub(crate) struct Config {
     pub(crate) daemon: DaemonConfig,
     pub(crate) log: LogConfig,
     pub(crate) chain: ChainSection,
+    pub(crate) ipfs: IpfsSection,
+}
+
+/// `[ipfs]`: mirroring between instances, under the guide's `stargate.ipfs.*` names in snake
+/// case (so `STARGATE_IPFS_MIRROR_TOPIC` is the guide's `mirrorTopic`). `mirror::Settings`
+/// checks it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IpfsSection {
+    /// The guide's `apiUrl`: accepted so the guide's values map one to one, unused.
+    pub(crate) api_url: String,
+    pub(crate) mirror_enabled: bool,
+    pub(crate) mirror_upload_enabled: bool,
+    pub(crate) mirror_download_enabled: bool,
+    pub(crate) mirror_topic: String,
+    pub(crate) stego_topic: String,
+    pub(crate) mirror_poll_interval_sec: u64,
+    pub(crate) mirror_publish_interval_sec: u64,
+    pub(crate) mirror_max_files: usize,
+    pub(crate) http_timeout_sec: u64,
+    pub(crate) mirror_max_bytes: u64,
+    pub(crate) mirror_peers: Vec<String>,
+    pub(crate) mirror_deny_peers: Vec<String>,
+    pub(crate) mirror_rate_per_min: u32,
+    pub(crate) mirror_queue_max: u64,
+    pub(crate) mirror_concurrency: usize,
+    pub(crate) mirror_max_attempts: u32,
+    pub(crate) mirror_retry_base_sec: u64,
+    pub(crate) sync_enabled: bool,
 }
 
 /// `[chain]`: Bitcoin anchoring. Empty URLs mean "not set"; `chain::settings` turns this into
@@ -518,6 +547,38 @@ mod tests {
             !shown.contains("k3y") && !shown.contains("tprv8x"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn ipfs_keys_of_the_guide_from_env() {
+        let c = Config::default();
+        assert!(c.ipfs.mirror_enabled && c.ipfs.sync_enabled);
+        assert_eq!(c.ipfs.mirror_topic, "stargate-uploads");
+        assert_eq!(c.ipfs.stego_topic, "stargate-stego");
+        assert_eq!(
+            (
+                c.ipfs.mirror_poll_interval_sec,
+                c.ipfs.mirror_publish_interval_sec,
+                c.ipfs.mirror_max_files,
+                c.ipfs.http_timeout_sec
+            ),
+            (10, 30, 2000, 30)
+        );
+        let c = Config::from_sources(
+            "",
+            env(&[
+                ("STARGATE_IPFS_MIRROR_DOWNLOAD_ENABLED", "false"),
+                ("STARGATE_IPFS_MIRROR_TOPIC", "my-uploads"),
+                ("STARGATE_IPFS_MIRROR_POLL_INTERVAL_SEC", "1"),
+                ("STARGATE_IPFS_API_URL", "http://stargate-ipfs:5001"),
+                ("STARGATE_IPFS_MIRROR_DENY_PEERS", r#"["12D3KooW"]"#),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.ipfs.mirror_download_enabled);
+        assert_eq!(c.ipfs.mirror_topic, "my-uploads");
+        assert_eq!(c.ipfs.mirror_poll_interval_sec, 1);
+        assert_eq!(c.ipfs.mirror_deny_peers, ["12D3KooW"]);
     }
 
     #[test]
