@@ -33,7 +33,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         config.swarm.bootstrap = args.bootstrap;
         config.swarm.bootstrap.retain(|b| b != "none");
     }
-    let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing, &config.transfer)?;
+    let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing, &config.transfer)?
+        .with_pubsub(&config.pubsub)?;
     let secrets = Secrets::from_env(std::env::vars());
     let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
     let fetching = p2p_settings.fetching;

@@ -19,6 +19,7 @@
 //!   same database; see [`Store::anchor_enqueue`] and [`Store::anchor_create_batch`].
 //! - Mirroring state (records per entry id, the download queue, manifests per publisher) too;
 //!   see [`Store::mirror_record`] and [`Store::mirror_take_due`].
+//! - The last gossipsub sequence number the node published under: [`Store::gossip_last_seqno`].
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod anchors;
@@ -27,6 +28,7 @@ mod cache;
 mod dag;
 mod error;
 mod gc;
+mod gossip;
 mod metrics;
 mod mirror;
 mod pin_table;

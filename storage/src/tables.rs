@@ -99,6 +99,9 @@ pub(crate) const MIRROR_COUNTS: TableDefinition<&str, u64> =
 /// Publisher peer id bytes -> JSON `mirror::StoredManifest` (latest heard of, last read).
 pub(crate) const MIRROR_MANIFESTS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("mirror-manifests-1");
+/// Key `last_seqno`: the highest gossipsub sequence number this node has published under its
+/// peer id (see `gossip.rs`).
+pub(crate) const GOSSIP_META: TableDefinition<&str, u64> = TableDefinition::new("gossip-meta-1");
 
 /// Creates every table that does not exist yet.
 fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -119,6 +122,7 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MIRROR_ORDER).map_err(db_err(ctx))?;
     txn.open_table(MIRROR_COUNTS).map_err(db_err(ctx))?;
     txn.open_table(MIRROR_MANIFESTS).map_err(db_err(ctx))?;
+    txn.open_table(GOSSIP_META).map_err(db_err(ctx))?;
     Ok(())
 }
 

@@ -31,9 +31,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use command::{GossipMessage, Verdict};
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
-pub(crate) use network::Network;
+pub(crate) use network::{GossipStream, Network};
 pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;
 
@@ -51,6 +52,10 @@ pub(crate) fn spawn(
 ) -> Result<(Network, JoinHandle<()>)> {
     let public_key = keypair.public();
     let local_peer_id = public_key.to_peer_id();
+    // Gossipsub starts its sequence numbers at the clock when it is built: the check against
+    // the last one used comes just before.
+    let gossip =
+        event_loop::gossip::Gossip::start(&store, settings.pubsub, metrics.clone(), local_peer_id)?;
     let swarm = behaviour::build_swarm(keypair, &settings, store.clone())?;
     let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
     let transfer = transfer::Transfer::new(
@@ -65,6 +70,7 @@ pub(crate) fn spawn(
         public_key,
         queue,
         &settings,
+        gossip,
         metrics.clone(),
         shutdown.clone(),
     )?;

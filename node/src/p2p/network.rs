@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::announcements::Announcements;
 use super::command::{
-    Command, DhtCommand, FoundProvider, IdentifyCommand, PeerCommand, WantCommand,
+    Command, DhtCommand, FoundProvider, GossipCommand, GossipMessage, IdentifyCommand, PeerCommand,
+    Verdict, WantCommand,
 };
 use super::metrics::{Metrics, RetrievalPath};
 use super::records::dht_key;
@@ -41,6 +42,52 @@ impl Drop for Want {
         let _ = self
             .commands
             .try_send(Command::Want(WantCommand::Abandoned { cid: self.cid }));
+    }
+}
+
+/// Messages to a validator (the mirror) waiting for its verdicts; when it is full, messages from
+/// the network are ignored (not forwarded, nobody penalised).
+const VALIDATOR_BUFFER: usize = 256;
+/// Messages buffered per subscription; a subscriber that falls further behind misses messages,
+/// as Kubo's do.
+const SUBSCRIBER_BUFFER: usize = 64;
+
+/// Accepted messages on one topic, as [`Network::gossip_subscribe`] gives them. Dropping it
+/// ends the subscription (the topic's, if nobody else listens).
+#[derive(Debug)]
+pub(crate) struct GossipStream {
+    messages: mpsc::Receiver<GossipMessage>,
+    topic: String,
+    commands: mpsc::Sender<Command>,
+}
+
+impl GossipStream {
+    /// The next message; `None` once the network has stopped.
+    pub(crate) async fn next(&mut self) -> Option<GossipMessage> {
+        self.messages.recv().await
+    }
+}
+
+impl futures::Stream for GossipStream {
+    type Item = GossipMessage;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<GossipMessage>> {
+        self.messages.poll_recv(cx)
+    }
+}
+
+impl Drop for GossipStream {
+    fn drop(&mut self) {
+        self.messages.close();
+        // A full queue only delays the cleanup: the event loop also sweeps closed receivers.
+        let _ = self
+            .commands
+            .try_send(Command::Gossip(GossipCommand::Closed {
+                topic: std::mem::take(&mut self.topic),
+            }));
     }
 }
 
@@ -225,6 +272,93 @@ impl Network {
     /// Queues a block fetched from peers for providing (only the `all` strategy announces it).
     pub(crate) fn block_fetched(&self, cid: Cid) {
         self.announcements.push_fetched(cid);
+    }
+
+    /// Every message on `topic` (remote ones before they are forwarded, and the node's own
+    /// publishes with `source: None`) goes to the returned receiver; remote ones wait for
+    /// [`Network::gossip_report`]. One validator per topic. Subscribes to the topic.
+    pub(crate) async fn gossip_validate(
+        &self,
+        topic: &str,
+    ) -> Result<mpsc::Receiver<GossipMessage>, NetworkError> {
+        let (messages, receiver) = mpsc::channel(VALIDATOR_BUFFER);
+        let topic = topic.to_owned();
+        self.ask(|reply| {
+            Command::Gossip(GossipCommand::Validate {
+                topic,
+                messages,
+                reply,
+            })
+        })
+        .await??;
+        Ok(receiver)
+    }
+
+    /// The validator's verdict on a message from [`Network::gossip_validate`]: accepted ones
+    /// are forwarded and delivered to subscribers, rejected ones count against the peer that
+    /// forwarded them. Nothing to do for the node's own publishes.
+    pub(crate) fn gossip_report(&self, message: &GossipMessage, verdict: Verdict) {
+        if message.source.is_none() {
+            return;
+        }
+        let command = Command::Gossip(GossipCommand::Report {
+            message: message.clone(),
+            verdict,
+        });
+        // A full queue means a busy node: the message is then neither forwarded nor delivered,
+        // and gossipsub forgets it with its history.
+        if self.commands.try_send(command).is_err() {
+            tracing::debug!(id = %message.id, "pubsub verdict dropped: the network is busy");
+        }
+    }
+
+    /// Accepted (or unvalidated) messages on `topic`, own ones included, as Kubo delivers them
+    /// to `pubsub sub`; dropping the stream unsubscribes when nobody else listens.
+    pub(crate) async fn gossip_subscribe(&self, topic: &str) -> Result<GossipStream, NetworkError> {
+        let (messages, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let name = topic.to_owned();
+        self.ask(|reply| {
+            Command::Gossip(GossipCommand::Subscribe {
+                topic: name,
+                messages,
+                reply,
+            })
+        })
+        .await??;
+        Ok(GossipStream {
+            messages: receiver,
+            topic: topic.to_owned(),
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Publishes `data` on `topic` (subscribed or not), signed by this node; its own
+    /// subscribers of the topic get it too.
+    pub(crate) async fn gossip_publish(
+        &self,
+        topic: &str,
+        data: Vec<u8>,
+    ) -> Result<(), NetworkError> {
+        let topic = topic.to_owned();
+        let data = bytes::Bytes::from(data);
+        self.ask(|reply| Command::Gossip(GossipCommand::Publish { topic, data, reply }))
+            .await?
+    }
+
+    /// The topics this node is subscribed to, sorted.
+    pub(crate) async fn gossip_topics(&self) -> Result<Vec<String>, NetworkError> {
+        self.ask(|reply| Command::Gossip(GossipCommand::Topics { reply }))
+            .await?
+    }
+
+    /// Peers speaking gossipsub, or (given a topic) those subscribed to it; sorted.
+    pub(crate) async fn gossip_peers(
+        &self,
+        topic: Option<&str>,
+    ) -> Result<Vec<PeerId>, NetworkError> {
+        let topic = topic.map(str::to_owned);
+        self.ask(|reply| Command::Gossip(GossipCommand::Peers { topic, reply }))
+            .await?
     }
 
     /// Peers in the DHT routing table.
