@@ -16,6 +16,7 @@ mod anchors_api;
 mod gateway;
 mod health;
 mod metrics;
+mod mirror;
 mod network;
 mod rpc;
 mod serve;
@@ -28,6 +29,7 @@ pub use crate::anchoring::{
 pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
+pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery, mirror_router};
 pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };

@@ -8,6 +8,7 @@ use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::Store;
 
 use crate::anchoring::Anchoring;
+use crate::mirror::Mirror;
 use crate::network::{Network, NetworkError};
 
 /// Limits and timeouts of the HTTP surface.
@@ -42,6 +43,7 @@ struct Inner {
     options: HttpOptions,
     network: Option<Arc<dyn Network>>,
     anchoring: Option<Arc<dyn Anchoring>>,
+    mirror: Option<Arc<dyn Mirror>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,6 +66,7 @@ impl AppState {
                 options,
                 network: None,
                 anchoring: None,
+                mirror: None,
             }),
         }
     }
@@ -87,6 +90,21 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same state with the node's mirror behind `/api/v1/mirror/*` and `add`'s `announce`
+    /// option (a daemon that mirrors).
+    pub fn with_mirror(self, mirror: Arc<dyn Mirror>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.mirror = Some(mirror);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The mirror, if this node runs one.
+    pub(crate) fn mirror(&self) -> Option<&dyn Mirror> {
+        self.inner.mirror.as_deref()
     }
 
     /// The chain service, if this node runs one.

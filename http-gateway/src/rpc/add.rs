@@ -76,6 +76,11 @@ pub(crate) async fn add(
     let store = state.store().clone();
     let worker_lines = lines.clone();
     let pinned = opts.pin;
+    let announce = opts.announce.clone();
+    if announce.is_some() && state.mirror().is_none() {
+        drain(&mut multipart).await;
+        return RpcError::client(crate::mirror::MIRROR_OFF).into_response();
+    }
     let worker_aborted = Arc::clone(&aborted);
     let worker = tokio::task::spawn_blocking(move || {
         run_worker(&store, &opts, queue, &worker_lines, &worker_aborted)
@@ -102,9 +107,16 @@ pub(crate) async fn add(
             (_, Ok(done)) => done,
         };
         match outcome {
-            Ok(roots) => roots
-                .into_iter()
-                .for_each(|root| state.content_added(root, pinned)),
+            Ok(roots) => {
+                roots
+                    .iter()
+                    .for_each(|root| state.content_added(*root, pinned));
+                if let Some(announce) = announce
+                    && let Err(e) = announce_roots(&state, &roots, announce).await
+                {
+                    lines.fail(e).await;
+                }
+            }
             Err(e) => lines.fail(e).await,
         }
         // A failed read signals the body's end only now, after its error: the answer is then
@@ -116,6 +128,24 @@ pub(crate) async fn add(
             let _ = read.await;
         })
         .await
+}
+
+/// Announces each root of an add through the node's mirror.
+async fn announce_roots(
+    state: &AppState,
+    roots: &[stargate_protocol::Cid],
+    announce: Announcing,
+) -> RpcResult<()> {
+    let mirror = state
+        .mirror()
+        .ok_or_else(|| RpcError::client(crate::mirror::MIRROR_OFF))?;
+    for root in roots {
+        mirror
+            .announce(*root, announce.kind.clone(), announce.metadata.clone())
+            .await
+            .map_err(|e| RpcError::failed(format!("announcing {root}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The options of one add (Kubo's `add` options: those that change the result are acted on or,
@@ -130,6 +160,8 @@ struct AddOptions {
     /// `silent`: no line per file (Kubo still reports directories).
     silent: bool,
     empty_dirs: bool,
+    /// `announce` (and `meta`): announce each root on the mirror topic.
+    announce: Option<Announcing>,
     /// How CIDs are written in the answer (`cid-base`).
     params: Params,
 }
@@ -186,6 +218,9 @@ impl AddOptions {
             "mode",
             "mtime",
             "mtime-nsecs",
+            // Stargate's own: announce the roots on the mirror topic.
+            "announce",
+            "meta",
         ])?;
         for unsupported in [
             "trickle",
@@ -242,8 +277,15 @@ impl AddOptions {
         if let Some(chunker) = p.get("chunker") {
             import = import.with_chunker(chunker).map_err(RpcError::client)?;
         }
+        let announce = Announcing::from_params(&p)?;
+        if announce.is_some() && (p.flag("only-hash", false)? || !p.flag("pin", true)?) {
+            return Err(RpcError::client(
+                "--announce needs the content stored and pinned: not with --only-hash or --pin=false",
+            ));
+        }
         Ok(Self {
             import,
+            announce,
             only_hash: p.flag("only-hash", false)?,
             pin: p.flag("pin", true)?,
             progress: p.flag("progress", false)?,
@@ -252,6 +294,44 @@ impl AddOptions {
             empty_dirs: p.flag("empty-dirs", true)?,
             params: p,
         })
+    }
+}
+
+/// `announce=TYPE` and `meta=KEY=VALUE` (repeatable): the announcement of an add's roots.
+#[derive(Debug, Clone)]
+struct Announcing {
+    kind: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Announcing {
+    /// The options, checked as an announcement on the topic would be (type, metadata size).
+    fn from_params(p: &Params) -> RpcResult<Option<Self>> {
+        let metas: Vec<&str> = p.values("meta").collect();
+        let Some(kind) = p.get("announce") else {
+            if metas.is_empty() {
+                return Ok(None);
+            }
+            return Err(RpcError::client("--meta needs --announce TYPE"));
+        };
+        let mut metadata = serde_json::Map::new();
+        for meta in metas {
+            let Some((key, value)) = meta.split_once('=') else {
+                return Err(RpcError::client(format!(
+                    "--meta {meta:?} is not KEY=VALUE"
+                )));
+            };
+            metadata.insert(key.to_owned(), serde_json::Value::String(value.to_owned()));
+        }
+        // The checks of a received announcement, on one naming a placeholder CID (the empty
+        // identity CID): the same limits hold for what this node announces.
+        let probe = json!({"cid": "bafkqaaa", "type": kind, "metadata": metadata});
+        stargate_protocol::mirror::Announcement::decode(probe.to_string().as_bytes())
+            .map_err(|e| RpcError::client(format!("cannot announce: {e}")))?;
+        Ok(Some(Self {
+            kind: kind.to_owned(),
+            metadata,
+        }))
     }
 }
 
