@@ -10,11 +10,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability};
+use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::{Store, StoreOptions};
 
 use crate::anchoring::{self, ChainAnchoring, ChainMetrics};
 use crate::cli::DaemonArgs;
 use crate::config::{self, Config, Secrets};
+use crate::mirror;
 use crate::p2p;
 use crate::shutdown::{self, Parts};
 
@@ -38,6 +40,12 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let secrets = Secrets::from_env(std::env::vars());
     let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
     let fetching = p2p_settings.fetching;
+    let mirror_settings = if config.pubsub.enabled {
+        mirror::Settings::new(&config.ipfs)?
+    } else {
+        tracing::info!("[pubsub] enabled = false: mirroring is off");
+        None
+    };
 
     let mut registry = Registry::default();
     let http_metrics = stargate_http_gateway::HttpMetrics::register(&mut registry);
@@ -49,6 +57,9 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let chain_metrics = chain_settings
         .is_some()
         .then(|| ChainMetrics::register(&mut registry));
+    let mirror_metrics = mirror_settings
+        .is_some()
+        .then(|| mirror::MirrorMetrics::register(&mut registry));
     drop(secrets);
     let store = open_store(&data_dir, &config)?;
     stargate_http_gateway::register_store_metrics(&mut registry, store.clone());
@@ -61,19 +72,40 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         // Everything the network spawns (the swarm, its connections, the transfer) runs there.
         let _network_context = network_runtime.enter();
         p2p::spawn(
-            keypair,
+            keypair.clone(),
             p2p_settings,
             store.clone(),
             p2p_metrics,
             token.clone(),
         )?
     };
-    let blocks = p2p::NetworkBlockSource::new(store.clone(), network.clone(), fetching);
-    let mut state = AppState::new(store.clone(), Arc::new(blocks), http_options(&config))
+    let blocks: Arc<dyn BlockSource> = Arc::new(p2p::NetworkBlockSource::new(
+        store.clone(),
+        network.clone(),
+        fetching,
+    ));
+    let mut state = AppState::new(store.clone(), Arc::clone(&blocks), http_options(&config))
         .with_network(Arc::new(network.clone()));
     let shutdown_limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
     let mut parts = Parts::default();
     parts.task("network", network_task);
+    if let (Some(settings), Some(metrics)) = (mirror_settings, mirror_metrics) {
+        let (mirror, tasks) = mirror::Mirror::start(
+            settings,
+            store.clone(),
+            network.clone(),
+            blocks,
+            keypair,
+            metrics,
+            token.clone(),
+        )
+        .await
+        .context("starting the mirror")?;
+        for (name, task) in tasks {
+            parts.task(name, task);
+        }
+        state = state.with_mirror(Arc::new(mirror));
+    }
     match chain_settings {
         Some(settings) => {
             let chain = Arc::new(ChainAnchoring::start(store.clone(), settings, &token)?);
@@ -105,7 +137,11 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let anchors = stargate_http_gateway::anchors_router(state.clone(), api_auth);
     let gateway =
         obs.wrap(stargate_http_gateway::gateway_router(state.clone()).merge(anchors.clone()));
-    let api = obs.wrap(stargate_http_gateway::api_router(state).merge(anchors));
+    let api = obs.wrap(
+        stargate_http_gateway::api_router(state.clone())
+            .merge(anchors)
+            .merge(stargate_http_gateway::mirror_router(state)),
+    );
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;
     let api_listener = bind(config.api.addr, "API").await?;

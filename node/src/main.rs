@@ -21,6 +21,7 @@ mod commands;
 mod config;
 mod daemon;
 mod logging;
+mod mirror;
 mod output;
 mod p2p;
 mod shutdown;

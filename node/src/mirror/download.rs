@@ -1,0 +1,326 @@
+//! The download workers: due records come off the persisted queue, at most
+//! `mirror_concurrency` at a time; each DAG is fetched, checked against `mirror_max_bytes`,
+//! pinned and recorded, or retried with exponential backoff until `mirror_max_attempts`.
+//!
+//! Where from: the publisher first when it is a Stargate node (it just announced it), then the
+//! other connected Stargate nodes, over the CAR transfer; else Bitswap from the connected peers
+//! and DHT providers (a Kubo-based publisher). The root comes first and alone, so a DAG whose
+//! root declares more than the cap is refused before its content is fetched; the bytes that do
+//! arrive are counted too, so a root that lies is caught as soon as it is exceeded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use libp2p::PeerId;
+use stargate_protocol::transfer::TransferRequest;
+use stargate_protocol::unixfs::UnixFsData;
+use stargate_protocol::unixfs::export::{DEFAULT_WINDOW, DagScope, walk_dag};
+use stargate_protocol::{Block, Cid, Codec, PbNode};
+use stargate_storage::{MirrorRecord, Outcome, PinMode, StoreError};
+use tokio::sync::Semaphore;
+
+use super::{Mirror, blocking, now_ms};
+
+/// How long connected peers may take to say whether they are Stargate nodes.
+const IDENTIFY_WAIT: Duration = Duration::from_secs(1);
+/// Blocks stored per transaction on the Bitswap path.
+const PUT_BATCH: usize = 256;
+/// The scheduler looks at the queue at least this often.
+const IDLE_WAKE: Duration = Duration::from_secs(60);
+
+/// Why one download failed: a metric label, whether trying again can help, and the detail.
+#[derive(Debug)]
+struct Failure {
+    reason: &'static str,
+    permanent: bool,
+    detail: String,
+}
+
+impl Failure {
+    fn retry(reason: &'static str, detail: impl ToString) -> Self {
+        Self {
+            reason,
+            permanent: false,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn too_large(declared: u64, max: u64) -> Self {
+        Self {
+            reason: "too_large",
+            permanent: true,
+            detail: format!(
+                "the DAG holds {declared} bytes or more, over mirror_max_bytes ({max})"
+            ),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::retry("store", e)
+    }
+}
+
+impl Mirror {
+    /// Starts due downloads as slots free up, until shutdown.
+    pub(super) async fn schedule_downloads(self) {
+        let inner = &self.inner;
+        let slots = Arc::new(Semaphore::new(inner.settings.concurrency));
+        loop {
+            let free = slots.available_permits();
+            if free > 0 {
+                match blocking(&inner.store, move |s| s.mirror_take_due(now_ms(), free)).await {
+                    Ok(due) => {
+                        if !due.is_empty() {
+                            self.refresh_gauges().await;
+                        }
+                        for record in due {
+                            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                                return;
+                            };
+                            let mirror = self.clone();
+                            tokio::spawn(async move {
+                                mirror.download(record).await;
+                                drop(slot);
+                                mirror.inner.work.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading the mirror queue"),
+                }
+            }
+            let wait = match blocking(&inner.store, |s| s.mirror_next_due()).await {
+                Ok(Some(at)) if slots.available_permits() > 0 => {
+                    Duration::from_millis(at.saturating_sub(now_ms())).min(IDLE_WAKE)
+                }
+                _ => IDLE_WAKE,
+            };
+            tokio::select! {
+                () = inner.shutdown.cancelled() => return,
+                () = inner.work.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One download, to its recorded end. Cut short by shutdown, it stays `fetching` and is
+    /// resumed at the next start.
+    async fn download(&self, record: MirrorRecord) {
+        let inner = &self.inner;
+        let entry = &record.entry;
+        let started = Instant::now();
+        let fetched = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            fetched = tokio::time::timeout(inner.settings.fetch_timeout, self.fetch(entry.cid, entry.publisher)) => fetched,
+        };
+        let outcome = match fetched.unwrap_or_else(|_| {
+            Err(Failure::retry(
+                "timeout",
+                format!("not fetched within {:?}", inner.settings.fetch_timeout),
+            ))
+        }) {
+            Ok(()) => {
+                inner.metrics.fetched(started.elapsed().as_secs_f64());
+                stargate_http_gateway::Network::content_added(&inner.network, entry.cid, true);
+                tracing::debug!(cid = %entry.cid, publisher = %entry.publisher, "mirrored");
+                Outcome::Stored
+            }
+            Err(failure) => {
+                inner.metrics.error(failure.reason);
+                let attempts = record.attempts.saturating_add(1);
+                tracing::info!(
+                    cid = %entry.cid,
+                    reason = failure.reason,
+                    attempts,
+                    detail = %failure.detail,
+                    "mirror download failed"
+                );
+                if failure.permanent || attempts >= inner.settings.max_attempts {
+                    Outcome::Failed {
+                        reason: failure.reason.to_owned(),
+                    }
+                } else {
+                    let backoff = inner
+                        .settings
+                        .retry_base
+                        .saturating_mul(1 << record.attempts.min(16));
+                    Outcome::Retry {
+                        at: now_ms()
+                            .saturating_add(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX)),
+                    }
+                }
+            }
+        };
+        let id = entry.id();
+        if let Err(e) = blocking(&inner.store, move |s| s.mirror_finish(&id, outcome)).await {
+            tracing::warn!(error = %e, "recording a mirror download");
+        }
+        self.refresh_gauges().await;
+    }
+
+    /// Fetches, checks and pins the DAG of `cid`.
+    async fn fetch(&self, cid: Cid, publisher: PeerId) -> Result<(), Failure> {
+        let inner = &self.inner;
+        // Held already (added here, or fetched for someone else): only the pin is missing.
+        let pinned = blocking(&inner.store, move |s| {
+            match s.pin(&cid, PinMode::Recursive) {
+                Ok(()) => Ok(true),
+                Err(StoreError::MissingBlock { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        if pinned {
+            return Ok(());
+        }
+        let mut last = None;
+        for peer in self.stargate_sources(publisher).await {
+            match self.fetch_from_stargate(peer, cid).await {
+                Ok(()) => return Ok(()),
+                Err(f) if f.permanent => return Err(f),
+                Err(f) => {
+                    tracing::debug!(%cid, %peer, detail = %f.detail, "transfer failed; trying the next source");
+                    last = Some(f);
+                }
+            }
+        }
+        match self.fetch_over_bitswap(cid).await {
+            Err(f) if !f.permanent => Err(last.unwrap_or(f)),
+            other => other,
+        }
+    }
+
+    /// The Stargate nodes to ask, the publisher first.
+    async fn stargate_sources(&self, publisher: PeerId) -> Vec<PeerId> {
+        let network = &self.inner.network;
+        let mut peers = Vec::new();
+        if matches!(network.is_stargate(publisher).await, Ok(Some(true))) {
+            peers.push(publisher);
+        }
+        if let Ok(connected) = network.stargate_peers(IDENTIFY_WAIT).await {
+            peers.extend(connected.into_iter().filter(|p| *p != publisher));
+        }
+        peers
+    }
+
+    async fn fetch_from_stargate(&self, peer: PeerId, cid: Cid) -> Result<(), Failure> {
+        let inner = &self.inner;
+        let mut root_only = TransferRequest::dag(cid);
+        root_only.scope = DagScope::Block;
+        inner
+            .network
+            .fetch_dag_all(peer, root_only, false)
+            .await
+            .map_err(|e| Failure::retry("transfer", e))?;
+        let root = blocking(&inner.store, move |s| s.get(&cid))
+            .await?
+            .ok_or_else(|| Failure::retry("transfer", "the root was not stored"))?;
+        self.check_declared(&root)?;
+        let mut blocks = inner
+            .network
+            .fetch_dag(peer, TransferRequest::dag(cid), true);
+        let mut bytes = 0u64;
+        while let Some(block) = blocks.next().await {
+            let block = block.map_err(|e| Failure::retry("transfer", e))?;
+            bytes = bytes.saturating_add(block.data().len() as u64);
+            if bytes > inner.settings.max_bytes {
+                return Err(Failure::too_large(bytes, inner.settings.max_bytes));
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch_over_bitswap(&self, cid: Cid) -> Result<(), Failure> {
+        let inner = &self.inner;
+        let root = inner
+            .blocks
+            .get(cid)
+            .await
+            .map_err(|e| Failure::retry("not_found", e))?;
+        self.check_declared(&root)?;
+        let mut walk = walk_dag(Arc::clone(&inner.blocks), cid, DEFAULT_WINDOW);
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(block) = walk
+            .try_next()
+            .await
+            .map_err(|e| Failure::retry("not_found", e))?
+        {
+            bytes = bytes.saturating_add(block.data().len() as u64);
+            if bytes > inner.settings.max_bytes {
+                return Err(Failure::too_large(bytes, inner.settings.max_bytes));
+            }
+            batch.push(block);
+            if batch.len() >= PUT_BATCH {
+                let full = std::mem::take(&mut batch);
+                blocking(&inner.store, move |s| s.put_many(full)).await?;
+            }
+        }
+        blocking(&inner.store, move |s| {
+            s.put_many(batch)?;
+            s.pin(&cid, PinMode::Recursive)
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn check_declared(&self, root: &Block) -> Result<(), Failure> {
+        let max = self.inner.settings.max_bytes;
+        let declared = declared_size(root);
+        if declared > max {
+            return Err(Failure::too_large(declared, max));
+        }
+        Ok(())
+    }
+}
+
+/// The size a DAG's root says the DAG has: its own bytes plus its links' cumulative sizes, or
+/// the UnixFS file size if that is larger. A root of another codec says only its own size.
+fn declared_size(root: &Block) -> u64 {
+    let own = root.data().len() as u64;
+    if root.codec() != Some(Codec::DagPb) {
+        return own;
+    }
+    let Ok(node) = PbNode::decode(root.data()) else {
+        return own;
+    };
+    let links = node
+        .links
+        .iter()
+        .filter_map(|l| l.tsize)
+        .fold(own, u64::saturating_add);
+    let file = UnixFsData::from_node_data(node.data.as_ref())
+        .ok()
+        .and_then(|d| d.filesize)
+        .unwrap_or(0);
+    links.max(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use stargate_protocol::unixfs::{DataType, UnixFsData};
+    use stargate_protocol::{Bytes, HashCode, PbLink, Version};
+
+    use super::*;
+
+    #[test]
+    fn declared_size_of_a_root() {
+        let leaf = Block::encode(Version::V1, Codec::Raw, HashCode::Sha2_256, &b"abc"[..]).unwrap();
+        assert_eq!(declared_size(&leaf), 3);
+        let mut data = UnixFsData::new(DataType::File);
+        data.filesize = Some(5_000_000);
+        let node = PbNode {
+            links: vec![PbLink {
+                cid: *leaf.cid(),
+                name: None,
+                tsize: Some(1_000),
+            }],
+            data: Some(Bytes::from(data.encode())),
+        };
+        let root =
+            Block::encode(Version::V0, Codec::DagPb, HashCode::Sha2_256, node.encode()).unwrap();
+        assert_eq!(declared_size(&root), 5_000_000);
+    }
+}
