@@ -66,6 +66,27 @@ pub(crate) enum Command {
     /// Work with whole DAGs.
     #[command(subcommand)]
     Dag(DagCommand),
+    /// What this node mirrors from other instances. Needs a running daemon.
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MirrorCommand {
+    /// Topics and their peers, the download queue, what is stored and what failed, manifests.
+    Status,
+    /// Mirrored uploads, newest first.
+    Ls {
+        /// Only this announcement type.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only uploads first announced by this instance (a peer ID).
+        #[arg(long, value_name = "PEER")]
+        from: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +253,13 @@ pub(crate) struct AddArgs {
     /// Show a progress bar (default: when stderr is a terminal).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
     pub(crate) progress: Option<bool>,
+    /// Announce what is added on the mirror topic with this type (`contract`, `proposal`,
+    /// ...), so that other instances mirror it. Needs a running daemon that mirrors.
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) announce: Option<String>,
+    /// Metadata of the announcement, KEY=VALUE (repeatable); needs --announce.
+    #[arg(long, value_name = "KEY=VALUE", requires = "announce")]
+    pub(crate) meta: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,8 @@
 //!   and the named parts that must stop within the time limit;
 //! - `p2p/`: the libp2p swarm and its event loop, Bitswap, the CAR transfer, the DHT, providing
 //!   and retrieval, behind the `Network` handle;
-//! - `anchoring`: the chain crate's service wired into the daemon and the HTTP API.
+//! - `anchoring`: the chain crate's service wired into the daemon and the HTTP API;
+//! - `mirror/`: mirroring between instances (announcements, downloads, manifests, status).
 
 mod anchoring;
 mod cli;
@@ -94,5 +95,9 @@ async fn connect(data_dir: &std::path::Path, config: &Config) -> Result<Client> 
         std::sync::Arc::new(store),
         daemon::http_options(config),
     );
-    Ok(Client::local(stargate_http_gateway::api_router(state)))
+    // The mirror's routes answer that they need a daemon.
+    Ok(Client::local(
+        stargate_http_gateway::api_router(state.clone())
+            .merge(stargate_http_gateway::mirror_router(state)),
+    ))
 }

@@ -80,6 +80,10 @@ pub(crate) async fn run(client: &Client, args: AddArgs) -> Result<()> {
     if let Some(raw) = args.raw_leaves {
         query.push(("raw-leaves", raw.to_string()));
     }
+    if let Some(kind) = &args.announce {
+        query.push(("announce", kind.clone()));
+        query.extend(args.meta.iter().map(|m| ("meta", m.clone())));
+    }
     let boundary = format!("stargate-{:032x}", rand::random::<u128>());
     let body = Body::from_stream(multipart(
         entries,

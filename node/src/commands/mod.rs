@@ -4,6 +4,7 @@ mod add;
 mod anchor;
 mod block;
 mod content;
+mod mirror;
 mod pin;
 mod repo;
 mod swarm;
@@ -30,6 +31,7 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         Command::Anchor(args) => anchor::anchor(client, args).await,
         Command::Wallet(cmd) => anchor::wallet(client, cmd).await,
         Command::Dag(cmd) => swarm::dag(client, cmd).await,
+        Command::Mirror(cmd) => mirror::run(client, cmd).await,
         Command::Init | Command::Daemon(_) | Command::Verify(_) => {
             unreachable!("init, daemon and verify are not client commands")
         }
