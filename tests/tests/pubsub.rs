@@ -209,7 +209,7 @@ fn stargate_daemons_publish_and_subscribe_through_the_rpc() -> Result<()> {
     let publisher_id = peer_id(&publisher)?;
     let subscriber_id = peer_id(&subscriber)?;
     wait_for_peer(&publisher, TOPIC, &subscriber_id)?;
-    ensure!(strings(&publisher, "peers", None)? == [subscriber_id.clone()]);
+    ensure!(strings(&publisher, "peers", None)? == std::slice::from_ref(&subscriber_id));
 
     publish_ok(&publisher, TOPIC, ANNOUNCEMENT.as_bytes())?;
     let (from, data, first) = decode_line(&sub.next()?, TOPIC)?;
