@@ -18,6 +18,7 @@ mod health;
 mod metrics;
 mod mirror;
 mod network;
+mod pubsub;
 mod rpc;
 mod serve;
 mod state;
@@ -33,6 +34,7 @@ pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery, mirror_r
 pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };
+pub use crate::pubsub::{PubSub, PubSubMessage};
 pub use crate::rpc::{InProcess, api_router};
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};

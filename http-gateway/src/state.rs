@@ -10,6 +10,7 @@ use stargate_storage::Store;
 use crate::anchoring::Anchoring;
 use crate::mirror::Mirror;
 use crate::network::{Network, NetworkError};
+use crate::pubsub::PubSub;
 
 /// Limits and timeouts of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -44,6 +45,7 @@ struct Inner {
     network: Option<Arc<dyn Network>>,
     anchoring: Option<Arc<dyn Anchoring>>,
     mirror: Option<Arc<dyn Mirror>>,
+    pubsub: Option<Arc<dyn PubSub>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -67,6 +69,7 @@ impl AppState {
                 network: None,
                 anchoring: None,
                 mirror: None,
+                pubsub: None,
             }),
         }
     }
@@ -105,6 +108,25 @@ impl AppState {
     /// The mirror, if this node runs one.
     pub(crate) fn mirror(&self) -> Option<&dyn Mirror> {
         self.inner.mirror.as_deref()
+    }
+
+    /// The same state with the node's pubsub behind `pubsub pub|sub|ls|peers` (a daemon;
+    /// without it they answer that they need one).
+    pub fn with_pubsub(self, pubsub: Arc<dyn PubSub>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.pubsub = Some(pubsub);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The pubsub, or the error that commands needing it answer.
+    pub(crate) fn pubsub(&self) -> Result<&dyn PubSub, NetworkError> {
+        self.inner.pubsub.as_deref().ok_or_else(|| {
+            NetworkError::Failed(
+                "this command needs a running daemon (start one with `stargate daemon`)".into(),
+            )
+        })
     }
 
     /// The chain service, if this node runs one.

@@ -85,7 +85,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         fetching,
     ));
     let mut state = AppState::new(store.clone(), Arc::clone(&blocks), http_options(&config))
-        .with_network(Arc::new(network.clone()));
+        .with_network(Arc::new(network.clone()))
+        .with_pubsub(Arc::new(network.clone()));
     let shutdown_limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
     let mut parts = Parts::default();
     parts.task("network", network_task);

@@ -35,7 +35,10 @@ impl Store {
         let ctx = "recording the last gossip sequence number";
         self.write(|txn| {
             let mut meta = open_write(txn, GOSSIP_META)?;
-            let last = meta.get(LAST_SEQNO).map_err(db_err(ctx))?.map(|v| v.value());
+            let last = meta
+                .get(LAST_SEQNO)
+                .map_err(db_err(ctx))?
+                .map(|v| v.value());
             if last.is_none_or(|last| seqno > last) {
                 meta.insert(LAST_SEQNO, seqno).map_err(db_err(ctx))?;
             }

@@ -30,6 +30,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;

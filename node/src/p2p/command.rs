@@ -113,6 +113,7 @@ pub(crate) struct GossipMessage {
 }
 
 /// What a validator decides about a message before gossipsub forwards it.
+#[allow(dead_code, reason = "the mirror (node/src/mirror/) gives verdicts")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Deliver and forward it.
@@ -124,6 +125,7 @@ pub(crate) enum Verdict {
 }
 
 /// Gossipsub, Kubo's pubsub (`event_loop/gossip.rs`).
+#[allow(dead_code, reason = "the mirror (node/src/mirror/) validates")]
 #[derive(Debug)]
 pub(super) enum GossipCommand {
     /// Every message on `topic` goes to `messages` first; subscribes to the topic.

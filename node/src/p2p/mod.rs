@@ -31,10 +31,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+#[allow(unused_imports, reason = "the mirror (node/src/mirror/) uses them")]
 pub(crate) use command::{GossipMessage, Verdict};
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
-pub(crate) use network::{GossipStream, Network};
+#[allow(unused_imports, reason = "the mirror (node/src/mirror/) uses it")]
+pub(crate) use network::GossipStream;
+pub(crate) use network::Network;
 pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;
 

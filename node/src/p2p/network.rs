@@ -8,7 +8,9 @@ use futures::stream::BoxStream;
 use libp2p::kad::RecordKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use stargate_http_gateway::{ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider};
+use stargate_http_gateway::{
+    ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider, PubSubMessage,
+};
 use stargate_protocol::transfer::TransferRequest;
 use stargate_protocol::{Block, Cid};
 use tokio::sync::{mpsc, oneshot};
@@ -47,6 +49,10 @@ impl Drop for Want {
 
 /// Messages to a validator (the mirror) waiting for its verdicts; when it is full, messages from
 /// the network are ignored (not forwarded, nobody penalised).
+#[allow(
+    dead_code,
+    reason = "the mirror (node/src/mirror/) validates announcements"
+)]
 const VALIDATOR_BUFFER: usize = 256;
 /// Messages buffered per subscription; a subscriber that falls further behind misses messages,
 /// as Kubo's do.
@@ -59,13 +65,6 @@ pub(crate) struct GossipStream {
     messages: mpsc::Receiver<GossipMessage>,
     topic: String,
     commands: mpsc::Sender<Command>,
-}
-
-impl GossipStream {
-    /// The next message; `None` once the network has stopped.
-    pub(crate) async fn next(&mut self) -> Option<GossipMessage> {
-        self.messages.recv().await
-    }
 }
 
 impl futures::Stream for GossipStream {
@@ -277,6 +276,10 @@ impl Network {
     /// Every message on `topic` (remote ones before they are forwarded, and the node's own
     /// publishes with `source: None`) goes to the returned receiver; remote ones wait for
     /// [`Network::gossip_report`]. One validator per topic. Subscribes to the topic.
+    #[allow(
+        dead_code,
+        reason = "the mirror (node/src/mirror/) validates announcements with it"
+    )]
     pub(crate) async fn gossip_validate(
         &self,
         topic: &str,
@@ -297,6 +300,10 @@ impl Network {
     /// The validator's verdict on a message from [`Network::gossip_validate`]: accepted ones
     /// are forwarded and delivered to subscribers, rejected ones count against the peer that
     /// forwarded them. Nothing to do for the node's own publishes.
+    #[allow(
+        dead_code,
+        reason = "the mirror (node/src/mirror/) reports its verdicts with it"
+    )]
     pub(crate) fn gossip_report(&self, message: &GossipMessage, verdict: Verdict) {
         if message.source.is_none() {
             return;
@@ -508,4 +515,37 @@ fn tokio_stream_of<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> BoxStream<
         |mut r| async move { r.recv().await.map(|v| (v, r)) },
     )
     .boxed()
+}
+
+impl stargate_http_gateway::PubSub for Network {
+    fn publish(
+        &self,
+        topic: String,
+        data: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<(), NetworkError>> {
+        Box::pin(async move { self.gossip_publish(&topic, Vec::from(data)).await })
+    }
+
+    fn subscribe(
+        &self,
+        topic: String,
+    ) -> BoxFuture<'_, Result<BoxStream<'static, PubSubMessage>, NetworkError>> {
+        Box::pin(async move {
+            let messages = self.gossip_subscribe(&topic).await?;
+            Ok(messages
+                .map(|m| PubSubMessage::new(m.from.to_string(), m.data, m.seqno, m.topic))
+                .boxed())
+        })
+    }
+
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<String>, NetworkError>> {
+        Box::pin(self.gossip_topics())
+    }
+
+    fn peers(&self, topic: Option<String>) -> BoxFuture<'_, Result<Vec<String>, NetworkError>> {
+        Box::pin(async move {
+            let peers = self.gossip_peers(topic.as_deref()).await?;
+            Ok(peers.iter().map(ToString::to_string).collect())
+        })
+    }
 }

@@ -457,9 +457,9 @@ impl Gossip {
                     data: Bytes::from(message.data),
                 };
                 let validator = self.topics.get(&hash).and_then(|t| t.validator.as_ref());
-                match validator.map(|v| v.try_send(message.clone())) {
-                    Some(Ok(())) => {}
-                    Some(Err(_)) => {
+                match validator.map(|v| v.try_send(message.clone()).is_ok()) {
+                    Some(true) => {}
+                    Some(false) => {
                         // Too busy (or gone): not forwarded, and no one is penalised.
                         self.metrics.pubsub_received("overflow");
                         gossip.report_message_validation_result(
