@@ -69,8 +69,14 @@ fn test_config() -> Config {
     }
 }
 
-/// Starts the engine on `swarm`'s stream control with the mirror's part played in memory.
-fn node(swarm: &Swarm<libp2p_stream::Behaviour>, config: Config) -> Node {
+/// The mirror's part, in memory: a set, its entries, and an intake that records what the sync
+/// learned (moving the watch on each batch).
+fn mirror() -> (
+    SyncSet,
+    Arc<MemEntries>,
+    mpsc::Sender<Learned>,
+    watch::Receiver<usize>,
+) {
     let set = SyncSet::new();
     let entries = Arc::new(MemEntries::default());
     let (learned, mut intake) = mpsc::channel::<Learned>(16);
@@ -87,6 +93,12 @@ fn node(swarm: &Swarm<libp2p_stream::Behaviour>, config: Config) -> Node {
             }
         });
     }
+    (set, entries, learned, recorded)
+}
+
+/// Starts the engine on `swarm`'s stream control with the mirror's part played in memory.
+fn node(swarm: &Swarm<libp2p_stream::Behaviour>, config: Config) -> Node {
+    let (set, entries, learned, recorded) = mirror();
     let penalised: Penalised = Arc::default();
     let record = Arc::clone(&penalised);
     let metrics = SyncMetrics::default();
@@ -392,4 +404,97 @@ async fn a_peer_answering_with_entries_not_asked_for_is_cut_off_and_nothing_is_l
     assert_eq!(penalised, vec![(hand_id, "unasked_entry".to_owned())]);
     assert_eq!(n.set.len(), 0, "nothing learned from a misbehaving peer");
     assert_eq!(n.metrics.sessions("misbehaving"), 1);
+}
+
+/// A whole network (TCP on 127.0.0.1, identify, the event loop) with the sync protocol started
+/// as the daemon starts it.
+async fn full_node() -> FullNode {
+    use crate::config::Config as NodeConfig;
+    use crate::p2p::{Metrics, Settings, spawn};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        stargate_storage::Store::open(dir.path(), stargate_storage::StoreOptions::default())
+            .unwrap();
+    let mut config = NodeConfig::default();
+    config.swarm.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.swarm.bootstrap = Vec::new();
+    config.swarm.mdns = false;
+    config.swarm.upnp = false;
+    config.swarm.autonat = false;
+    config.swarm.relay_client = false;
+    config.swarm.hole_punching = false;
+    let settings = Settings::new(&config.swarm, &config.routing, &config.transfer).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let shutdown = CancellationToken::new();
+    let (network, _) = spawn(
+        libp2p::identity::Keypair::generate_ed25519(),
+        settings,
+        store,
+        Metrics::register(&mut registry),
+        shutdown.clone(),
+    )
+    .unwrap();
+    let (set, entries, learned, recorded) = mirror();
+    let metrics = SyncMetrics::register(&mut registry);
+    super::start(
+        &network,
+        set.clone(),
+        Arc::clone(&entries) as Arc<dyn SyncEntries>,
+        learned,
+        test_config(),
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    FullNode {
+        mirror: Node {
+            id: network.local_peer_id(),
+            set,
+            entries,
+            events: mpsc::channel(1).0,
+            metrics,
+            penalised: Arc::default(),
+            recorded,
+            _stop: shutdown.drop_guard(),
+        },
+        network,
+        _dir: dir,
+    }
+}
+
+struct FullNode {
+    network: crate::p2p::Network,
+    mirror: Node,
+    _dir: tempfile::TempDir,
+}
+
+#[tokio::test]
+async fn full_nodes_reconcile_once_connected_over_tcp() {
+    use stargate_http_gateway::Network as _;
+
+    let (a, mut b) = (full_node().await, full_node().await);
+    for n in 0..300 {
+        a.mirror.add(entry(n));
+        if n % 3 == 0 {
+            b.mirror.add(entry(n));
+        }
+    }
+    let addr = tokio::time::timeout(DEADLINE, async {
+        loop {
+            let id = a.network.identity(None).await.unwrap();
+            if let Some(addr) = id.addresses.into_iter().find(|a| a.contains("/tcp/")) {
+                return addr;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a listens");
+    b.network.connect(addr).await.unwrap();
+    b.mirror.wait_len(300).await;
+    let mut a = a;
+    a.mirror.wait_len(300).await;
+    assert_eq!(a.mirror.set.digest(), b.mirror.set.digest());
 }
