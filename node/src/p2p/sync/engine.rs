@@ -256,16 +256,14 @@ impl Engine {
         tokio::spawn(async move {
             let _permit = permit;
             let sent = tokio::time::timeout(ctx.config.message_timeout, async {
-                let stream = control
-                    .open_stream(peer, PROTOCOL)
-                    .await
-                    .map_err(|e| SyncError::Io(e.to_string()))?;
-                let mut wire = Wire::new(
-                    stream,
+                let mut wire = Wire::open(
+                    &mut control,
+                    peer,
                     ctx.metrics.clone(),
                     ctx.config.message_timeout,
                     DIGEST_BUDGET,
-                );
+                )
+                .await?;
                 wire.send(&SyncMessage::Digest(digest)).await?;
                 wire.close().await;
                 Ok::<_, SyncError>(())
@@ -308,16 +306,14 @@ impl Engine {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let run = async {
-                let stream = control
-                    .open_stream(peer, PROTOCOL)
-                    .await
-                    .map_err(|e| SyncError::Io(e.to_string()))?;
-                let mut wire = Wire::new(
-                    stream,
+                let mut wire = Wire::open(
+                    &mut control,
+                    peer,
                     ctx.metrics.clone(),
                     ctx.config.message_timeout,
                     ctx.config.max_session_bytes,
-                );
+                )
+                .await?;
                 let summary = session::initiate(&ctx, peer, &mut wire).await?;
                 wire.close().await;
                 Ok(summary)

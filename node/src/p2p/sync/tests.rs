@@ -9,7 +9,7 @@ use futures::StreamExt;
 use libp2p::{PeerId, Swarm};
 use libp2p_swarm_test::SwarmExt;
 use stargate_protocol::mirror::{Announcement, Entry, EntryId};
-use stargate_protocol::reconcile::{Responder, Snapshot, SyncMessage};
+use stargate_protocol::reconcile::{Initiator, Responder, Snapshot, Step, SyncMessage};
 use stargate_protocol::{Block, Codec, HashCode, Version};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -183,6 +183,17 @@ fn entry(n: u32) -> Entry {
     .unwrap()
 }
 
+/// Waits until a session between `a` and `b` has ended well on both sides.
+async fn wait_session(a: &Node, b: &Node) {
+    tokio::time::timeout(DEADLINE, async {
+        while a.metrics.sessions("ok") + b.metrics.sessions("ok") < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the session ends");
+}
+
 fn total_bytes(a: &Node, b: &Node) -> u64 {
     let ((sa, _), (sb, _)) = (a.metrics.bytes(), b.metrics.bytes());
     sa + sb
@@ -204,13 +215,7 @@ async fn converge(common: u32, only_a: u32, only_b: u32) -> u64 {
     b.wait_len(all).await;
     assert_eq!(a.set.digest(), b.set.digest());
     // The session that did it is over once both hold everything and its end is counted.
-    tokio::time::timeout(DEADLINE, async {
-        while a.metrics.sessions("ok") + b.metrics.sessions("ok") < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the session ends");
+    wait_session(&a, &b).await;
     assert!(a.penalised.lock().unwrap().is_empty());
     assert!(b.penalised.lock().unwrap().is_empty());
     total_bytes(&a, &b)
@@ -268,13 +273,7 @@ async fn a_change_on_one_side_reaches_the_other_through_the_digest() {
     }
     introduce(&a, &b).await;
     // The session at connection finds nothing to do.
-    tokio::time::timeout(DEADLINE, async {
-        while a.metrics.sessions("ok") + b.metrics.sessions("ok") < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_session(&a, &b).await;
     // An entry only the first node heard of (as if gossip missed the second).
     a.add(entry(100));
     b.wait_len(101).await;
@@ -296,13 +295,7 @@ async fn in_sync_a_pair_exchanges_only_digests_well_under_2_kb_a_minute() {
         b.add(entry(n));
     }
     introduce(&a, &b).await;
-    tokio::time::timeout(DEADLINE, async {
-        while a.metrics.sessions("ok") + b.metrics.sessions("ok") < 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap();
+    wait_session(&a, &b).await;
     let (before, sessions) = (total_bytes(&a, &b), a.metrics.sessions("ok"));
     let digests = |n: &Node| n.metrics.digests_sent();
     let (da, db) = (digests(&a), digests(&b));
@@ -328,13 +321,13 @@ async fn in_sync_a_pair_exchanges_only_digests_well_under_2_kb_a_minute() {
 }
 
 /// A swarm run by hand beside a node: the test opens and answers its streams itself.
-async fn node_and_hand() -> (Node, libp2p_stream::Control, PeerId) {
+async fn node_and_hand(config: Config) -> (Node, libp2p_stream::Control, PeerId) {
     let (mut a, mut b) = connected_swarms().await;
     // The node must be the pair's initiator (the lower peer id).
     if a.local_peer_id().to_bytes() > b.local_peer_id().to_bytes() {
         std::mem::swap(&mut a, &mut b);
     }
-    let n = node(&a, test_config());
+    let n = node(&a, config);
     let hand = b.behaviour().new_control();
     let hand_id = *b.local_peer_id();
     tokio::spawn(a.loop_on_next());
@@ -358,7 +351,7 @@ async fn wait_penalised(node: &Node) -> Vec<(PeerId, String)> {
 
 #[tokio::test]
 async fn a_peer_sending_garbage_is_cut_off_and_counted() {
-    let (n, mut hand, hand_id) = node_and_hand().await;
+    let (n, mut hand, hand_id) = node_and_hand(test_config()).await;
     let mut stream = hand.open_stream(n.id, PROTOCOL).await.unwrap();
     futures::AsyncWriteExt::write_all(&mut stream, &[3, 0xee, 1, 2])
         .await
@@ -371,7 +364,7 @@ async fn a_peer_sending_garbage_is_cut_off_and_counted() {
 
 #[tokio::test]
 async fn a_peer_answering_with_entries_not_asked_for_is_cut_off_and_nothing_is_learned() {
-    let (n, mut hand, hand_id) = node_and_hand().await;
+    let (n, mut hand, hand_id) = node_and_hand(test_config()).await;
     let mut incoming = hand.accept(PROTOCOL).unwrap();
     n.events
         .send(StargatePeer::Connected(hand_id))
@@ -497,4 +490,27 @@ async fn full_nodes_reconcile_once_connected_over_tcp() {
     let mut a = a;
     a.mirror.wait_len(300).await;
     assert_eq!(a.mirror.set.digest(), b.mirror.set.digest());
+}
+
+#[tokio::test]
+async fn a_peer_pushing_more_entries_than_a_session_allows_is_cut_off() {
+    let config = Config {
+        max_entries_per_session: 5,
+        ..test_config()
+    };
+    let (n, mut hand, hand_id) = node_and_hand(config).await;
+    let stream = hand.open_stream(n.id, PROTOCOL).await.unwrap();
+    let mut wire = Wire::new(stream, SyncMetrics::default(), DEADLINE, u64::MAX);
+    let (mut initiator, first) = Initiator::start(Snapshot::default()).unwrap();
+    wire.send(&SyncMessage::Reconcile(first)).await.unwrap();
+    let SyncMessage::Reconcile(answer) = wire.recv().await.unwrap() else {
+        panic!("a round answered");
+    };
+    assert!(matches!(initiator.step(&answer), Ok(Step::Done(_))));
+    wire.send(&SyncMessage::Entries((0..6).map(entry).collect()))
+        .await
+        .unwrap();
+    let penalised = wait_penalised(&n).await;
+    assert_eq!(penalised, vec![(hand_id, "too_many_entries".to_owned())]);
+    assert_eq!(n.set.len(), 0, "nothing of the batch is learned");
 }

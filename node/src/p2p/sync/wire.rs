@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::{Stream, StreamProtocol};
+use libp2p::{PeerId, Stream, StreamProtocol};
 use stargate_protocol::reconcile::{MAX_MESSAGE_SIZE, PROTOCOL as PROTOCOL_NAME, SyncMessage};
 use unsigned_varint::io::ReadError;
 
@@ -78,6 +78,21 @@ impl Wire {
             timeout,
             budget,
         }
+    }
+
+    /// Opens a stream of the protocol to `peer`.
+    pub(super) async fn open(
+        control: &mut libp2p_stream::Control,
+        peer: PeerId,
+        metrics: SyncMetrics,
+        timeout: Duration,
+        budget: u64,
+    ) -> Result<Self, SyncError> {
+        let stream = control
+            .open_stream(peer, PROTOCOL)
+            .await
+            .map_err(|e| SyncError::Io(e.to_string()))?;
+        Ok(Self::new(stream, metrics, timeout, budget))
     }
 
     /// Writes one message.
