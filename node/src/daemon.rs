@@ -58,8 +58,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         .is_some()
         .then(|| ChainMetrics::register(&mut registry));
     let mirror_metrics = mirror_settings
-        .is_some()
-        .then(|| mirror::MirrorMetrics::register(&mut registry));
+        .as_ref()
+        .map(|s| mirror::MirrorMetrics::register(&mut registry, s.sync));
     drop(secrets);
     let store = open_store(&data_dir, &config)?;
     stargate_http_gateway::register_store_metrics(&mut registry, store.clone());

@@ -125,7 +125,13 @@ impl Mirror {
             at: now_ms(),
             bound: inner.settings.queue_max,
         };
+        let ids: Vec<_> = entries.iter().map(Entry::id).collect();
         let recorded = blocking(&inner.store, move |s| s.mirror_record(&entries, how)).await?;
+        for (id, r) in ids.iter().zip(&recorded) {
+            if *r == Recorded::New {
+                inner.set.insert(*id);
+            }
+        }
         let full = recorded
             .iter()
             .filter(|r| **r == Recorded::QueueFull)
@@ -150,7 +156,7 @@ impl Mirror {
         let Ok(entry) = Entry::new(announcement, inner.local, now_s()) else {
             return Ok(());
         };
-        let cid = entry.cid;
+        let (cid, id) = (entry.cid, entry.id());
         let held = blocking(&inner.store, move |s| {
             match s.pin(&cid, PinMode::Recursive) {
                 Ok(()) => Ok(true),
@@ -168,6 +174,7 @@ impl Mirror {
         })
         .await?;
         if recorded.contains(&Recorded::New) {
+            inner.set.insert(id);
             stargate_http_gateway::Network::content_added(&inner.network, cid, true);
             self.refresh_gauges().await;
         }

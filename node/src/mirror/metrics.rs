@@ -8,6 +8,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use stargate_storage::MirrorCounts;
 
+use crate::p2p::sync::SyncMetrics;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: String,
@@ -26,12 +28,14 @@ pub(crate) struct MirrorMetrics {
     stored: Gauge,
     manifests_published: Counter,
     manifests_read: Counter,
-    learned: Counter,
+    /// The sync protocol's, when it runs.
+    pub(crate) sync: Option<SyncMetrics>,
 }
 
 impl MirrorMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub(crate) fn register(registry: &mut Registry) -> Self {
+    /// Creates the metrics and registers them in `registry`; with `sync`, the sync
+    /// protocol's too.
+    pub(crate) fn register(registry: &mut Registry, sync: bool) -> Self {
         let m = Self {
             received: Counter::default(),
             accepted: Counter::default(),
@@ -43,7 +47,7 @@ impl MirrorMetrics {
             stored: Gauge::default(),
             manifests_published: Counter::default(),
             manifests_read: Counter::default(),
-            learned: Counter::default(),
+            sync: sync.then(|| SyncMetrics::register(registry)),
         };
         registry.register(
             "ipfs_mirror_announcements_received",
@@ -95,11 +99,6 @@ impl MirrorMetrics {
             "Manifests of other instances read and queued from",
             m.manifests_read.clone(),
         );
-        registry.register(
-            "ipfs_mirror_sync_learned_entries",
-            "Entries learned from peers through set reconciliation",
-            m.learned.clone(),
-        );
         m
     }
 
@@ -137,10 +136,6 @@ impl MirrorMetrics {
 
     pub(crate) fn manifest_read(&self) {
         self.manifests_read.inc();
-    }
-
-    pub(crate) fn learned(&self, entries: usize) {
-        self.learned.inc_by(entries as u64);
     }
 
     /// The gauges, from the store's counts.

@@ -24,6 +24,7 @@ mod metrics;
 mod rate;
 mod settings;
 mod status;
+mod sync;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -46,7 +47,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use metrics::MirrorMetrics;
 pub(crate) use settings::Settings;
 
-use crate::p2p::Network;
+use crate::p2p::sync::SyncSet;
+use crate::p2p::{self, Network};
 use rate::PublisherRate;
 
 /// The running mirror. Cheap to clone.
@@ -65,6 +67,8 @@ struct Inner {
     local: PeerId,
     metrics: MirrorMetrics,
     rate: PublisherRate,
+    /// The id of every recorded entry: the set the sync protocol reconciles.
+    set: SyncSet,
     /// Entries learned through set reconciliation since start.
     learned: AtomicU64,
     /// Wakes the download scheduler: something was queued, or a download ended.
@@ -97,6 +101,13 @@ impl Mirror {
                 "mirror downloads cut short by the last stop resume"
             );
         }
+        let set = SyncSet::new();
+        for id in blocking(&store, Store::mirror_ids)
+            .await
+            .context("reading the mirrored set")?
+        {
+            set.insert(id);
+        }
         let validated = network
             .gossip_validate(&settings.topic)
             .await
@@ -115,6 +126,7 @@ impl Mirror {
                 blocks,
                 keypair,
                 metrics,
+                set,
                 learned: AtomicU64::new(0),
                 work: Notify::new(),
                 shutdown,
@@ -143,6 +155,25 @@ impl Mirror {
             tasks.push((
                 "mirror manifest poll",
                 tokio::spawn(mirror.clone().poll_manifests()),
+            ));
+        }
+        if let Some(sync_metrics) = mirror.inner.metrics.sync.clone() {
+            let (learned, to_learn) = tokio::sync::mpsc::channel(sync::LEARNED_QUEUE);
+            let protocol = p2p::sync::start(
+                &mirror.inner.network,
+                mirror.inner.set.clone(),
+                mirror.sync_entries(),
+                learned,
+                p2p::sync::Config::default(),
+                sync_metrics,
+                mirror.inner.shutdown.clone(),
+            )
+            .await
+            .context("starting the sync protocol")?;
+            tasks.push(("sync protocol", protocol));
+            tasks.push((
+                "mirror sync intake",
+                tokio::spawn(mirror.clone().learn(to_learn)),
             ));
         }
         tracing::info!(topic = %mirror.inner.settings.topic, "mirror started");
