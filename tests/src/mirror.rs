@@ -132,3 +132,32 @@ impl StargateDaemon {
         Ok(self.cli_ok(&args)?.trim().to_owned())
     }
 }
+
+impl StargateDaemon {
+    /// Adds `n` small pseudo-random files (seeds from `first_seed`) in one call, announcing
+    /// each as `kind`; their CIDs.
+    pub fn add_announced_many(
+        &self,
+        n: u64,
+        first_seed: u64,
+        len: u64,
+        kind: &str,
+    ) -> Result<Vec<String>> {
+        let mut paths = Vec::new();
+        for seed in first_seed..first_seed + n {
+            let path = self.dir().join(format!("upload-{seed}"));
+            crate::data::write_pseudo_random_file(&path, len, seed)?;
+            paths.push(path.to_str().context("non-UTF-8 path")?.to_owned());
+        }
+        let mut args = vec!["add", "-q", "--announce", kind];
+        args.extend(paths.iter().map(String::as_str));
+        let out = self.cli_ok(&args)?;
+        let cids: Vec<String> = out.lines().map(|l| l.trim().to_owned()).collect();
+        anyhow::ensure!(
+            cids.len() as u64 == n,
+            "{} CIDs for {n} files: {out}",
+            cids.len()
+        );
+        Ok(cids)
+    }
+}

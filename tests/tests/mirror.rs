@@ -78,3 +78,70 @@ fn an_upload_crosses_a_line_of_three() -> Result<()> {
     })?;
     Ok(())
 }
+
+/// `b` is stopped while `a` announces `n` uploads, then started again and reconnected; the
+/// time until it holds them all.
+fn catch_up_after_a_stop(extra: &str, n: u64) -> Result<(StargateDaemon, Duration)> {
+    let mut nodes = line(2, extra)?;
+    let mut b = nodes.pop().context("two nodes")?;
+    let a = nodes.pop().context("two nodes")?;
+    b.stop()?;
+    let cids = a.add_announced_many(n, 1000, 2048, "contract")?;
+    let b = b.restart()?;
+    let started = std::time::Instant::now();
+    b.connect(&a)?;
+    b.wait_mirrored(&cids, MIRROR_TIMEOUT)?;
+    Ok((b, started.elapsed()))
+}
+
+#[test]
+fn a_returning_node_catches_up_through_the_sync_protocol() -> Result<()> {
+    let (b, took) = catch_up_after_a_stop("", 200)?;
+    ensure!(
+        b.metric("stargate_sync_entries_learned_total")? >= 200.0,
+        "not learned by reconciliation"
+    );
+    // Nothing came through a manifest: the sync protocol made it whole.
+    ensure!(b.metric("ipfs_mirror_manifests_read_total")? == 0.0);
+    ensure!(took < Duration::from_secs(30), "took {took:?}");
+    eprintln!("200 uploads caught up through the sync protocol in {took:?}");
+    Ok(())
+}
+
+#[test]
+fn a_returning_node_catches_up_through_manifests_without_sync() -> Result<()> {
+    let (b, took) = catch_up_after_a_stop("sync_enabled = false", 200)?;
+    ensure!(b.metric("ipfs_mirror_manifests_read_total")? >= 1.0);
+    ensure!(b.metric("stargate_sync_entries_learned_total")? == 0.0);
+    eprintln!("200 uploads caught up through manifests in {took:?}");
+    Ok(())
+}
+
+#[test]
+fn a_restart_in_the_middle_of_downloads_resumes_them() -> Result<()> {
+    let mut nodes = line(2, "mirror_concurrency = 1")?.into_iter();
+    let a = nodes.next().context("a")?;
+    let mut b = nodes.next().context("b")?;
+    let n = 30;
+    let cids = a.add_announced_many(n, 2000, 700 * 1024, "proposal")?;
+    let stored_before = stargate_tests::wait_for(MIRROR_TIMEOUT, || {
+        let stored = b.mirror_status().ok()?["stored"].as_u64()?;
+        (stored >= 2).then_some(stored)
+    })?;
+    b.kill();
+    ensure!(
+        stored_before < n,
+        "all stored before the restart: the test proves nothing"
+    );
+    let b = b.restart()?;
+    b.connect(&a)?;
+    b.wait_mirrored(&cids, MIRROR_TIMEOUT)?;
+    // What was stored before is not fetched again.
+    let fetched_after = b.metric("ipfs_mirror_fetch_duration_seconds_count")?;
+    ensure!(
+        fetched_after <= (n - stored_before) as f64 && fetched_after >= 1.0,
+        "{fetched_after} downloads after the restart, {stored_before} of {n} stored before"
+    );
+    ensure!(b.log().contains("resume"), "no resume in the log");
+    Ok(())
+}
