@@ -650,36 +650,26 @@ impl Store {
         cid: &Cid,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let ctx = "recording a manifest heard of";
-        self.write(|txn| {
-            let mut table = open_write(txn, MIRROR_MANIFESTS)?;
-            let key = publisher.to_bytes();
-            let old = table
-                .get(key.as_slice())
-                .map_err(db_err(ctx))?
-                .map(|v| ManifestRecord::from_bytes(&key, v.value()))
-                .transpose()?;
-            let record = match old {
-                Some(r) if r.latest == *cid => return Ok(false),
-                Some(r) => ManifestRecord {
+        self.update_manifest(
+            publisher,
+            "recording a manifest heard of",
+            |old| match old {
+                Some(r) if r.latest == *cid => None,
+                Some(r) => Some(ManifestRecord {
                     latest: *cid,
                     heard_at: now,
                     ..r
-                },
-                None => ManifestRecord {
+                }),
+                None => Some(ManifestRecord {
                     publisher: *publisher,
                     latest: *cid,
                     heard_at: now,
                     processed: None,
                     seq: 0,
                     time: 0,
-                },
-            };
-            table
-                .insert(key.as_slice(), record.to_bytes().as_slice())
-                .map_err(db_err(ctx))?;
-            Ok(true)
-        })
+                }),
+            },
+        )
     }
 
     /// Notes that manifest `cid` of `publisher` (sequence `seq`, time `time`) was read. Returns
@@ -695,7 +685,33 @@ impl Store {
         time: u64,
         now: u64,
     ) -> Result<bool, StoreError> {
-        let ctx = "recording a manifest read";
+        self.update_manifest(publisher, "recording a manifest read", |old| match old {
+            Some(r) if r.processed.is_some() && seq <= r.seq => None,
+            Some(r) => Some(ManifestRecord {
+                processed: Some(*cid),
+                seq,
+                time,
+                ..r
+            }),
+            None => Some(ManifestRecord {
+                publisher: *publisher,
+                latest: *cid,
+                heard_at: now,
+                processed: Some(*cid),
+                seq,
+                time,
+            }),
+        })
+    }
+
+    /// Replaces the manifest record of `publisher` with what `change` makes of it; `None`
+    /// leaves it as it is. Returns whether it changed.
+    fn update_manifest(
+        &self,
+        publisher: &PeerId,
+        ctx: &'static str,
+        change: impl FnOnce(Option<ManifestRecord>) -> Option<ManifestRecord>,
+    ) -> Result<bool, StoreError> {
         self.write(|txn| {
             let mut table = open_write(txn, MIRROR_MANIFESTS)?;
             let key = publisher.to_bytes();
@@ -704,22 +720,8 @@ impl Store {
                 .map_err(db_err(ctx))?
                 .map(|v| ManifestRecord::from_bytes(&key, v.value()))
                 .transpose()?;
-            let record = match old {
-                Some(r) if r.processed.is_some() && seq <= r.seq => return Ok(false),
-                Some(r) => ManifestRecord {
-                    processed: Some(*cid),
-                    seq,
-                    time,
-                    ..r
-                },
-                None => ManifestRecord {
-                    publisher: *publisher,
-                    latest: *cid,
-                    heard_at: now,
-                    processed: Some(*cid),
-                    seq,
-                    time,
-                },
+            let Some(record) = change(old) else {
+                return Ok(false);
             };
             table
                 .insert(key.as_slice(), record.to_bytes().as_slice())
