@@ -8,6 +8,7 @@
 //! newcomer, nothing while the network is quiet.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use libp2p::PeerId;
 use serde_json::json;
@@ -21,6 +22,15 @@ use super::{Mirror, blocking, now_s};
 
 /// Manifests found bad that are not read again, at most.
 const MAX_BAD: usize = 1024;
+/// Manifests read at once.
+const MAX_READS: usize = 16;
+
+/// The manifests being read, and those found bad.
+#[derive(Default)]
+struct Reads {
+    reading: HashSet<Cid>,
+    bad: HashSet<Cid>,
+}
 
 impl Mirror {
     /// Publishes this node's manifest when what it holds changed, and announces it again to
@@ -151,10 +161,11 @@ impl Mirror {
     }
 
     /// Reads the latest manifest heard of from each publisher, every
-    /// `mirror_poll_interval_sec` until shutdown.
+    /// `mirror_poll_interval_sec` until shutdown. Reads run side by side (at most
+    /// [`MAX_READS`]), so a manifest that cannot be had holds up no other.
     pub(super) async fn poll_manifests(self) {
         let inner = &self.inner;
-        let mut bad = HashSet::new();
+        let reads = Arc::new(Mutex::new(Reads::default()));
         let mut ticks = tokio::time::interval(inner.settings.poll_interval);
         loop {
             tokio::select! {
@@ -169,21 +180,36 @@ impl Mirror {
                 }
             };
             for record in pending {
-                if record.publisher == inner.local
-                    || !record.pending()
-                    || bad.contains(&record.latest)
-                {
+                if record.publisher == inner.local || !record.pending() {
                     continue;
                 }
-                if let Err(reason) = self.read_manifest(&record).await {
-                    inner.metrics.rejected(reason);
-                    if reason != "unavailable" {
-                        if bad.len() >= MAX_BAD {
-                            bad.clear();
-                        }
-                        bad.insert(record.latest);
+                {
+                    let mut reads = reads.lock().unwrap_or_else(PoisonError::into_inner);
+                    if reads.reading.len() >= MAX_READS
+                        || reads.bad.contains(&record.latest)
+                        || !reads.reading.insert(record.latest)
+                    {
+                        continue;
                     }
                 }
+                let (mirror, reads) = (self.clone(), Arc::clone(&reads));
+                tokio::spawn(async move {
+                    let result = mirror.read_manifest(&record).await;
+                    let mut reads = reads.lock().unwrap_or_else(PoisonError::into_inner);
+                    reads.reading.remove(&record.latest);
+                    match result {
+                        Ok(()) => {}
+                        // Tried again at the next poll.
+                        Err("unavailable") => mirror.inner.metrics.error("manifest_unavailable"),
+                        Err(reason) => {
+                            mirror.inner.metrics.rejected(reason);
+                            if reads.bad.len() >= MAX_BAD {
+                                reads.bad.clear();
+                            }
+                            reads.bad.insert(record.latest);
+                        }
+                    }
+                });
             }
         }
     }
