@@ -145,3 +145,43 @@ fn a_restart_in_the_middle_of_downloads_resumes_them() -> Result<()> {
     ensure!(b.log().contains("resume"), "no resume in the log");
     Ok(())
 }
+
+#[test]
+fn a_backend_publishing_through_pubsub_pub_is_an_own_upload() -> Result<()> {
+    use base64::Engine as _;
+    let nodes = line(2, "")?;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // What an unchanged backend does: `add`, then `pubsub/pub` of the guide's JSON.
+    let (cid, _) = a.add_file(5000, 7)?;
+    let json = format!(r#"{{"cid":"{cid}","type":"contract","metadata":{{"contract_id":"b1"}}}}"#);
+    let topic = format!(
+        "u{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("stargate-uploads")
+    );
+    let part = reqwest::blocking::multipart::Part::bytes(json.into_bytes()).file_name("data");
+    let res = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()?
+        .post(format!(
+            "http://{}/api/v0/pubsub/pub?arg={topic}",
+            a.api_addr()?
+        ))
+        .multipart(reqwest::blocking::multipart::Form::new().part("file", part))
+        .send()?;
+    ensure!(res.status().is_success(), "pubsub/pub: {}", res.status());
+
+    // Recorded as a's own upload (stored, in its manifest) and mirrored by b.
+    stargate_tests::wait_until(MIRROR_TIMEOUT, || {
+        a.mirror_state(&cid)
+            .is_ok_and(|s| s.as_deref() == Some("stored"))
+    })
+    .context("a did not record its own upload")?;
+    let own = a.mirror_records(&format!("from={}", a.peer_id()))?;
+    ensure!(
+        own.len() == 1 && own[0]["metadata"]["contract_id"] == "b1",
+        "{own:?}"
+    );
+    b.wait_mirrored(std::slice::from_ref(&cid), MIRROR_TIMEOUT)?;
+    Ok(())
+}
