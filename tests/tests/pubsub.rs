@@ -192,6 +192,21 @@ fn decode_line(line: &Value, topic: &str) -> Result<(String, Vec<u8>, u64)> {
     ))
 }
 
+/// The value of one series of `node`'s `/metrics` (0 when absent).
+fn metric(node: &StargateNode, series: &str) -> Result<u64> {
+    let text = http()?
+        .get(format!("{}/metrics", node.gateway_url()))
+        .send()?
+        .text()?;
+    let prefix = format!("{series} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.trim().parse())
+        .transpose()?
+        .unwrap_or(0))
+}
+
 /// Waits until `node` sees `peer` subscribed to `topic`.
 fn wait_for_peer(node: &StargateNode, topic: &str, peer: &str) -> Result<()> {
     wait_until(WAIT, || {
@@ -222,6 +237,27 @@ fn stargate_daemons_publish_and_subscribe_through_the_rpc() -> Result<()> {
     publish_ok(&subscriber, TOPIC, b"own")?;
     let (from, data, _) = decode_line(&sub.next()?, TOPIC)?;
     ensure!(from == subscriber_id && data == b"own");
+
+    // The metrics count what came and went; the gauges follow within a tick.
+    ensure!(
+        metric(
+            &subscriber,
+            "stargate_pubsub_messages_received_total{verdict=\"unvalidated\"}"
+        )? == 2
+    );
+    ensure!(
+        metric(
+            &publisher,
+            "stargate_pubsub_messages_published_total{outcome=\"sent\"}"
+        )? == 2
+    );
+    // A mesh needs both ends on the topic.
+    let _publisher_sub = Subscription::start(&publisher, TOPIC)?;
+    wait_until(WAIT, || {
+        metric(&subscriber, "stargate_pubsub_topics").is_ok_and(|n| n == 1)
+            && metric(&subscriber, "stargate_pubsub_mesh_peers").is_ok_and(|n| n == 1)
+    })
+    .context("the pubsub gauges never showed the topic and its mesh peer")?;
 
     // Once the client goes away the node leaves the topic.
     drop(sub);
