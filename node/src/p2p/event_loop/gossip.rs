@@ -11,8 +11,10 @@
 //!
 //! Sequence numbers only grow, across restarts too: gossipsub starts its counter at the clock
 //! (nanoseconds) when the behaviour is built, and the highest one published is kept in redb.
-//! If the clock was not past it at start (it stepped back), publishing is held, with a clear
-//! error, since Kubo would silently drop the messages; a restart with a correct clock lifts it.
+//! If the clock is not past it at start (it stepped back), the start waits when that is a matter
+//! of two seconds at most; otherwise publishing is held, with a clear error and a log line,
+//! since Kubo would silently drop the messages, and a restart with a correct clock lifts it
+//! (gossipsub's counter cannot be moved once it is built).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,6 +54,10 @@ const DISABLED: &str = "experimental pubsub feature not enabled. Set [pubsub] en
 const INVALID_DELIVERY_WEIGHT: f64 = -50.0;
 /// The invalid-delivery count decays by this factor every second (half-life about 70 s).
 const INVALID_DELIVERY_DECAY: f64 = 0.99;
+
+/// A clock behind the last sequence number used by less than this (nanoseconds) is waited
+/// for at start; further behind, publishing is held.
+const CLOCK_WAIT_NANOS: u64 = 2_000_000_000;
 
 /// The behaviour, with the subscription filter that bounds remote topic state.
 pub(crate) type GossipBehaviour =
@@ -221,6 +227,15 @@ impl Gossip {
             .gossip_last_seqno()
             .context("reading the last pubsub sequence number")?
             .unwrap_or(0);
+        let behind = floor.saturating_sub(clock_nanos());
+        if settings.enabled && behind > 0 && behind < CLOCK_WAIT_NANOS {
+            // A small step back (NTP): wait it out here, before gossipsub reads the clock.
+            tracing::warn!(
+                wait_ms = behind / 1_000_000,
+                "the clock is behind the last pubsub sequence number used; waiting for it"
+            );
+            std::thread::sleep(Duration::from_nanos(behind.saturating_add(1)));
+        }
         let (record, recorded) = watch::channel(floor);
         let seqnos = Seqnos {
             floor,
