@@ -592,6 +592,13 @@ mod tests {
 
     /// Our gossipsub and a plain one, connected over the memory transport.
     async fn pair() -> (Swarm<GossipBehaviour>, Swarm<Plain>) {
+        pair_after(|_| ()).await
+    }
+
+    /// [`pair`], with `prepare` done to the plain one before it connects.
+    async fn pair_after(
+        prepare: impl FnOnce(&mut Swarm<Plain>),
+    ) -> (Swarm<GossipBehaviour>, Swarm<Plain>) {
         let mut ours = Swarm::new_ephemeral_tokio(|key| {
             behaviour(&key, &settings())
                 .unwrap()
@@ -604,6 +611,7 @@ mod tests {
                 .unwrap();
             Plain::new(MessageAuthenticity::Signed(key), config).unwrap()
         });
+        prepare(&mut theirs);
         ours.listen().with_memory_addr_external().await;
         theirs.connect(&mut ours).await;
         (ours, theirs)
@@ -812,6 +820,45 @@ mod tests {
             .sum();
         assert_eq!(accepted, settings().max_peer_topics, "of {flood}");
         assert_eq!(known, settings().max_peer_topics - 1);
+    }
+
+    #[tokio::test]
+    async fn a_greeting_with_too_many_subscriptions_is_ignored_whole() {
+        let too_many = settings().max_subscriptions_per_request + 1;
+        let (mut ours, mut theirs) = pair_after(|theirs| {
+            for n in 0..too_many {
+                theirs
+                    .behaviour_mut()
+                    .subscribe(&IdentTopic::new(format!("t{n}")))
+                    .unwrap();
+            }
+        })
+        .await;
+        let attacker = *theirs.local_peer_id();
+        // A later, single subscription is taken: by then the greeting was handled.
+        theirs
+            .behaviour_mut()
+            .subscribe(&IdentTopic::new("marker"))
+            .unwrap();
+        until(&mut ours, &mut theirs, |_, e| match e {
+            gossipsub::Event::Subscribed { topic, .. } => {
+                assert_eq!(
+                    topic.as_str(),
+                    "marker",
+                    "a topic of the greeting was taken"
+                );
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        let known: Vec<_> = ours
+            .behaviour()
+            .all_peers()
+            .filter(|(p, _)| **p == attacker)
+            .flat_map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()))
+            .collect();
+        assert_eq!(known, ["marker"]);
     }
 
     #[tokio::test]
