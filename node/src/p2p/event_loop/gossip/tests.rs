@@ -13,8 +13,7 @@ use super::*;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A peer without our limits: no subscription filter beyond gossipsub's own defaults
-/// lifted, signing like any Kubo node.
+/// A peer with no subscription filter (none of our limits), signing like any Kubo node.
 type Plain = gossipsub::Behaviour<IdentityTransform, AllowAllSubscriptionFilter>;
 
 fn settings() -> Pubsub {
