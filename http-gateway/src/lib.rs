@@ -17,6 +17,7 @@ mod gateway;
 mod health;
 mod metrics;
 mod network;
+mod pubsub;
 mod rpc;
 mod serve;
 mod state;
@@ -31,6 +32,7 @@ pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
 pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };
+pub use crate::pubsub::{PubSub, PubSubMessage};
 pub use crate::rpc::{InProcess, api_router};
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};

@@ -9,6 +9,7 @@ use stargate_storage::Store;
 
 use crate::anchoring::Anchoring;
 use crate::network::{Network, NetworkError};
+use crate::pubsub::PubSub;
 
 /// Limits and timeouts of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -42,6 +43,7 @@ struct Inner {
     options: HttpOptions,
     network: Option<Arc<dyn Network>>,
     anchoring: Option<Arc<dyn Anchoring>>,
+    pubsub: Option<Arc<dyn PubSub>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,6 +66,7 @@ impl AppState {
                 options,
                 network: None,
                 anchoring: None,
+                pubsub: None,
             }),
         }
     }
@@ -87,6 +90,25 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same state with the node's pubsub behind `pubsub pub|sub|ls|peers` (a daemon;
+    /// without it they answer that they need one).
+    pub fn with_pubsub(self, pubsub: Arc<dyn PubSub>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.pubsub = Some(pubsub);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The pubsub, or the error that commands needing it answer.
+    pub(crate) fn pubsub(&self) -> Result<&dyn PubSub, NetworkError> {
+        self.inner.pubsub.as_deref().ok_or_else(|| {
+            NetworkError::Failed(
+                "this command needs a running daemon (start one with `stargate daemon`)".into(),
+            )
+        })
     }
 
     /// The chain service, if this node runs one.

@@ -46,6 +46,7 @@ pub(crate) struct Config {
     pub(crate) swarm: SwarmConfig,
     pub(crate) routing: RoutingConfig,
     pub(crate) transfer: TransferConfig,
+    pub(crate) pubsub: PubsubConfig,
     pub(crate) store: StoreConfig,
     pub(crate) daemon: DaemonConfig,
     pub(crate) log: LogConfig,
@@ -187,6 +188,17 @@ pub(crate) struct TransferConfig {
     pub(crate) stall_timeout_sec: u64,
     pub(crate) max_resumes: u32,
     pub(crate) serve_bytes_per_sec: u64,
+}
+
+/// `[pubsub]`: gossipsub, Kubo's pubsub (`p2p::Settings` checks it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PubsubConfig {
+    pub(crate) enabled: bool,
+    pub(crate) max_topics: usize,
+    pub(crate) max_subscribers: usize,
+    pub(crate) max_peer_topics: usize,
+    pub(crate) max_subscriptions_per_request: usize,
 }
 
 /// `[routing] provide_strategy`: which CIDs get provider records.

@@ -33,7 +33,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         config.swarm.bootstrap = args.bootstrap;
         config.swarm.bootstrap.retain(|b| b != "none");
     }
-    let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing, &config.transfer)?;
+    let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing, &config.transfer)?
+        .with_pubsub(&config.pubsub)?;
     let secrets = Secrets::from_env(std::env::vars());
     let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
     let fetching = p2p_settings.fetching;
@@ -69,7 +70,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     };
     let blocks = p2p::NetworkBlockSource::new(store.clone(), network.clone(), fetching);
     let mut state = AppState::new(store.clone(), Arc::new(blocks), http_options(&config))
-        .with_network(Arc::new(network.clone()));
+        .with_network(Arc::new(network.clone()))
+        .with_pubsub(Arc::new(network.clone()));
     let shutdown_limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
     let mut parts = Parts::default();
     parts.task("network", network_task);

@@ -17,6 +17,7 @@
 //! - [`Store::metrics`] exposes counters for the node to export.
 //! - Bitcoin anchoring state (queue, batches, per-CID state, wallet change sets) lives in the
 //!   same database; see [`Store::anchor_enqueue`] and [`Store::anchor_create_batch`].
+//! - The last gossipsub sequence number the node published under: [`Store::gossip_last_seqno`].
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod anchors;
@@ -25,6 +26,7 @@ mod cache;
 mod dag;
 mod error;
 mod gc;
+mod gossip;
 mod metrics;
 mod pin_table;
 mod pins;

@@ -79,6 +79,10 @@ pub(crate) const ANCHOR_META: TableDefinition<&str, u64> = TableDefinition::new(
 pub(crate) const WALLET_CHANGESETS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("wallet-changesets-1");
 
+/// Key `last_seqno`: the highest gossipsub sequence number this node has published under its
+/// peer id (see `gossip.rs`).
+pub(crate) const GOSSIP_META: TableDefinition<&str, u64> = TableDefinition::new("gossip-meta-1");
+
 /// Creates every table that does not exist yet.
 fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     let ctx = "creating the database tables";
@@ -93,6 +97,7 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ANCHOR_BATCH_MEMBERS).map_err(db_err(ctx))?;
     txn.open_table(ANCHOR_META).map_err(db_err(ctx))?;
     txn.open_table(WALLET_CHANGESETS).map_err(db_err(ctx))?;
+    txn.open_table(GOSSIP_META).map_err(db_err(ctx))?;
     Ok(())
 }
 

@@ -166,7 +166,7 @@ async def run(api, fixtures, peer_addr, provided, provider):
         # Commands this node does not have: Kubo's 404.
         report["unknown"] = {
             "dag_export": await failure("dag.export", lambda: client.dag.export(root)),
-            "pubsub_ls": await failure("pubsub.ls", lambda: client.pubsub.ls()),
+            "bitswap_stat": await failure("bitswap.stat", lambda: client.bitswap.stat()),
             "key_list": await failure("key.list", lambda: client.key.list()),
         }
     finally:

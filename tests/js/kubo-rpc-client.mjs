@@ -24,6 +24,8 @@ if (provider === undefined) {
 }
 /** How long the provider record may take to be found. */
 const FIND_TIMEOUT_MS = 60_000
+/** How long a pubsub peer or message may take to show. */
+const PUBSUB_TIMEOUT_MS = 10_000
 /** How long a disconnected peer may stay listed. */
 const DISCONNECT_TIMEOUT_MS = 10_000
 
@@ -195,10 +197,34 @@ report.gc_expected = collectable.toString()
 report.gc_collected = (await failure('block.stat after gc',
   () => ipfs.block.stat(collectable, { offline: true })))
 
+// pubsub: the peer is subscribed to the topic; the client subscribes, sees itself and the
+// peer on it, publishes, and gets its own message back as Kubo delivers it.
+const topic = 'stargate-uploads'
+const received = []
+await ipfs.pubsub.subscribe(topic, (m) => received.push(m))
+report.pubsub_ls = await ipfs.pubsub.ls()
+for (const start = Date.now(); !(await ipfs.pubsub.peers(topic)).includes(peerId);) {
+  if (Date.now() - start > PUBSUB_TIMEOUT_MS) break
+  await sleep(50)
+}
+report.pubsub_peers = await ipfs.pubsub.peers(topic)
+const announcement = text.encode('{"cid":"bafkqaaa","type":"test","metadata":{}}')
+await ipfs.pubsub.publish(topic, announcement)
+for (const start = Date.now(); received.length === 0;) {
+  if (Date.now() - start > PUBSUB_TIMEOUT_MS) break
+  await sleep(50)
+}
+check(received.length === 1, `pubsub.subscribe got ${received.length} messages`)
+const own = received[0]
+check(own.type === 'signed' && typeof own.sequenceNumber === 'bigint', `pubsub message: ${own.type}`)
+check(same(own.data, announcement), 'pubsub message data')
+report.pubsub_message = { from: own.from.toString(), topic: own.topic, data: new TextDecoder().decode(own.data) }
+await ipfs.pubsub.unsubscribe(topic)
+
 // Commands this node does not have: Kubo's 404 naming the command.
 report.unknown = {
   dag_put: await failure('dag.put', () => ipfs.dag.put({ a: 1 })),
-  pubsub_ls: await failure('pubsub.ls', () => ipfs.pubsub.ls()),
+  bitswap_stat: await failure('bitswap.stat', () => ipfs.bitswap.stat()),
   files_ls: await failure('files.ls', () => all(ipfs.files.ls('/'))),
   key_list: await failure('key.list', () => ipfs.key.list()),
   name_resolve: await failure('name.resolve', () => all(ipfs.name.resolve('k51'))),

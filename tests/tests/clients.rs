@@ -228,7 +228,11 @@ fn check_swarm(report: &Value, kubo_id: &str, provider_id: &str) -> Result<()> {
 #[test]
 fn kubo_rpc_client_works_unchanged() -> Result<()> {
     let mut setup = Setup::start()?;
+    // The Kubo peer listens on the topic the client publishes on.
+    let topic = "stargate-uploads";
+    let kubo_sub = setup.kubo.pubsub_subscribe(topic)?;
     let report = kubo_rpc_client(&setup.node.api_url(), setup.run())?;
+    check_pubsub(&mut setup, &report, topic, kubo_sub)?;
 
     // add: a string and bytes are files named by their CID, with Kubo's CID.
     let hello = setup.kubo_cid_of(b"hello")?;
@@ -346,7 +350,7 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
         .context("no unknown commands")?;
     for (call, command) in [
         ("dag_put", "dag/put"),
-        ("pubsub_ls", "pubsub/ls"),
+        ("bitswap_stat", "bitswap/stat"),
         ("files_ls", "files/ls"),
         ("key_list", "key/list"),
         ("name_resolve", "name/resolve"),
@@ -504,6 +508,44 @@ fn aioipfs_works_unchanged() -> Result<()> {
     {
         ensure!(failure["kind"] == "endpoint not found", "{call}: {failure}");
     }
+    Ok(())
+}
+
+/// `pubsub`: the client saw its subscription and the Kubo peer on the topic, and got its own
+/// message back signed by the node; Kubo got exactly the bytes published.
+fn check_pubsub(
+    setup: &mut Setup,
+    report: &Value,
+    topic: &str,
+    kubo_sub: stargate_tests::SubscriptionId,
+) -> Result<()> {
+    let identity: Value = serde_json::from_str(&setup.node.cli_ok(&["id"])?)?;
+    let node_id = text(&identity["ID"], "ID")?;
+    ensure!(
+        report["pubsub_ls"] == serde_json::json!([topic]),
+        "pubsub.ls: {}",
+        report["pubsub_ls"]
+    );
+    ensure!(
+        report["pubsub_peers"] == serde_json::json!([setup.kubo.peer_id()]),
+        "pubsub.peers: {}",
+        report["pubsub_peers"]
+    );
+    let data = r#"{"cid":"bafkqaaa","type":"test","metadata":{}}"#;
+    ensure!(
+        report["pubsub_message"]
+            == serde_json::json!({ "from": node_id, "topic": topic, "data": data }),
+        "pubsub.subscribe: {}",
+        report["pubsub_message"]
+    );
+    let got = setup
+        .kubo
+        .pubsub_next(kubo_sub, std::time::Duration::from_secs(10))?
+        .context("Kubo received nothing")?;
+    ensure!(
+        got.from == node_id && got.data == data.as_bytes() && got.topic == topic,
+        "Kubo received {got:?}"
+    );
     Ok(())
 }
 

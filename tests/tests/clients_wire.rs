@@ -197,7 +197,7 @@ fn commands_the_node_lacks_answer_as_kubo_answers() -> Result<()> {
     let node = started()?;
     let http = http()?;
     for command in [
-        "pubsub/sub",
+        "bitswap/stat",
         "dag/put",
         "files/ls",
         "name/publish",
@@ -220,7 +220,7 @@ fn commands_the_node_lacks_answer_as_kubo_answers() -> Result<()> {
     }
     // Kubo checks the method first.
     let get = http
-        .get(format!("{}/api/v0/pubsub/sub", node.api_url()))
+        .get(format!("{}/api/v0/bitswap/stat", node.api_url()))
         .send()?;
     ensure!(get.status() == 405, "GET: {}", get.status());
     // Outside the API, a plain 404.

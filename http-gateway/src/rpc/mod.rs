@@ -13,6 +13,7 @@ mod drain;
 mod error;
 mod params;
 mod pins;
+mod pubsub;
 mod repo;
 mod response;
 mod routing;
@@ -62,6 +63,10 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/wallet/address", post(anchor::wallet_address))
         .route("/api/v0/wallet/balance", post(anchor::wallet_balance))
         .route("/api/v0/dag/fetch", post(routing::fetch_dag))
+        .route("/api/v0/pubsub/pub", post(pubsub::publish))
+        .route("/api/v0/pubsub/sub", post(pubsub::subscribe))
+        .route("/api/v0/pubsub/ls", post(pubsub::ls))
+        .route("/api/v0/pubsub/peers", post(pubsub::peers))
         .fallback(unknown_command)
         .layer(axum::middleware::from_fn(deadline::deadline))
         // `add` streams bodies of any size through bounded channels; the others read small ones.

@@ -153,6 +153,11 @@ impl JsonLines {
         }
     }
 
+    /// Resolves once nobody reads the answer any more (the client went away).
+    pub(crate) async fn closed(&self) {
+        self.0.closed().await;
+    }
+
     /// Whether nobody reads the answer any more (the client went away).
     pub(crate) fn is_closed(&self) -> bool {
         self.0.is_closed()
@@ -169,6 +174,12 @@ impl Answer {
     /// Answers as soon as there is something to say.
     pub(crate) async fn respond(self) -> Response {
         self.respond_after(std::future::ready(())).await
+    }
+
+    /// Answers at once, before any value (a subscription: its client waits for the head to
+    /// know it is subscribed).
+    pub(crate) fn respond_now(self) -> Response {
+        self.stream_after(Vec::new())
     }
 
     /// Answers once `body_read` (the request body was read to its end) and there is something
@@ -197,6 +208,11 @@ impl Answer {
                 () = &mut body_read, if !read => read = true,
             }
         }
+        self.stream_after(held)
+    }
+
+    /// The answer: `held` first, then the values as they come.
+    fn stream_after(self, held: Vec<Bytes>) -> Response {
         let rest = futures::stream::unfold(self.values, |mut values| async move {
             values.recv().await.map(|value| (value, values))
         });

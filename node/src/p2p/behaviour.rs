@@ -17,6 +17,7 @@ use stargate_protocol::bitswap::ProtocolVersion;
 use stargate_storage::Store;
 
 use super::bitswap;
+use super::event_loop::gossip::{self, GossipBehaviour};
 use super::records::ProviderStore;
 use super::settings::Settings;
 use crate::config::KadMode;
@@ -64,6 +65,8 @@ pub(crate) struct Behaviour {
     /// The fast CAR transfer between Stargate instances (`transfer/`): plain streams.
     pub(crate) transfer: libp2p_stream::Behaviour,
     pub(crate) bitswap: bitswap::Behaviour,
+    /// Gossipsub, Kubo's pubsub (`event_loop/gossip.rs`); off with `[pubsub] enabled = false`.
+    pub(crate) gossip: Toggle<GossipBehaviour>,
 }
 
 /// Builds the swarm (not yet listening).
@@ -173,6 +176,7 @@ fn behaviour(
                 ..bitswap::Config::default()
             },
         ),
+        gossip: gossip::behaviour(key, &settings.pubsub)?.into(),
     })
 }
 
@@ -197,6 +201,9 @@ impl Behaviour {
         }
         if self.dcutr.is_enabled() {
             list.push(dcutr::PROTOCOL_NAME.to_string());
+        }
+        if self.gossip.is_enabled() {
+            list.extend(gossip::PROTOCOLS.iter().map(ToString::to_string));
         }
         list.sort();
         list

@@ -2,6 +2,8 @@
 //! owns the swarm. Each part of the loop has its own kind of command; replies travel on the
 //! oneshot channels the commands carry.
 
+use bytes::Bytes;
+use libp2p::gossipsub::MessageId;
 use libp2p::kad::RecordKey;
 use libp2p::{Multiaddr, PeerId};
 use stargate_http_gateway::{ConnectedPeer, NetworkError, PeerIdentity};
@@ -22,6 +24,7 @@ pub(super) enum Command {
     Identify(IdentifyCommand),
     Dht(DhtCommand),
     Want(WantCommand),
+    Gossip(GossipCommand),
 }
 
 /// Connections (`event_loop/peers.rs`).
@@ -93,4 +96,68 @@ pub(super) enum WantCommand {
     AddPeers { cid: Cid, peers: Vec<PeerId> },
     /// A waiter of `cid` went away: drop the want if no one else waits.
     Abandoned { cid: Cid },
+}
+
+/// One gossipsub message as the node's parts see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GossipMessage {
+    /// Publisher's peer id bytes followed by the sequence number (go-libp2p-pubsub's id).
+    pub(crate) id: MessageId,
+    /// The peer that forwarded it; `None` for this node's own publishes.
+    pub(crate) source: Option<PeerId>,
+    /// The publisher, who signed it.
+    pub(crate) from: PeerId,
+    pub(crate) seqno: u64,
+    pub(crate) topic: String,
+    pub(crate) data: Bytes,
+}
+
+/// What a validator decides about a message before gossipsub forwards it.
+#[allow(dead_code, reason = "the mirror (node/src/mirror/) gives verdicts")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Deliver and forward it.
+    Accept,
+    /// Drop it and penalise the peer that forwarded it (peer scoring).
+    Reject,
+    /// Drop it without a penalty.
+    Ignore,
+}
+
+/// Gossipsub, Kubo's pubsub (`event_loop/gossip.rs`).
+#[allow(dead_code, reason = "the mirror (node/src/mirror/) validates")]
+#[derive(Debug)]
+pub(super) enum GossipCommand {
+    /// Every message on `topic` goes to `messages` first; subscribes to the topic.
+    Validate {
+        topic: String,
+        messages: mpsc::Sender<GossipMessage>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Report {
+        message: GossipMessage,
+        verdict: Verdict,
+    },
+    /// Accepted messages on `topic` go to `messages`; subscribes to the topic.
+    Subscribe {
+        topic: String,
+        messages: mpsc::Sender<GossipMessage>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    /// A receiver of `topic` went away: drop it, and the subscription if no one else listens.
+    Closed { topic: String },
+    Publish {
+        topic: String,
+        data: Bytes,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    /// The topics this node is subscribed to.
+    Topics {
+        reply: oneshot::Sender<Result<Vec<String>, NetworkError>>,
+    },
+    /// Peers speaking gossipsub (with `topic`: those subscribed to it).
+    Peers {
+        topic: Option<String>,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
+    },
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the network: connections, the DHT, providing, Bitswap, retrieval.
+//! Prometheus metrics of the network: connections, the DHT, providing, Bitswap, retrieval,
+//! pubsub.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -48,6 +49,16 @@ pub(crate) struct Metrics {
     bitswap_wants: Gauge,
     retrieved_blocks: Family<PathLabels, Counter>,
     retrieved_bytes: Family<PathLabels, Counter>,
+    pubsub_received: Family<VerdictLabels, Counter>,
+    pubsub_published: Family<OutcomeLabels, Counter>,
+    pubsub_dropped: Counter,
+    pubsub_topics: Gauge,
+    pubsub_mesh_peers: Gauge,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    verdict: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +79,11 @@ impl Metrics {
             bitswap_wants: Gauge::default(),
             retrieved_blocks: Family::default(),
             retrieved_bytes: Family::default(),
+            pubsub_received: Family::default(),
+            pubsub_published: Family::default(),
+            pubsub_dropped: Counter::default(),
+            pubsub_topics: Gauge::default(),
+            pubsub_mesh_peers: Gauge::default(),
         };
         registry.register(
             "stargate_p2p_connections",
@@ -117,7 +133,55 @@ impl Metrics {
             "Bytes of the blocks fetched from peers, by path (transfer, bitswap)",
             m.retrieved_bytes.clone(),
         );
+        registry.register(
+            "stargate_pubsub_messages_received",
+            "Pubsub messages received from peers, by verdict (accept, reject, ignore: a \
+             validator's; unvalidated: a topic without one; overflow: its validator was too busy)",
+            m.pubsub_received.clone(),
+        );
+        registry.register(
+            "stargate_pubsub_messages_published",
+            "Pubsub messages this node published, by outcome (sent, no_peers, held, failed)",
+            m.pubsub_published.clone(),
+        );
+        registry.register(
+            "stargate_pubsub_subscriber_drops",
+            "Pubsub messages not handed to a `pubsub/sub` stream that was too slow",
+            m.pubsub_dropped.clone(),
+        );
+        registry.register(
+            "stargate_pubsub_topics",
+            "Pubsub topics this node is subscribed to",
+            m.pubsub_topics.clone(),
+        );
+        registry.register(
+            "stargate_pubsub_mesh_peers",
+            "Peers in this node's gossipsub meshes (a peer counts once)",
+            m.pubsub_mesh_peers.clone(),
+        );
         m
+    }
+
+    /// A message from a peer got `verdict`.
+    pub(super) fn pubsub_received(&self, verdict: &'static str) {
+        self.pubsub_received
+            .get_or_create(&VerdictLabels { verdict })
+            .inc();
+    }
+
+    pub(super) fn pubsub_published(&self, outcome: &'static str) {
+        self.pubsub_published
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub(super) fn pubsub_dropped(&self) {
+        self.pubsub_dropped.inc();
+    }
+
+    pub(super) fn set_pubsub(&self, topics: usize, mesh_peers: usize) {
+        self.pubsub_topics.set(as_gauge(topics));
+        self.pubsub_mesh_peers.set(as_gauge(mesh_peers));
     }
 
     /// A block of `bytes` bytes was fetched over `path`.

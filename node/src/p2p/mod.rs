@@ -31,8 +31,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+#[allow(unused_imports, reason = "the mirror (node/src/mirror/) uses them")]
+pub(crate) use command::{GossipMessage, Verdict};
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
+#[allow(unused_imports, reason = "the mirror (node/src/mirror/) uses it")]
+pub(crate) use network::GossipStream;
 pub(crate) use network::Network;
 pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;
@@ -51,6 +55,10 @@ pub(crate) fn spawn(
 ) -> Result<(Network, JoinHandle<()>)> {
     let public_key = keypair.public();
     let local_peer_id = public_key.to_peer_id();
+    // Gossipsub starts its sequence numbers at the clock when it is built: the check against
+    // the last one used comes just before.
+    let gossip =
+        event_loop::gossip::Gossip::start(&store, settings.pubsub, metrics.clone(), local_peer_id)?;
     let swarm = behaviour::build_swarm(keypair, &settings, store.clone())?;
     let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
     let transfer = transfer::Transfer::new(
@@ -65,6 +73,7 @@ pub(crate) fn spawn(
         public_key,
         queue,
         &settings,
+        gossip,
         metrics.clone(),
         shutdown.clone(),
     )?;

@@ -8,14 +8,17 @@ use futures::stream::BoxStream;
 use libp2p::kad::RecordKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use stargate_http_gateway::{ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider};
+use stargate_http_gateway::{
+    ConnectedPeer, DagFetched, NetworkError, PeerIdentity, Provider, PubSubMessage,
+};
 use stargate_protocol::transfer::TransferRequest;
 use stargate_protocol::{Block, Cid};
 use tokio::sync::{mpsc, oneshot};
 
 use super::announcements::Announcements;
 use super::command::{
-    Command, DhtCommand, FoundProvider, IdentifyCommand, PeerCommand, WantCommand,
+    Command, DhtCommand, FoundProvider, GossipCommand, GossipMessage, IdentifyCommand, PeerCommand,
+    Verdict, WantCommand,
 };
 use super::metrics::{Metrics, RetrievalPath};
 use super::records::dht_key;
@@ -41,6 +44,49 @@ impl Drop for Want {
         let _ = self
             .commands
             .try_send(Command::Want(WantCommand::Abandoned { cid: self.cid }));
+    }
+}
+
+/// Messages to a validator (the mirror) waiting for its verdicts; when it is full, messages from
+/// the network are ignored (not forwarded, nobody penalised).
+#[allow(
+    dead_code,
+    reason = "the mirror (node/src/mirror/) validates announcements"
+)]
+const VALIDATOR_BUFFER: usize = 256;
+/// Messages buffered per subscription; a subscriber that falls further behind misses messages,
+/// as Kubo's do.
+const SUBSCRIBER_BUFFER: usize = 64;
+
+/// Accepted messages on one topic, as [`Network::gossip_subscribe`] gives them. Dropping it
+/// ends the subscription (the topic's, if nobody else listens).
+#[derive(Debug)]
+pub(crate) struct GossipStream {
+    messages: mpsc::Receiver<GossipMessage>,
+    topic: String,
+    commands: mpsc::Sender<Command>,
+}
+
+impl futures::Stream for GossipStream {
+    type Item = GossipMessage;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<GossipMessage>> {
+        self.messages.poll_recv(cx)
+    }
+}
+
+impl Drop for GossipStream {
+    fn drop(&mut self) {
+        self.messages.close();
+        // A full queue only delays the cleanup: the event loop also sweeps closed receivers.
+        let _ = self
+            .commands
+            .try_send(Command::Gossip(GossipCommand::Closed {
+                topic: std::mem::take(&mut self.topic),
+            }));
     }
 }
 
@@ -227,6 +273,101 @@ impl Network {
         self.announcements.push_fetched(cid);
     }
 
+    /// Every message on `topic` (remote ones before they are forwarded, and the node's own
+    /// publishes with `source: None`) goes to the returned receiver; remote ones wait for
+    /// [`Network::gossip_report`]. One validator per topic. Subscribes to the topic.
+    #[allow(
+        dead_code,
+        reason = "the mirror (node/src/mirror/) validates announcements with it"
+    )]
+    pub(crate) async fn gossip_validate(
+        &self,
+        topic: &str,
+    ) -> Result<mpsc::Receiver<GossipMessage>, NetworkError> {
+        let (messages, receiver) = mpsc::channel(VALIDATOR_BUFFER);
+        let topic = topic.to_owned();
+        self.ask(|reply| {
+            Command::Gossip(GossipCommand::Validate {
+                topic,
+                messages,
+                reply,
+            })
+        })
+        .await??;
+        Ok(receiver)
+    }
+
+    /// The validator's verdict on a message from [`Network::gossip_validate`]: accepted ones
+    /// are forwarded and delivered to subscribers, rejected ones count against the peer that
+    /// forwarded them. Nothing to do for the node's own publishes.
+    #[allow(
+        dead_code,
+        reason = "the mirror (node/src/mirror/) reports its verdicts with it"
+    )]
+    pub(crate) fn gossip_report(&self, message: &GossipMessage, verdict: Verdict) {
+        if message.source.is_none() {
+            return;
+        }
+        let command = Command::Gossip(GossipCommand::Report {
+            message: message.clone(),
+            verdict,
+        });
+        // A full queue means a busy node: the message is then neither forwarded nor delivered,
+        // and gossipsub forgets it with its history.
+        if self.commands.try_send(command).is_err() {
+            tracing::debug!(id = %message.id, "pubsub verdict dropped: the network is busy");
+        }
+    }
+
+    /// Accepted (or unvalidated) messages on `topic`, own ones included, as Kubo delivers them
+    /// to `pubsub sub`; dropping the stream unsubscribes when nobody else listens.
+    pub(crate) async fn gossip_subscribe(&self, topic: &str) -> Result<GossipStream, NetworkError> {
+        let (messages, receiver) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let name = topic.to_owned();
+        self.ask(|reply| {
+            Command::Gossip(GossipCommand::Subscribe {
+                topic: name,
+                messages,
+                reply,
+            })
+        })
+        .await??;
+        Ok(GossipStream {
+            messages: receiver,
+            topic: topic.to_owned(),
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Publishes `data` on `topic` (subscribed or not), signed by this node; its own
+    /// subscribers of the topic get it too.
+    pub(crate) async fn gossip_publish(
+        &self,
+        topic: &str,
+        data: Vec<u8>,
+    ) -> Result<(), NetworkError> {
+        let topic = topic.to_owned();
+        let data = bytes::Bytes::from(data);
+        self.ask(|reply| Command::Gossip(GossipCommand::Publish { topic, data, reply }))
+            .await?
+    }
+
+    /// The topics this node is subscribed to, sorted.
+    pub(crate) async fn gossip_topics(&self) -> Result<Vec<String>, NetworkError> {
+        self.ask(|reply| Command::Gossip(GossipCommand::Topics { reply }))
+            .await?
+    }
+
+    /// Peers speaking gossipsub, or (given a topic) those subscribed to it; sorted.
+    pub(crate) async fn gossip_peers(
+        &self,
+        topic: Option<&str>,
+    ) -> Result<Vec<PeerId>, NetworkError> {
+        let topic = topic.map(str::to_owned);
+        self.ask(|reply| Command::Gossip(GossipCommand::Peers { topic, reply }))
+            .await?
+    }
+
     /// Peers in the DHT routing table.
     pub(crate) async fn routing_table_size(&self) -> Result<usize, NetworkError> {
         self.ask(|reply| Command::Dht(DhtCommand::RoutingTableSize { reply }))
@@ -374,4 +515,37 @@ fn tokio_stream_of<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> BoxStream<
         |mut r| async move { r.recv().await.map(|v| (v, r)) },
     )
     .boxed()
+}
+
+impl stargate_http_gateway::PubSub for Network {
+    fn publish(
+        &self,
+        topic: String,
+        data: bytes::Bytes,
+    ) -> BoxFuture<'_, Result<(), NetworkError>> {
+        Box::pin(async move { self.gossip_publish(&topic, Vec::from(data)).await })
+    }
+
+    fn subscribe(
+        &self,
+        topic: String,
+    ) -> BoxFuture<'_, Result<BoxStream<'static, PubSubMessage>, NetworkError>> {
+        Box::pin(async move {
+            let messages = self.gossip_subscribe(&topic).await?;
+            Ok(messages
+                .map(|m| PubSubMessage::new(m.from.to_string(), m.data, m.seqno, m.topic))
+                .boxed())
+        })
+    }
+
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<String>, NetworkError>> {
+        Box::pin(self.gossip_topics())
+    }
+
+    fn peers(&self, topic: Option<String>) -> BoxFuture<'_, Result<Vec<String>, NetworkError>> {
+        Box::pin(async move {
+            let peers = self.gossip_peers(topic.as_deref()).await?;
+            Ok(peers.iter().map(ToString::to_string).collect())
+        })
+    }
 }

@@ -1,4 +1,4 @@
-//! `[swarm]` and `[routing]` checked and parsed: every address is a multiaddr, every peer
+//! `[swarm]`, `[routing]`, `[transfer]` and `[pubsub]` checked and parsed: every address is a multiaddr, every peer
 //! address names its peer, the limits make sense. A bad value stops the daemon at start with
 //! the key and the value in the message.
 
@@ -10,7 +10,9 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
 use super::transfer;
-use crate::config::{KadMode, ProvideStrategy, RoutingConfig, SwarmConfig, TransferConfig};
+use crate::config::{
+    Config, KadMode, ProvideStrategy, PubsubConfig, RoutingConfig, SwarmConfig, TransferConfig,
+};
 
 /// Everything the network needs from the configuration.
 #[derive(Debug, Clone)]
@@ -32,6 +34,41 @@ pub(crate) struct Settings {
     /// Blocks served to one peer per second (`None`: no cap).
     pub(crate) bitswap_rate: Option<u32>,
     pub(crate) transfer: transfer::Config,
+    pub(crate) pubsub: Pubsub,
+}
+
+/// `[pubsub]`: gossipsub and its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pubsub {
+    pub(crate) enabled: bool,
+    /// Topics this node subscribes to at once.
+    pub(crate) max_topics: usize,
+    /// `pubsub/sub` streams at once.
+    pub(crate) max_subscribers: usize,
+    /// Topics one remote peer may be known to be subscribed to.
+    pub(crate) max_peer_topics: usize,
+    /// Subscriptions one message from a peer may carry.
+    pub(crate) max_subscriptions_per_request: usize,
+}
+
+impl Pubsub {
+    fn new(c: &PubsubConfig) -> Result<Self> {
+        ensure!(
+            c.max_topics > 0
+                && c.max_subscribers > 0
+                && c.max_peer_topics > 0
+                && c.max_subscriptions_per_request > 0,
+            "[pubsub] max_topics, max_subscribers, max_peer_topics and \
+             max_subscriptions_per_request must be at least 1"
+        );
+        Ok(Self {
+            enabled: c.enabled,
+            max_topics: c.max_topics,
+            max_subscribers: c.max_subscribers,
+            max_peer_topics: c.max_peer_topics,
+            max_subscriptions_per_request: c.max_subscriptions_per_request,
+        })
+    }
 }
 
 /// Connection limits and the connection manager's water marks.
@@ -147,7 +184,14 @@ impl Settings {
             bitswap_rate: (swarm.bitswap_blocks_per_sec_per_peer > 0)
                 .then_some(swarm.bitswap_blocks_per_sec_per_peer),
             transfer: transfer_limits(transfer)?,
+            pubsub: Pubsub::new(&Config::default().pubsub)?,
         })
+    }
+
+    /// The same settings with `[pubsub]` from the configuration (the defaults otherwise).
+    pub(crate) fn with_pubsub(mut self, pubsub: &PubsubConfig) -> Result<Self> {
+        self.pubsub = Pubsub::new(pubsub)?;
+        Ok(self)
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`identify`]: our identity and the peers', which of them are Stargate nodes;
 //! - [`addresses`]: our own addresses and how far an address reaches;
 //! - [`dht`]: provider searches, provides, the routing table and the record store;
-//! - [`wants`]: blocks wanted over Bitswap and who waits for them.
+//! - [`wants`]: blocks wanted over Bitswap and who waits for them;
+//! - [`gossip`]: gossipsub (Kubo's pubsub): topics, validators, subscribers, publishing.
 //!
 //! A new protocol is one more part: its module, its kind of command, a field here and its arm in
 //! [`EventLoop::on_command`] and [`EventLoop::on_behaviour_event`].
@@ -17,6 +18,7 @@
 mod addresses;
 mod bans;
 mod dht;
+pub(super) mod gossip;
 mod identify;
 mod peering;
 mod peers;
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use self::addresses::Addresses;
 use self::bans::Bans;
 use self::dht::Dht;
+use self::gossip::Gossip;
 use self::identify::Identify;
 use self::peering::Peering;
 use self::peers::Peers;
@@ -62,15 +65,18 @@ pub(super) struct EventLoop {
     identify: Identify,
     dht: Dht,
     wants: Wants,
+    gossip: Gossip,
 }
 
 impl EventLoop {
     /// Starts listening and dials the bootstrap peers (the peering peers are dialled by `run`).
+    /// `gossip` was started just before the swarm was built.
     pub(super) fn new(
         mut swarm: Swarm<Behaviour>,
         public_key: PublicKey,
         commands: mpsc::Receiver<Command>,
         settings: &Settings,
+        gossip: Gossip,
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Result<Self> {
@@ -89,6 +95,7 @@ impl EventLoop {
             identify: Identify::new(public_key),
             dht,
             wants: Wants::default(),
+            gossip,
         })
     }
 
@@ -120,6 +127,7 @@ impl EventLoop {
             }
             Command::Dht(c) => self.dht.on_command(swarm, c),
             Command::Want(c) => self.wants.on_command(swarm, &self.peers, c),
+            Command::Gossip(c) => self.gossip.on_command(swarm, c),
         }
     }
 
@@ -208,6 +216,7 @@ impl EventLoop {
             BehaviourEvent::Relay(e) => tracing::debug!(event = ?e, "relay client"),
             BehaviourEvent::Dcutr(e) => tracing::debug!(event = ?e, "hole punching"),
             BehaviourEvent::Upnp(e) => tracing::info!(event = ?e, "UPnP"),
+            BehaviourEvent::Gossip(e) => self.gossip.on_event(swarm, e),
             _ => {}
         }
     }
@@ -231,6 +240,7 @@ impl EventLoop {
         self.peering.dial(swarm);
         self.dht.on_tick(swarm, &self.metrics);
         self.relays.on_tick(swarm, &self.peers, &self.identify);
+        self.gossip.on_tick(swarm);
     }
 }
 
