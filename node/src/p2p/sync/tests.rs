@@ -508,16 +508,15 @@ struct FullNode {
 }
 
 #[tokio::test]
-async fn full_nodes_reconcile_once_connected_over_tcp() {
+async fn a_node_that_missed_2000_entries_is_whole_soon_after_it_connects_over_tcp() {
     use stargate_http_gateway::Network as _;
 
     let (a, mut b) = (full_node().await, full_node().await);
-    for n in 0..300 {
+    // The second node missed 2,000 uploads; each holds 100 the other lacks.
+    for n in 0..2100 {
         a.mirror.add(entry(n));
-        if n % 3 == 0 {
-            b.mirror.add(entry(n));
-        }
     }
+    (2100..2200).for_each(|n| b.mirror.add(entry(n)));
     let addr = tokio::time::timeout(DEADLINE, async {
         loop {
             let id = a.network.identity(None).await.unwrap();
@@ -529,11 +528,15 @@ async fn full_nodes_reconcile_once_connected_over_tcp() {
     })
     .await
     .expect("a listens");
+    let started = std::time::Instant::now();
     b.network.connect(addr).await.unwrap();
-    b.mirror.wait_len(300).await;
+    b.mirror.wait_len(2200).await;
+    let took = started.elapsed();
     let mut a = a;
-    a.mirror.wait_len(300).await;
+    a.mirror.wait_len(2200).await;
     assert_eq!(a.mirror.set.digest(), b.mirror.set.digest());
+    println!("over TCP: 2,000 missed entries learned {took:?} after the connect");
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
 #[tokio::test]
