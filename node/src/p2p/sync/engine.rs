@@ -208,8 +208,12 @@ impl Engine {
 
     fn connected(&mut self, peer: PeerId) {
         let initiates = self.initiates_with(&peer);
+        let ours = self.ctx.set.digest();
         if let Some(p) = self.peer(peer) {
             p.due |= initiates;
+            // The session at connection stands for a digest: the next goes out on a change or
+            // after the interval.
+            p.sent = Some((ours, Instant::now()));
         }
         self.start_due(peer);
     }
