@@ -12,7 +12,8 @@
 //! - Bitcoin anchor payloads, batch Merkle trees and offline proofs ([`anchor`]);
 //! - the Bitswap 1.0.0/1.1.0/1.2.0 message ([`bitswap`]);
 //! - the request and response of the fast DAG transfer between Stargate instances ([`transfer`]);
-//! - mirror announcements, entries and signed manifests ([`mirror`]).
+//! - mirror announcements, entries and signed manifests ([`mirror`]);
+//! - the sync protocol's messages and both sides of its set reconciliation ([`reconcile`]).
 //!
 //! Non-goals: no I/O beyond what callers hand in, no global state.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -27,6 +28,7 @@ mod hash;
 pub mod limits;
 pub mod mirror;
 mod path;
+pub mod reconcile;
 pub mod transfer;
 pub mod unixfs;
 

@@ -61,6 +61,10 @@ pub(super) enum IdentifyCommand {
         peer: PeerId,
         reply: oneshot::Sender<Option<bool>>,
     },
+    /// Tell `events` of every Stargate peer connected now, and of each that comes or goes.
+    WatchStargate {
+        events: mpsc::Sender<super::sync::StargatePeer>,
+    },
 }
 
 /// DHT queries (`event_loop/dht.rs`).

@@ -28,6 +28,9 @@ use super::transfer::{self, FetchSummary, TransferError};
 /// Providers buffered per `find_providers` stream.
 const PROVIDER_BUFFER: usize = 32;
 
+/// Stargate peer events queued for a watcher.
+const STARGATE_EVENTS: usize = 1024;
+
 /// A block wanted through [`Network::want`]. Dropping it withdraws the want (unless others
 /// want the same block).
 #[derive(Debug)]
@@ -256,6 +259,29 @@ impl Network {
 
     pub(super) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Events of the Stargate peers: those connected now, then each that comes or goes. Events
+    /// that do not fit the receiver's queue are dropped (the sync protocol's digests cover them).
+    pub(super) async fn stargate_peer_events(
+        &self,
+    ) -> Result<mpsc::Receiver<super::sync::StargatePeer>, NetworkError> {
+        let (events, receiver) = mpsc::channel(STARGATE_EVENTS);
+        self.commands
+            .send(Command::Identify(IdentifyCommand::WatchStargate { events }))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        Ok(receiver)
+    }
+
+    /// The swarm's control of plain streams (the sync protocol's).
+    pub(super) fn stream_control(&self) -> libp2p_stream::Control {
+        self.transfer.control()
+    }
+
+    /// What disconnects a peer that broke a protocol.
+    pub(super) fn penaliser(&self) -> transfer::Penalise {
+        penalise(self.commands.downgrade())
     }
 
     /// Counts blocks fetched from peers by the path that brought them.

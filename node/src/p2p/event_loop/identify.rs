@@ -1,5 +1,5 @@
 //! Identities: ours as `id` shows it, the connected peers' as they identified themselves, which
-//! of them are Stargate nodes, and who waits to know.
+//! of them are Stargate nodes, who waits to know, and who is told as they come and go.
 
 use std::collections::HashMap;
 
@@ -8,12 +8,13 @@ use libp2p::identity::PublicKey;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use stargate_http_gateway::{NetworkError, PeerIdentity};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::addresses::Addresses;
 use super::peers::Peers;
 use crate::p2p::behaviour::{Behaviour, PROTOCOL_VERSION, agent_version, is_stargate_agent};
 use crate::p2p::command::IdentifyCommand;
+use crate::p2p::sync::StargatePeer;
 
 /// Questions "is this peer a Stargate node?" waiting for identify messages; more are answered
 /// "no" at once.
@@ -27,6 +28,8 @@ pub(super) struct Identify {
     infos: HashMap<PeerId, identify::Info>,
     /// Who waits to know whether a peer is a Stargate node, until it identifies itself.
     waiters: HashMap<PeerId, Vec<oneshot::Sender<Option<bool>>>>,
+    /// Who is told of Stargate peers coming and going (the sync protocol).
+    watchers: Vec<mpsc::Sender<StargatePeer>>,
 }
 
 impl Identify {
@@ -35,6 +38,7 @@ impl Identify {
             public_key,
             infos: HashMap::new(),
             waiters: HashMap::new(),
+            watchers: Vec::new(),
         }
     }
 
@@ -68,6 +72,14 @@ impl Identify {
                 let _ = reply.send((stargate, pending));
             }
             IdentifyCommand::IsStargate { peer, reply } => self.is_stargate(peers, peer, reply),
+            IdentifyCommand::WatchStargate { events } => {
+                for (peer, info) in &self.infos {
+                    if is_stargate_agent(&info.agent_version) {
+                        let _ = events.try_send(StargatePeer::Connected(*peer));
+                    }
+                }
+                self.watchers.push(events);
+            }
         }
     }
 
@@ -82,15 +94,27 @@ impl Identify {
             return false;
         }
         let stargate = is_stargate_agent(&info.agent_version);
-        self.infos.insert(peer, info);
+        let known = self.infos.insert(peer, info).is_some();
         self.answer_waiters(&peer, Some(stargate));
+        if stargate && !known {
+            self.tell_watchers(StargatePeer::Connected(peer));
+        }
         true
     }
 
     /// `peer`'s last connection closed.
     pub(super) fn disconnected(&mut self, peer: &PeerId) {
-        self.infos.remove(peer);
+        let was = self.infos.remove(peer);
         self.answer_waiters(peer, None);
+        if was.is_some_and(|i| is_stargate_agent(&i.agent_version)) {
+            self.tell_watchers(StargatePeer::Disconnected(*peer));
+        }
+    }
+
+    /// A full watcher misses the event (it must cope); a closed one is dropped.
+    fn tell_watchers(&mut self, event: StargatePeer) {
+        self.watchers
+            .retain(|w| !matches!(w.try_send(event), Err(mpsc::error::TrySendError::Closed(_))));
     }
 
     fn is_stargate(&mut self, peers: &Peers, peer: PeerId, reply: oneshot::Sender<Option<bool>>) {

@@ -88,6 +88,11 @@ impl Transfer {
         }
     }
 
+    /// The stream control of the swarm, for other protocols on plain streams (`sync/`).
+    pub(crate) fn control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
     /// The limits in force.
     pub(crate) fn config(&self) -> &Config {
         &self.config
