@@ -2,8 +2,8 @@
 //! with a real Kubo peer on loopback: the guide's announcement JSON arrives byte-identical with
 //! its publisher in `from`, both ways; a restarted Stargate (same data dir) is still heard by
 //! Kubo, with sequence numbers above the ones it used before; a node whose recorded sequence
-//! numbers are ahead of its clock holds publishing with a clear error; pubsub switched off
-//! answers Kubo's error.
+//! numbers are slightly ahead of its clock waits at start, far ahead holds publishing with a
+//! clear error; pubsub switched off answers Kubo's error.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
@@ -192,6 +192,21 @@ fn decode_line(line: &Value, topic: &str) -> Result<(String, Vec<u8>, u64)> {
     ))
 }
 
+/// The value of one series of `node`'s `/metrics` (0 when absent).
+fn metric(node: &StargateNode, series: &str) -> Result<u64> {
+    let text = http()?
+        .get(format!("{}/metrics", node.gateway_url()))
+        .send()?
+        .text()?;
+    let prefix = format!("{series} ");
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.trim().parse())
+        .transpose()?
+        .unwrap_or(0))
+}
+
 /// Waits until `node` sees `peer` subscribed to `topic`.
 fn wait_for_peer(node: &StargateNode, topic: &str, peer: &str) -> Result<()> {
     wait_until(WAIT, || {
@@ -222,6 +237,27 @@ fn stargate_daemons_publish_and_subscribe_through_the_rpc() -> Result<()> {
     publish_ok(&subscriber, TOPIC, b"own")?;
     let (from, data, _) = decode_line(&sub.next()?, TOPIC)?;
     ensure!(from == subscriber_id && data == b"own");
+
+    // The metrics count what came and went; the gauges follow within a tick.
+    ensure!(
+        metric(
+            &subscriber,
+            "stargate_pubsub_messages_received_total{verdict=\"unvalidated\"}"
+        )? == 2
+    );
+    ensure!(
+        metric(
+            &publisher,
+            "stargate_pubsub_messages_published_total{outcome=\"sent\"}"
+        )? == 2
+    );
+    // A mesh needs both ends on the topic.
+    let _publisher_sub = Subscription::start(&publisher, TOPIC)?;
+    wait_until(WAIT, || {
+        metric(&subscriber, "stargate_pubsub_topics").is_ok_and(|n| n == 1)
+            && metric(&subscriber, "stargate_pubsub_mesh_peers").is_ok_and(|n| n == 1)
+    })
+    .context("the pubsub gauges never showed the topic and its mesh peer")?;
 
     // Once the client goes away the node leaves the topic.
     drop(sub);
@@ -355,6 +391,28 @@ fn publishing_is_held_while_the_clock_is_behind_the_recorded_sequence_number() -
     );
     // Receiving still works.
     let _sub = Subscription::start(&node, TOPIC)?;
+    Ok(())
+}
+
+#[test]
+fn a_clock_slightly_behind_the_recorded_sequence_number_is_waited_for() -> Result<()> {
+    let mut node = StargateNode::new()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let ahead = u64::try_from((now + Duration::from_millis(500)).as_nanos())?;
+    Store::open(node.data_dir(), StoreOptions::default())?.gossip_record_seqno(ahead)?;
+    node.start()?;
+    ensure!(
+        node.log().contains("waiting for it"),
+        "no log line: {}",
+        node.log()
+    );
+    let sub = Subscription::start(&node, TOPIC)?;
+    publish_ok(&node, TOPIC, b"x")?;
+    let (_, data, seqno) = decode_line(&sub.next()?, TOPIC)?;
+    ensure!(
+        data == b"x" && seqno > ahead,
+        "{seqno} is not above {ahead}"
+    );
     Ok(())
 }
 

@@ -11,8 +11,10 @@
 //!
 //! Sequence numbers only grow, across restarts too: gossipsub starts its counter at the clock
 //! (nanoseconds) when the behaviour is built, and the highest one published is kept in redb.
-//! If the clock was not past it at start (it stepped back), publishing is held, with a clear
-//! error, since Kubo would silently drop the messages; a restart with a correct clock lifts it.
+//! If the clock is not past it at start (it stepped back), the start waits when that is a matter
+//! of two seconds at most; otherwise publishing is held, with a clear error and a log line,
+//! since Kubo would silently drop the messages, and a restart with a correct clock lifts it
+//! (gossipsub's counter cannot be moved once it is built).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,6 +54,10 @@ const DISABLED: &str = "experimental pubsub feature not enabled. Set [pubsub] en
 const INVALID_DELIVERY_WEIGHT: f64 = -50.0;
 /// The invalid-delivery count decays by this factor every second (half-life about 70 s).
 const INVALID_DELIVERY_DECAY: f64 = 0.99;
+
+/// A clock behind the last sequence number used by less than this (nanoseconds) is waited
+/// for at start; further behind, publishing is held.
+const CLOCK_WAIT_NANOS: u64 = 2_000_000_000;
 
 /// The behaviour, with the subscription filter that bounds remote topic state.
 pub(crate) type GossipBehaviour =
@@ -221,6 +227,15 @@ impl Gossip {
             .gossip_last_seqno()
             .context("reading the last pubsub sequence number")?
             .unwrap_or(0);
+        let behind = floor.saturating_sub(clock_nanos());
+        if settings.enabled && behind > 0 && behind < CLOCK_WAIT_NANOS {
+            // A small step back (NTP): wait it out here, before gossipsub reads the clock.
+            tracing::warn!(
+                wait_ms = behind / 1_000_000,
+                "the clock is behind the last pubsub sequence number used; waiting for it"
+            );
+            std::thread::sleep(Duration::from_nanos(behind.saturating_add(1)));
+        }
         let (record, recorded) = watch::channel(floor);
         let seqnos = Seqnos {
             floor,
@@ -549,49 +564,4 @@ fn refuse(command: GossipCommand) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_ids_are_go_libp2p_pubsubs() {
-        let peer = PeerId::random();
-        let message = gossipsub::Message {
-            source: Some(peer),
-            data: b"x".to_vec(),
-            sequence_number: Some(0x0102_0304_0506_0708),
-            topic: TopicHash::from_raw("stargate-uploads"),
-        };
-        let id = message_id(&message);
-        let mut expected = peer.to_bytes();
-        expected.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(id.0, expected);
-        assert_eq!(seqno_of(&id), Some(0x0102_0304_0506_0708));
-        assert_eq!(seqno_of(&MessageId::new(b"short")), None);
-    }
-
-    #[test]
-    fn publishing_is_held_while_the_clock_is_behind_the_last_seqno() {
-        let (record, _) = watch::channel(0);
-        let now = clock_nanos();
-        let mut seqnos = Seqnos {
-            floor: now + 3_600_000_000_000,
-            counter: now,
-            record,
-        };
-        assert!(!seqnos.may_publish());
-        let error = seqnos.held_error().to_string();
-        assert!(error.contains("publishing is held"), "{error}");
-        assert!(error.contains("restart"), "{error}");
-        seqnos.published(now + 3_600_000_000_001);
-        assert!(seqnos.may_publish());
-        assert_eq!(*seqnos.record.borrow(), now + 3_600_000_000_001);
-
-        let (record, _) = watch::channel(0);
-        let fresh = Seqnos {
-            floor: now - 1,
-            counter: now,
-            record,
-        };
-        assert!(fresh.may_publish());
-    }
-}
+mod tests;

@@ -29,6 +29,15 @@ const TICK: Duration = Duration::from_millis(250);
 /// Byte budget of a digest stream: one digest.
 const DIGEST_BUDGET: u64 = 64;
 
+/// How an outbound stream ended, when the peer's state must know.
+#[derive(Debug, Clone, Copy)]
+enum Ended {
+    /// The peer serves as many sessions as it allows: try again after the gap.
+    Busy,
+    /// The stream could not be opened or broke.
+    Unreachable,
+}
+
 /// What we know of one Stargate peer.
 #[derive(Debug, Default)]
 struct Peer {
@@ -91,7 +100,7 @@ pub(super) fn spawn(
         .accept(PROTOCOL)
         .map_err(|e| anyhow::anyhow!("registering {PROTOCOL}: {e}"))?;
     let (digests, digests_in) = mpsc::channel(MAX_DIGEST_SENDS * 4);
-    let (finished, finished_in) = mpsc::channel(context.config.max_sessions * 2);
+    let (finished, finished_in) = mpsc::channel(context.config.max_sessions * 2 + MAX_DIGEST_SENDS);
     let engine = Engine {
         slots: Arc::new(Mutex::new(Slots {
             running: HashSet::new(),
@@ -123,8 +132,8 @@ struct Engine {
     digest_sends: Arc<Semaphore>,
     /// Digests read by inbound stream tasks.
     digests: mpsc::Sender<(PeerId, Digest)>,
-    /// Outbound sessions that ended, and whether to try again after the gap.
-    finished: mpsc::Sender<(PeerId, bool)>,
+    /// Outbound sessions and digests that ended in a way the peer's state must know.
+    finished: mpsc::Sender<(PeerId, Ended)>,
     shutdown: CancellationToken,
 }
 
@@ -134,7 +143,7 @@ impl Engine {
         mut events: mpsc::Receiver<StargatePeer>,
         mut incoming: libp2p_stream::IncomingStreams,
         mut digests: mpsc::Receiver<(PeerId, Digest)>,
-        mut finished: mpsc::Receiver<(PeerId, bool)>,
+        mut finished: mpsc::Receiver<(PeerId, Ended)>,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -161,11 +170,18 @@ impl Engine {
                     None => break,
                 },
                 Some((peer, digest)) = digests.recv() => self.digest_received(peer, digest),
-                Some((peer, again)) = finished.recv() => {
-                    if again && let Some(p) = self.peers.get_mut(&peer) {
-                        p.due = true;
+                Some((peer, ended)) = finished.recv() => match ended {
+                    Ended::Busy => {
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.due = true;
+                        }
                     }
-                }
+                    // Forgotten until it connects again or sends a digest: opening a stream
+                    // to a peer that is gone would dial it.
+                    Ended::Unreachable => {
+                        self.peers.remove(&peer);
+                    }
+                },
                 () = set.changed(), if debounce.is_none() => {
                     debounce = Some(Instant::now() + self.ctx.config.digest_debounce);
                 }
@@ -192,8 +208,12 @@ impl Engine {
 
     fn connected(&mut self, peer: PeerId) {
         let initiates = self.initiates_with(&peer);
+        let ours = self.ctx.set.digest();
         if let Some(p) = self.peer(peer) {
             p.due |= initiates;
+            // The session at connection stands for a digest: the next goes out on a change or
+            // after the interval.
+            p.sent = Some((ours, Instant::now()));
         }
         self.start_due(peer);
     }
@@ -253,6 +273,7 @@ impl Engine {
         }
         let mut control = self.control.clone();
         let ctx = Arc::clone(&self.ctx);
+        let finished = self.finished.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let sent = tokio::time::timeout(ctx.config.message_timeout, async {
@@ -271,7 +292,10 @@ impl Engine {
             .await;
             match sent {
                 Ok(Ok(())) => ctx.metrics.digest(true),
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "sync digest not sent"),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "sync digest not sent");
+                    let _ = finished.try_send((peer, Ended::Unreachable));
+                }
                 Err(_) => tracing::debug!(%peer, "sync digest timed out"),
             }
         });
@@ -324,10 +348,16 @@ impl Engine {
                     r.unwrap_or(Err(SyncError::Timeout))
                 }
             };
-            let again = matches!(result, Err(SyncError::Busy));
+            let ended = match &result {
+                Err(SyncError::Busy) => Some(Ended::Busy),
+                Err(SyncError::Io(_)) => Some(Ended::Unreachable),
+                _ => None,
+            };
             report(&ctx, Role::Initiator, peer, &result);
             drop(slot);
-            let _ = finished.try_send((peer, again));
+            if let Some(ended) = ended {
+                let _ = finished.try_send((peer, ended));
+            }
         });
     }
 
