@@ -9,6 +9,7 @@
 //! keeps it like any other pin.
 
 use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,8 @@ pub struct MirrorRecord {
     pub attempts: u32,
     /// When the next download attempt is due (Unix milliseconds), while queued.
     pub next_attempt: u64,
+    /// When the record last changed (Unix milliseconds): for a stored one, when it was stored.
+    pub changed: u64,
 }
 
 /// How [`Store::mirror_record`] takes a new entry.
@@ -176,6 +179,7 @@ struct StoredRecord {
     state: MirrorState,
     attempts: u32,
     next_attempt: u64,
+    changed: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -206,6 +210,22 @@ fn parse_peer(s: &str) -> Result<PeerId, StoreError> {
     s.parse::<PeerId>().map_err(|e| corrupt("peer id", e))
 }
 
+/// Writes `record` under `id`, stamped with the time of this change.
+fn put_record(
+    records: &mut redb::Table<&'static [u8], &'static [u8]>,
+    id: &[u8],
+    record: &mut MirrorRecord,
+    ctx: &'static str,
+) -> Result<(), StoreError> {
+    record.changed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    records
+        .insert(id, record.to_bytes().as_slice())
+        .map_err(db_err(ctx))?;
+    Ok(())
+}
+
 impl MirrorRecord {
     fn to_bytes(&self) -> Vec<u8> {
         encode(&StoredRecord {
@@ -217,6 +237,7 @@ impl MirrorRecord {
             state: self.state.clone(),
             attempts: self.attempts,
             next_attempt: self.next_attempt,
+            changed: self.changed,
         })
     }
 
@@ -234,6 +255,7 @@ impl MirrorRecord {
             state: s.state,
             attempts: s.attempts,
             next_attempt: s.next_attempt,
+            changed: s.changed,
         })
     }
 }
@@ -330,6 +352,7 @@ impl Store {
                         state: MirrorState::Queued,
                         attempts: 0,
                         next_attempt: 0,
+                        changed: 0,
                     },
                     (Some(r), Admission::Queue { .. })
                         if matches!(r.state, MirrorState::Failed { .. }) =>
@@ -374,9 +397,7 @@ impl Store {
                     old.as_ref().map(|r| &r.state),
                     Some(&record.state),
                 )?;
-                records
-                    .insert(id.as_slice(), record.to_bytes().as_slice())
-                    .map_err(db_err(ctx))?;
+                put_record(&mut records, &id, &mut record, ctx)?;
                 out.push(Recorded::New);
             }
             Ok(out)
@@ -420,9 +441,7 @@ impl Store {
                     Some(&MirrorState::Fetching),
                 )?;
                 record.state = MirrorState::Fetching;
-                records
-                    .insert(id.as_slice(), record.to_bytes().as_slice())
-                    .map_err(db_err(ctx))?;
+                put_record(&mut records, &id, &mut record, ctx)?;
                 out.push(record);
             }
             Ok(out)
@@ -481,9 +500,7 @@ impl Store {
             };
             recount(&mut counts, Some(&record.state), Some(&state))?;
             record.state = state;
-            records
-                .insert(id.as_slice(), record.to_bytes().as_slice())
-                .map_err(db_err(ctx))?;
+            put_record(&mut records, id.as_slice(), &mut record, ctx)?;
             Ok(true)
         })
     }
@@ -519,9 +536,7 @@ impl Store {
                 record.state = MirrorState::Queued;
                 record.next_attempt = 0;
                 queue.insert((0, id.as_slice()), ()).map_err(db_err(ctx))?;
-                records
-                    .insert(id.as_slice(), record.to_bytes().as_slice())
-                    .map_err(db_err(ctx))?;
+                put_record(&mut records, &id, &mut record, ctx)?;
             }
             Ok(resumed.len() as u64)
         })

@@ -115,6 +115,15 @@ impl StargateDaemon {
     fn start_in(dir: PathBuf, temp: Option<TempDir>, options: DaemonOptions) -> Result<Self> {
         std::fs::write(dir.join("config.toml"), config_for(&options))
             .context("writing config.toml")?;
+        // A killed daemon leaves its API file behind. Were it there, the readiness probe's
+        // `stargate id` would find no daemon at that address and open the store itself,
+        // racing the starting daemon for the data dir's lock.
+        match std::fs::remove_file(dir.join("api")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context("removing a stale API file");
+            }
+            _ => {}
+        }
         let mut cmd = stargate_command(&dir)?;
         cmd.arg("daemon")
             .env("STARGATE_LOG", "info,stargate=debug")

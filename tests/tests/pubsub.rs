@@ -215,10 +215,22 @@ fn wait_for_peer(node: &StargateNode, topic: &str, peer: &str) -> Result<()> {
     .with_context(|| format!("{peer} never showed on {topic}"))
 }
 
+/// A daemon that does not mirror: the topic is a plain one, whatever is published on it
+/// reaches subscribers unvalidated, and the node is on no topic of its own.
+fn started_without_mirror() -> Result<StargateNode> {
+    let mut node = StargateNode::new()?;
+    std::fs::write(
+        node.data_dir().join("config.toml"),
+        "[ipfs]\nmirror_enabled = false\n",
+    )?;
+    node.start()?;
+    Ok(node)
+}
+
 #[test]
 fn stargate_daemons_publish_and_subscribe_through_the_rpc() -> Result<()> {
-    let subscriber = started()?;
-    let publisher = started()?;
+    let subscriber = started_without_mirror()?;
+    let publisher = started_without_mirror()?;
     publisher.cli_ok(&["swarm", "connect", &tcp_addr(&subscriber)?])?;
     let sub = Subscription::start(&subscriber, TOPIC)?;
     let publisher_id = peer_id(&publisher)?;

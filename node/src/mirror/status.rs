@@ -69,6 +69,7 @@ impl Mirror {
             "manifests_received": received,
             "reconciliation": {
                 "enabled": inner.settings.sync,
+                "set_size": inner.set.len(),
                 "learned_entries": inner.learned.load(Ordering::Relaxed),
             },
         }))
@@ -111,5 +112,6 @@ fn record_json(r: &MirrorRecord) -> Value {
         "state": r.state.name(),
         "reason": reason,
         "attempts": r.attempts,
+        "changed_ms": r.changed,
     })
 }

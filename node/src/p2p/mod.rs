@@ -20,8 +20,6 @@ mod providing;
 mod records;
 mod retrieval;
 mod settings;
-// Until the mirror's wiring in daemon.rs starts it (issue 12; merged from its own branch).
-#[allow(dead_code)]
 pub(crate) mod sync;
 #[cfg(test)]
 mod testutil;
@@ -34,11 +32,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-#[allow(unused_imports, reason = "the mirror (node/src/mirror/) uses them")]
 pub(crate) use command::{GossipMessage, Verdict};
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
-#[allow(unused_imports, reason = "the mirror (node/src/mirror/) uses it")]
 pub(crate) use network::GossipStream;
 pub(crate) use network::Network;
 pub(crate) use retrieval::NetworkBlockSource;
