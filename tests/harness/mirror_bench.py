@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""Mirroring benchmarks of Stargate Node (issue 12).
+
+  python mirror_bench.py propagation --stargate BIN [--nodes 20] [--degree 3] [--uploads 100] [--size 65536]
+  python mirror_bench.py catchup     --stargate BIN [--nodes 10] [--uploads 2000]
+  python mirror_bench.py quiet       --stargate BIN [--nodes 10] [--seconds 60]
+
+Run it inside the loopback-only namespace (scripts/bench-mirror.sh does, through bench_in_ns):
+every daemon is configured as tests/src/daemon.rs's LOOPBACK_SWARM. Progress goes to stderr; the
+last line on stdout is one JSON object with the figures.
+
+propagation: `nodes` release daemons, each connected to `degree` others (a ring with chords), all
+mirroring; one node at a time (round robin) adds a fresh `size`-byte file with
+`add?announce=bench`, and the driver waits until every other node holds it stored and pinned.
+Latency per upload = the last node's `stored_ms` (the mirror record's time of storing, from
+`/api/v1/mirror/ls`) minus the wall clock just before the add request was sent; the add itself
+(import, pin, publish) is part of it. p50 / p99 / max over the uploads. RSS and CPU seconds of
+the publishing and receiving daemons over the run, against an idle daemon of the same config
+over the same wall time.
+
+catchup: `nodes` daemons connected in a ring with chords; one more daemon (the late one) is
+started, connected, then stopped; `uploads` small files are added and announced on the others
+(round robin) and mirrored everywhere; the late node starts again and reconnects. Time from its
+start until its mirror holds all `uploads` stored. Once with the sync protocol on (default), once
+with it off (manifests only, poll interval as configured).
+
+quiet: `nodes` daemons in a ring with chords, 200 uploads mirrored everywhere, then `seconds`
+of nothing new: bytes on the loopback interface (/proc/net/dev, everything every node sent:
+mirror, gossipsub, DHT, ping) per connection per minute, and the mirror's own share
+(gossipsub + sync protocol bytes from the nodes' metrics when they have them).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from nodes import Daemon, Failed, log, stop_all
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+MIRROR_CONFIG = """[ipfs]
+mirror_enabled = true
+mirror_upload_enabled = true
+mirror_download_enabled = true
+mirror_poll_interval_sec = {poll}
+mirror_publish_interval_sec = {publish}
+sync_enabled = {sync}
+"""
+
+
+def daemon(binary, root, name, poll=10, publish=30, sync=True):
+    extra = MIRROR_CONFIG.format(poll=poll, publish=publish, sync=str(sync).lower())
+    return Daemon(binary, root, name, extra=extra)
+
+
+def get_json(d, path, timeout=30):
+    with urllib.request.urlopen(f"http://{d.api_addr}{path}", timeout=timeout) as res:
+        return json.loads(res.read())
+
+
+def add_announced(d, data, kind="bench"):
+    """Adds `data` through the RPC with `announce`; its CID."""
+    boundary = "benchboundary7d1c"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + data + \
+        f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(
+        f"http://{d.api_addr}/api/v0/add?announce={kind}&quieter=true", data=body, method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=60) as res:
+        lines = [json.loads(x) for x in res.read().splitlines() if x.strip()]
+    return lines[-1]["Hash"]
+
+
+def records(d):
+    """The node's mirror records: {cid: record}."""
+    out = {}
+    for r in get_json(d, "/api/v1/mirror/ls?limit=100000")["records"]:
+        out[r["cid"]] = r
+    return out
+
+
+def stored_count(d):
+    return get_json(d, "/api/v1/mirror/status")["stored"]
+
+
+def wait_until(what, check, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(step)
+    raise Failed(f"timed out after {timeout} s waiting for {what}")
+
+
+def chords(n, degree):
+    """Edges of a ring with chords: every node has about `degree` neighbours."""
+    edges = set()
+    for i in range(n):
+        edges.add(tuple(sorted((i, (i + 1) % n))))
+    if degree >= 3:
+        half = n // 2
+        for i in range(half):
+            edges.add(tuple(sorted((i, i + half))))
+    for k in range(2, degree - 1):
+        for i in range(n):
+            edges.add(tuple(sorted((i, (i + k) % n))))
+    return sorted(edges)
+
+
+def connect_graph(daemons, edges):
+    addrs = [d.swarm_addr() for d in daemons]
+    for a, b in edges:
+        daemons[a].connect(addrs[b])
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise Failed(f"no VmRSS for {pid}")
+
+
+def lo_bytes():
+    with open("/proc/net/dev", encoding="ascii") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[8])  # transmitted bytes (= received on lo)
+    raise Failed("no lo in /proc/net/dev")
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def start(daemons):
+    for d in daemons:
+        d.start()
+    for d in daemons:
+        d.wait_ready()
+
+
+def propagation(args, root):
+    nodes = [daemon(args.stargate, root, f"n{i}") for i in range(args.nodes)]
+    idle = daemon(args.stargate, root, "idle")
+    everyone = nodes + [idle]
+    try:
+        start(everyone)
+        connect_graph(nodes, chords(args.nodes, args.degree))
+        time.sleep(2)  # let gossipsub build its meshes (heartbeat 1 s)
+        cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in everyone}
+        t0 = time.monotonic()
+        peak = {d.name: 0 for d in everyone}
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                for d in everyone:
+                    peak[d.name] = max(peak[d.name], rss_kib(d.proc.pid))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        latencies = []
+        for u in range(args.uploads):
+            publisher = nodes[u % len(nodes)]
+            data = os.urandom(args.size)
+            sent = time.time()
+            cid = add_announced(publisher, data)
+            others = [d for d in nodes if d is not publisher]
+            times = []
+            for d in others:
+                def holds(d=d):
+                    r = records(d).get(cid)
+                    if r and r.get("state") == "stored":
+                        times.append(r["stored_ms"] / 1000)
+                        return True
+                    return False
+                wait_until(f"{cid} on {d.name}", holds, 60, step=0.02)
+            latencies.append(max(times) - sent)
+            if (u + 1) % 10 == 0:
+                log(f"{u + 1}/{args.uploads} uploads; last {latencies[-1] * 1000:.0f} ms")
+        wall = time.monotonic() - t0
+        stop.set()
+        sampler.join()
+        cpu = {d.name: cpu_seconds(d.proc.pid) - cpu0[d.name] for d in everyone}
+        node_cpu = [cpu[d.name] for d in nodes]
+        ms = [x * 1000 for x in latencies]
+        return {
+            "nodes": args.nodes, "degree": args.degree, "uploads": args.uploads, "size": args.size,
+            "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
+            "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1),
+            "wall_s": round(wall, 1),
+            "cpu_s_per_node_median": round(statistics.median(node_cpu), 2),
+            "cpu_s_per_node_max": round(max(node_cpu), 2),
+            "cpu_s_idle_node": round(cpu["idle"], 2),
+            "peak_rss_kib_median": statistics.median(peak[d.name] for d in nodes),
+            "peak_rss_kib_max": max(peak[d.name] for d in nodes),
+            "rss_kib_idle_node": peak["idle"],
+        }
+    finally:
+        stop_all(everyone)
+
+
+def catchup_once(args, root, sync):
+    tag = "sync" if sync else "manifests"
+    poll = args.poll
+    nodes = [daemon(args.stargate, root, f"{tag}{i}", poll=poll, publish=args.publish, sync=sync)
+             for i in range(args.nodes)]
+    late = daemon(args.stargate, root, f"{tag}-late", poll=poll, publish=args.publish, sync=sync)
+    try:
+        start(nodes + [late])
+        connect_graph(nodes, chords(args.nodes, 3))
+        late_addr = late.swarm_addr()
+        addrs = [d.swarm_addr() for d in nodes]
+        late.stop()
+        log(f"{tag}: adding {args.uploads} uploads while the late node is away")
+        for u in range(args.uploads):
+            add_announced(nodes[u % len(nodes)], f"upload {u} {os.urandom(8).hex()}".encode())
+        for d in nodes:
+            wait_until(f"{args.uploads} stored on {d.name}",
+                       lambda d=d: stored_count(d) >= args.uploads - args.uploads // len(nodes),
+                       300, step=0.5)
+        log(f"{tag}: every node mirrors them; the late node comes back")
+        t0 = time.monotonic()
+        late.start()
+        late.wait_ready()
+        for a in addrs:
+            late.connect(a)
+        wait_until(f"{args.uploads} stored on the late node",
+                   lambda: stored_count(late) >= args.uploads, 600, step=0.05)
+        took = time.monotonic() - t0
+        log(f"{tag}: late node whole in {took:.2f} s")
+        del late_addr
+        return round(took, 2)
+    finally:
+        stop_all(nodes + [late])
+
+
+def catchup(args, root):
+    out = {"nodes": args.nodes, "uploads": args.uploads,
+           "poll_interval_s": args.poll, "publish_interval_s": args.publish}
+    out["sync_s"] = catchup_once(args, root, True)
+    out["manifests_only_s"] = catchup_once(args, root, False)
+    return out
+
+
+def quiet(args, root):
+    nodes = [daemon(args.stargate, root, f"q{i}") for i in range(args.nodes)]
+    edges = chords(args.nodes, 3)
+    try:
+        start(nodes)
+        connect_graph(nodes, edges)
+        for u in range(200):
+            add_announced(nodes[u % len(nodes)], f"quiet {u} {os.urandom(8).hex()}".encode())
+        for d in nodes:
+            wait_until(f"200 stored on {d.name}",
+                       lambda d=d: stored_count(d) >= 200 - 200 // len(nodes), 300, step=0.5)
+        time.sleep(5)
+        b0 = lo_bytes()
+        time.sleep(args.seconds)
+        sent = lo_bytes() - b0
+        per_conn_min = sent / len(edges) / (args.seconds / 60)
+        return {"nodes": args.nodes, "connections": len(edges), "seconds": args.seconds,
+                "lo_bytes": sent, "bytes_per_connection_per_minute": round(per_conn_min),
+                "bytes_per_peer_per_minute": round(per_conn_min / 2)}
+    finally:
+        stop_all(nodes)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["propagation", "catchup", "quiet"])
+    p.add_argument("--stargate", required=True)
+    p.add_argument("--nodes", type=int)
+    p.add_argument("--degree", type=int, default=3)
+    p.add_argument("--uploads", type=int)
+    p.add_argument("--size", type=int, default=64 * 1024)
+    p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--poll", type=int, default=10)
+    p.add_argument("--publish", type=int, default=30)
+    args = p.parse_args()
+    defaults = {"propagation": (20, 100), "catchup": (10, 2000), "quiet": (10, 200)}
+    args.nodes = args.nodes or defaults[args.what][0]
+    args.uploads = args.uploads or defaults[args.what][1]
+    root = tempfile.mkdtemp(prefix="mirror-bench-")
+    try:
+        result = globals()[args.what](args, root)
+    except Failed as e:
+        result = {"error": str(e)}
+    print(json.dumps(result), flush=True)
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
