@@ -25,9 +25,10 @@ start until its mirror holds all `uploads` stored. Once with the sync protocol o
 with it off (manifests only, poll interval as configured).
 
 quiet: `nodes` daemons in a ring with chords, 200 uploads mirrored everywhere, then `seconds`
-of nothing new: bytes on the loopback interface (/proc/net/dev, everything every node sent:
-mirror, gossipsub, DHT, ping) per connection per minute, and the mirror's own share
-(gossipsub + sync protocol bytes from the nodes' metrics when they have them).
+of nothing new: bytes on the loopback interface (/proc/net/dev: IP packets, headers and ACKs
+included, everything every node sent) per connection per minute; the same network with
+mirroring and pubsub off gives what ping, identify and the DHT cost alone, and the difference is
+the mirror's share (gossipsub, digests, manifests), per connection and per peer (half of it).
 """
 
 import argparse
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from nodes import Daemon, Failed, log, stop_all
@@ -73,8 +75,11 @@ def add_announced(d, data, kind="bench"):
     req = urllib.request.Request(
         f"http://{d.api_addr}/api/v0/add?announce={kind}&quieter=true", data=body, method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=60) as res:
-        lines = [json.loads(x) for x in res.read().splitlines() if x.strip()]
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            lines = [json.loads(x) for x in res.read().splitlines() if x.strip()]
+    except urllib.error.HTTPError as e:
+        raise Failed(f"{d.name}: add: {e.code} {e.read()[:300]!r}") from e
     return lines[-1]["Hash"]
 
 
@@ -259,9 +264,28 @@ def catchup(args, root):
     return out
 
 
+def idle_bytes(nodes, edges, seconds):
+    """Bytes on lo in `seconds` of nothing new, per connection per minute."""
+    time.sleep(5)
+    b0 = lo_bytes()
+    time.sleep(seconds)
+    sent = lo_bytes() - b0
+    return sent, sent / len(edges) / (seconds / 60)
+
+
 def quiet(args, root):
-    nodes = [daemon(args.stargate, root, f"q{i}") for i in range(args.nodes)]
     edges = chords(args.nodes, 3)
+    # The same network without mirroring or pubsub: what ping, identify and the DHT cost alone.
+    base = [Daemon(args.stargate, root, f"b{i}",
+                   extra="[ipfs]\nmirror_enabled = false\n[pubsub]\nenabled = false\n")
+            for i in range(args.nodes)]
+    try:
+        start(base)
+        connect_graph(base, edges)
+        base_sent, base_rate = idle_bytes(base, edges, args.seconds)
+    finally:
+        stop_all(base)
+    nodes = [daemon(args.stargate, root, f"q{i}") for i in range(args.nodes)]
     try:
         start(nodes)
         connect_graph(nodes, edges)
@@ -270,14 +294,13 @@ def quiet(args, root):
         for d in nodes:
             wait_until(f"200 stored on {d.name}",
                        lambda d=d: stored_count(d) >= 200, 300, step=0.5)
-        time.sleep(5)
-        b0 = lo_bytes()
-        time.sleep(args.seconds)
-        sent = lo_bytes() - b0
-        per_conn_min = sent / len(edges) / (args.seconds / 60)
+        sent, rate = idle_bytes(nodes, edges, args.seconds)
         return {"nodes": args.nodes, "connections": len(edges), "seconds": args.seconds,
-                "lo_bytes": sent, "bytes_per_connection_per_minute": round(per_conn_min),
-                "bytes_per_peer_per_minute": round(per_conn_min / 2)}
+                "lo_bytes": sent, "lo_bytes_without_mirror": base_sent,
+                "all_bytes_per_connection_per_minute": round(rate),
+                "without_mirror_bytes_per_connection_per_minute": round(base_rate),
+                "mirror_bytes_per_connection_per_minute": round(rate - base_rate),
+                "mirror_bytes_per_peer_per_minute": round((rate - base_rate) / 2)}
     finally:
         stop_all(nodes)
 
