@@ -17,6 +17,7 @@ mod gateway;
 mod health;
 mod metrics;
 mod mirror;
+mod mirror_api;
 mod network;
 mod pubsub;
 mod rpc;
@@ -30,7 +31,8 @@ pub use crate::anchoring::{
 pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
-pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery, mirror_router};
+pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery};
+pub use crate::mirror_api::mirror_router;
 pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };

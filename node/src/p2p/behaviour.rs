@@ -17,7 +17,7 @@ use stargate_protocol::bitswap::ProtocolVersion;
 use stargate_storage::Store;
 
 use super::bitswap;
-use super::event_loop::gossip::{self, GossipBehaviour};
+use super::gossip_behaviour::{self, GossipBehaviour};
 use super::records::ProviderStore;
 use super::settings::Settings;
 use crate::config::KadMode;
@@ -65,7 +65,7 @@ pub(crate) struct Behaviour {
     /// The fast CAR transfer between Stargate instances (`transfer/`): plain streams.
     pub(crate) transfer: libp2p_stream::Behaviour,
     pub(crate) bitswap: bitswap::Behaviour,
-    /// Gossipsub, Kubo's pubsub (`event_loop/gossip.rs`); off with `[pubsub] enabled = false`.
+    /// Gossipsub, Kubo's pubsub (`gossip_behaviour.rs`, driven by `event_loop/gossip.rs`); off with `[pubsub] enabled = false`.
     pub(crate) gossip: Toggle<GossipBehaviour>,
 }
 
@@ -176,7 +176,7 @@ fn behaviour(
                 ..bitswap::Config::default()
             },
         ),
-        gossip: gossip::behaviour(key, &settings.pubsub)?.into(),
+        gossip: gossip_behaviour::behaviour(key, &settings.pubsub)?.into(),
     })
 }
 
@@ -203,7 +203,7 @@ impl Behaviour {
             list.push(dcutr::PROTOCOL_NAME.to_string());
         }
         if self.gossip.is_enabled() {
-            list.extend(gossip::PROTOCOLS.iter().map(ToString::to_string));
+            list.extend(gossip_behaviour::PROTOCOLS.iter().map(ToString::to_string));
         }
         list.sort();
         list

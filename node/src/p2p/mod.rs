@@ -13,6 +13,7 @@ mod behaviour;
 pub(crate) mod bitswap;
 mod command;
 mod event_loop;
+mod gossip_behaviour;
 mod identity;
 mod metrics;
 mod network;

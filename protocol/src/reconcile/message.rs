@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use thiserror::Error;
 
 use super::digest::{Digest, FINGERPRINT_SIZE};
-use super::{MAX_ENTRIES_PER_MESSAGE, MAX_ENTRY_SIZE, MAX_MESSAGE_SIZE, MAX_RECONCILE_SIZE};
+use super::limits::{
+    MAX_ENTRIES_PER_MESSAGE, MAX_ENTRY_SIZE, MAX_MESSAGE_SIZE, MAX_RECONCILE_SIZE,
+};
 use crate::mirror::{Entry, EntryId};
 
 const TAG_DIGEST: u8 = 0;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 use thiserror::Error;
 
-use super::{MAX_RECONCILE_SIZE, MAX_ROUNDS, NEGENTROPY_FRAME_LIMIT};
+use super::limits::{MAX_RECONCILE_SIZE, MAX_ROUNDS, NEGENTROPY_FRAME_LIMIT};
 use crate::mirror::EntryId;
 
 /// The set as one reconciliation sees it: ids sorted and distinct, each the item `(0, id)`.

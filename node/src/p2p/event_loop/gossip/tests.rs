@@ -10,6 +10,12 @@ use libp2p::swarm::SwarmEvent;
 use libp2p_swarm_test::SwarmExt;
 
 use super::*;
+use libp2p::gossipsub::{
+    AllowAllSubscriptionFilter, IdentityTransform, MessageAuthenticity, PeerScoreThresholds,
+};
+use libp2p::identity::Keypair;
+
+use crate::p2p::gossip_behaviour::{behaviour, message_id};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
