@@ -20,7 +20,9 @@ use stargate_protocol::{Block, Cid, Codec, PbNode};
 use stargate_storage::{MirrorRecord, Outcome, PinMode, StoreError};
 use tokio::sync::Semaphore;
 
-use super::{Mirror, blocking, now_ms};
+use super::blocking::blocking;
+use super::clock::now_ms;
+use super::running::Mirror;
 
 /// How long connected peers may take to say whether they are Stargate nodes.
 const IDENTIFY_WAIT: Duration = Duration::from_secs(1);

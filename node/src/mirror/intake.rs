@@ -12,7 +12,9 @@ use stargate_protocol::mirror::{Announcement, Entry};
 use stargate_storage::{Admission, PinMode, Recorded, Store, StoreError};
 use tokio::sync::mpsc;
 
-use super::{Mirror, blocking, now_ms, now_s};
+use super::blocking::blocking;
+use super::clock::{now_ms, now_s};
+use super::running::Mirror;
 use crate::p2p::{GossipMessage, Verdict};
 
 impl Mirror {

@@ -18,7 +18,9 @@ use stargate_protocol::unixfs::export::DagScope;
 use stargate_protocol::{Block, Cid};
 use stargate_storage::{ManifestRecord, MirrorFilter, PinMode, StoreError};
 
-use super::{Mirror, blocking, now_s};
+use super::blocking::blocking;
+use super::clock::now_s;
+use super::running::Mirror;
 
 /// Manifests found bad that are not read again, at most.
 const MAX_BAD: usize = 1024;

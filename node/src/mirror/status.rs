@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use stargate_http_gateway::{MirrorError, MirrorQuery};
 use stargate_storage::{MirrorFilter, MirrorRecord, MirrorState};
 
-use super::{Mirror, blocking};
+use super::blocking::blocking;
+use super::running::Mirror;
 
 /// Records `ls` lists when no limit is given.
 const DEFAULT_LS_LIMIT: usize = 100;

@@ -9,11 +9,8 @@ use stargate_protocol::mirror::{Entry, EntryId};
 use stargate_storage::Store;
 use tokio::sync::mpsc;
 
-use super::Mirror;
+use super::running::Mirror;
 use crate::p2p::sync::{Learned, SyncEntries};
-
-/// Reconciliation results waiting for the intake.
-pub(super) const LEARNED_QUEUE: usize = 16;
 
 /// The store as the sync protocol reads it.
 pub(super) struct StoreEntries(pub(super) Store);

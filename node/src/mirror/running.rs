@@ -1,0 +1,178 @@
+//! The running mirror: its parts (settings, store, network, metrics, the reconciled set) and
+//! its start, which spawns the loops the sibling modules define.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
+use stargate_protocol::unixfs::export::BlockSource;
+use stargate_storage::Store;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::blocking::blocking;
+use super::metrics::MirrorMetrics;
+use super::rate::PublisherRate;
+use super::settings::Settings;
+use crate::p2p::sync::SyncSet;
+use crate::p2p::{self, Network};
+
+/// Reconciliation results waiting for the intake.
+const LEARNED_QUEUE: usize = 16;
+
+/// The running mirror. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Mirror {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) settings: Settings,
+    pub(super) store: Store,
+    pub(super) network: Network,
+    /// The store, then peers: where Bitswap downloads and manifests are read through.
+    pub(super) blocks: Arc<dyn BlockSource>,
+    pub(super) keypair: Keypair,
+    pub(super) local: PeerId,
+    pub(super) metrics: MirrorMetrics,
+    pub(super) rate: PublisherRate,
+    /// The id of every recorded entry: the set the sync protocol reconciles.
+    pub(super) set: SyncSet,
+    /// Entries learned through set reconciliation since start.
+    pub(super) learned: AtomicU64,
+    /// Wakes the download scheduler: something was queued, or a download ended.
+    pub(super) work: Notify,
+    pub(super) shutdown: CancellationToken,
+}
+
+impl Mirror {
+    /// Starts the mirror: resumes downloads cut short by the last stop, joins the mirror and
+    /// stego topics, and spawns the intake, the download scheduler and the manifest loops.
+    /// They stop when `shutdown` is cancelled.
+    ///
+    /// # Errors
+    /// The store cannot be read, or the network refuses the topics.
+    pub(crate) async fn start(
+        settings: Settings,
+        store: Store,
+        network: Network,
+        blocks: Arc<dyn BlockSource>,
+        keypair: Keypair,
+        metrics: MirrorMetrics,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, Vec<(&'static str, JoinHandle<()>)>)> {
+        let resumed = blocking(&store, Store::mirror_resume)
+            .await
+            .context("resuming mirror downloads")?;
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "mirror downloads cut short by the last stop resume"
+            );
+        }
+        let set = SyncSet::new();
+        for id in blocking(&store, Store::mirror_ids)
+            .await
+            .context("reading the mirrored set")?
+        {
+            set.insert(id);
+        }
+        let validated = network
+            .gossip_validate(&settings.topic)
+            .await
+            .context("joining the mirror topic")?;
+        let stego = network
+            .gossip_subscribe(&settings.stego_topic)
+            .await
+            .context("joining the stego topic")?;
+        let mirror = Self {
+            inner: Arc::new(Inner {
+                rate: PublisherRate::new(settings.rate_per_min),
+                local: keypair.public().to_peer_id(),
+                settings,
+                store,
+                network,
+                blocks,
+                keypair,
+                metrics,
+                set,
+                learned: AtomicU64::new(0),
+                work: Notify::new(),
+                shutdown,
+            }),
+        };
+        mirror.refresh_gauges().await;
+        let mut tasks = vec![
+            (
+                "mirror intake",
+                tokio::spawn(mirror.clone().intake(validated)),
+            ),
+            (
+                "stego topic",
+                tokio::spawn(mirror.clone().hold_stego(stego)),
+            ),
+            (
+                "mirror manifests",
+                tokio::spawn(mirror.clone().publish_manifests()),
+            ),
+        ];
+        if mirror.inner.settings.download {
+            tasks.push((
+                "mirror downloads",
+                tokio::spawn(mirror.clone().schedule_downloads()),
+            ));
+            tasks.push((
+                "mirror manifest poll",
+                tokio::spawn(mirror.clone().poll_manifests()),
+            ));
+        }
+        if let Some(sync_metrics) = mirror.inner.metrics.sync.clone() {
+            let (learned, to_learn) = tokio::sync::mpsc::channel(LEARNED_QUEUE);
+            let protocol = p2p::sync::start(
+                &mirror.inner.network,
+                mirror.inner.set.clone(),
+                mirror.sync_entries(),
+                learned,
+                p2p::sync::Config::default(),
+                sync_metrics,
+                mirror.inner.shutdown.clone(),
+            )
+            .await
+            .context("starting the sync protocol")?;
+            tasks.push(("sync protocol", protocol));
+            tasks.push((
+                "mirror sync intake",
+                tokio::spawn(mirror.clone().learn(to_learn)),
+            ));
+        }
+        tracing::info!(topic = %mirror.inner.settings.topic, "mirror started");
+        Ok((mirror, tasks))
+    }
+
+    /// The gauges, from the store's counts.
+    pub(super) async fn refresh_gauges(&self) {
+        match blocking(&self.inner.store, Store::mirror_counts).await {
+            Ok(counts) => self.inner.metrics.counts(&counts),
+            Err(e) => tracing::warn!(error = %e, "reading the mirror counts"),
+        }
+    }
+
+    /// The stego topic is joined so that the instance receives it; its intake is the stego
+    /// part's (step 6). Until then messages are read and dropped, so the subscription's buffer
+    /// never holds the topic back.
+    async fn hold_stego(self, mut stego: crate::p2p::GossipStream) {
+        loop {
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => return,
+                message = stego.next() => match message {
+                    Some(m) => tracing::debug!(from = %m.from, bytes = m.data.len(), "stego announcement"),
+                    None => return,
+                },
+            }
+        }
+    }
+}
