@@ -62,9 +62,7 @@ pub(super) enum IdentifyCommand {
         reply: oneshot::Sender<Option<bool>>,
     },
     /// Tell `events` of every Stargate peer connected now, and of each that comes or goes.
-    WatchStargate {
-        events: mpsc::Sender<super::sync::StargatePeer>,
-    },
+    WatchStargate { events: mpsc::Sender<StargatePeer> },
 }
 
 /// DHT queries (`event_loop/dht.rs`).
@@ -164,4 +162,11 @@ pub(super) enum GossipCommand {
         topic: Option<String>,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
     },
+}
+
+/// A Stargate peer (identify agent `stargate/...`) came or went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StargatePeer {
+    Connected(PeerId),
+    Disconnected(PeerId),
 }

@@ -265,7 +265,7 @@ impl Network {
     /// that do not fit the receiver's queue are dropped (the sync protocol's digests cover them).
     pub(super) async fn stargate_peer_events(
         &self,
-    ) -> Result<mpsc::Receiver<super::sync::StargatePeer>, NetworkError> {
+    ) -> Result<mpsc::Receiver<super::command::StargatePeer>, NetworkError> {
         let (events, receiver) = mpsc::channel(STARGATE_EVENTS);
         self.commands
             .send(Command::Identify(IdentifyCommand::WatchStargate { events }))

@@ -14,7 +14,7 @@ use super::addresses::Addresses;
 use super::peers::Peers;
 use crate::p2p::behaviour::{Behaviour, PROTOCOL_VERSION, agent_version, is_stargate_agent};
 use crate::p2p::command::IdentifyCommand;
-use crate::p2p::sync::StargatePeer;
+use crate::p2p::command::StargatePeer;
 
 /// Questions "is this peer a Stargate node?" waiting for identify messages; more are answered
 /// "no" at once.

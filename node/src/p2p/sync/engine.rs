@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::metrics::Role;
 use super::session::{self, Summary};
 use super::wire::{PROTOCOL, SyncError, Wire};
-use super::{Context, StargatePeer};
+use crate::p2p::command::StargatePeer;
 
 /// Peers whose state is kept (connected Stargate peers, and those that sent a digest).
 const MAX_PEERS: usize = 4096;

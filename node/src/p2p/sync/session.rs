@@ -10,8 +10,8 @@ use stargate_protocol::reconcile::{
     Initiator, MAX_ENTRIES_PER_MESSAGE, Reconciled, Responder, Step, SyncMessage,
 };
 
+use super::context::{Context, Learned};
 use super::wire::{SyncError, Wire};
-use super::{Context, Learned};
 
 /// What a finished session moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

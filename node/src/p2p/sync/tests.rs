@@ -14,8 +14,10 @@ use stargate_protocol::{Block, Codec, HashCode, Version};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::wire::{PROTOCOL, Wire};
-use super::{Config, Context, Learned, StargatePeer, SyncEntries, SyncMetrics, SyncSet, engine};
+use super::{Config, Learned, SyncEntries, SyncMetrics, SyncSet, engine};
+use crate::p2p::command::StargatePeer;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
