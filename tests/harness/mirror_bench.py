@@ -24,8 +24,9 @@ started, connected, then stopped; `uploads` small files are added and announced 
 start until its mirror holds all `uploads` stored. Once with the sync protocol on (default), once
 with it off (manifests only, poll interval as configured).
 
-quiet: `nodes` daemons in a ring with chords, 200 uploads mirrored everywhere, then `seconds`
-of nothing new: bytes on the loopback interface (/proc/net/dev: IP packets, headers and ACKs
+quiet: `nodes` daemons in a ring with chords, 200 uploads mirrored everywhere, `settle` seconds
+(45: one manifest publish interval and a poll, so the manifests of the last changes are out and
+read), then `seconds` of nothing new: bytes on the loopback interface (/proc/net/dev: IP packets, headers and ACKs
 included, everything every node sent) per connection per minute; the same network with
 mirroring and pubsub off gives what ping, identify and the DHT cost alone, and the difference is
 the mirror's share (gossipsub, digests, manifests), per connection and per peer (half of it).
@@ -266,9 +267,11 @@ def catchup(args, root):
     return out
 
 
-def idle_bytes(nodes, edges, seconds):
-    """Bytes on lo in `seconds` of nothing new, per connection per minute."""
-    time.sleep(5)
+def idle_bytes(nodes, edges, seconds, settle):
+    """Bytes on lo in `seconds` of nothing new, after `settle` seconds (the last manifests of
+    the changes go out and are read within one publish and one poll interval), per connection
+    per minute."""
+    time.sleep(settle)
     b0 = lo_bytes()
     time.sleep(seconds)
     sent = lo_bytes() - b0
@@ -284,7 +287,7 @@ def quiet(args, root):
     try:
         start(base)
         connect_graph(base, edges)
-        base_sent, base_rate = idle_bytes(base, edges, args.seconds)
+        base_sent, base_rate = idle_bytes(base, edges, args.seconds, 5)
     finally:
         stop_all(base)
     nodes = [daemon(args.stargate, root, f"q{i}") for i in range(args.nodes)]
@@ -296,8 +299,9 @@ def quiet(args, root):
         for d in nodes:
             wait_until(f"200 stored on {d.name}",
                        lambda d=d: stored_count(d) >= 200, 300, step=0.5)
-        sent, rate = idle_bytes(nodes, edges, args.seconds)
+        sent, rate = idle_bytes(nodes, edges, args.seconds, args.settle)
         return {"nodes": args.nodes, "connections": len(edges), "seconds": args.seconds,
+                "settle": args.settle,
                 "lo_bytes": sent, "lo_bytes_without_mirror": base_sent,
                 "all_bytes_per_connection_per_minute": round(rate),
                 "without_mirror_bytes_per_connection_per_minute": round(base_rate),
@@ -316,6 +320,7 @@ def main():
     p.add_argument("--uploads", type=int)
     p.add_argument("--size", type=int, default=64 * 1024)
     p.add_argument("--seconds", type=int, default=60)
+    p.add_argument("--settle", type=int, default=45)
     p.add_argument("--poll", type=int, default=10)
     p.add_argument("--publish", type=int, default=30)
     args = p.parse_args()
