@@ -448,17 +448,7 @@ mod tests {
 
         /// Its TCP address with `/p2p/`, once it listens.
         async fn addr(&self) -> String {
-            tokio::time::timeout(DEADLINE, async {
-                loop {
-                    let id = self.network.identity(None).await.unwrap();
-                    if let Some(a) = id.addresses.into_iter().find(|a| a.contains("/tcp/")) {
-                        return a;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-            .await
-            .expect("listening")
+            crate::p2p::testutil::tcp_address(&self.network, DEADLINE).await
         }
 
         async fn peers(&self) -> Vec<String> {

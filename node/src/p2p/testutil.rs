@@ -17,3 +17,20 @@ pub(crate) async fn listen_on_loopback<B: NetworkBehaviour>(
         }
     }
 }
+
+/// The TCP address (with `/p2p/`) a running node listens on, once it does; panics after
+/// `deadline`.
+pub(crate) async fn tcp_address(network: &super::Network, deadline: std::time::Duration) -> String {
+    use stargate_http_gateway::Network as _;
+    tokio::time::timeout(deadline, async {
+        loop {
+            let id = network.identity(None).await.unwrap();
+            if let Some(a) = id.addresses.into_iter().find(|a| a.contains("/tcp/")) {
+                return a;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("listening within the deadline")
+}

@@ -519,17 +519,7 @@ async fn a_node_that_missed_2000_entries_is_whole_soon_after_it_connects_over_tc
         a.mirror.add(entry(n));
     }
     (2100..2200).for_each(|n| b.mirror.add(entry(n)));
-    let addr = tokio::time::timeout(DEADLINE, async {
-        loop {
-            let id = a.network.identity(None).await.unwrap();
-            if let Some(addr) = id.addresses.into_iter().find(|a| a.contains("/tcp/")) {
-                return addr;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("a listens");
+    let addr = crate::p2p::testutil::tcp_address(&a.network, DEADLINE).await;
     let started = std::time::Instant::now();
     b.network.connect(addr).await.unwrap();
     b.mirror.wait_len(2200).await;

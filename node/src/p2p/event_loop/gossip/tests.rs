@@ -127,17 +127,7 @@ impl Node {
 
     async fn connect(&self, other: &Node) {
         use stargate_http_gateway::Network as _;
-        let addr = tokio::time::timeout(DEADLINE, async {
-            loop {
-                let id = other.network.identity(None).await.unwrap();
-                if let Some(a) = id.addresses.into_iter().find(|a| a.contains("/tcp/")) {
-                    return a;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("listening within the deadline");
+        let addr = crate::p2p::testutil::tcp_address(&other.network, DEADLINE).await;
         self.network.connect(addr).await.unwrap();
     }
 
