@@ -33,6 +33,7 @@ mod metrics;
 mod mirror;
 mod pin_table;
 mod pins;
+mod routing;
 mod source;
 mod store;
 mod tables;
