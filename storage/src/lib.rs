@@ -33,7 +33,6 @@ mod metrics;
 mod mirror;
 mod pin_table;
 mod pins;
-mod routing;
 mod source;
 mod store;
 mod tables;
