@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability};
+use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability, StegoAuth};
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::{Store, StoreOptions};
 
@@ -37,7 +37,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     }
     let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing, &config.transfer)?
         .with_pubsub(&config.pubsub)?;
-    let secrets = Secrets::from_env(std::env::vars());
+    let secrets = Secrets::from_env(std::env::vars())?;
     let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
     let fetching = p2p_settings.fetching;
     let mirror_settings = if config.pubsub.enabled {
@@ -54,6 +54,18 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         &mut registry,
         secrets.api_key.as_deref().map(String::as_str),
     );
+    let stego_auth = StegoAuth::register(
+        &mut registry,
+        secrets.stego_callback_secret.as_deref().map(String::as_str),
+        secrets.ingest_token.as_deref().map(String::as_str),
+    );
+    if config.ipfs.ingest_sync_enabled && secrets.ingest_token.is_none() {
+        tracing::warn!(
+            "[ipfs] ingest_sync_enabled is on but no ingest token is set \
+             (STARGATE_INGEST_TOKEN or STARGATE_INGEST_TOKEN_FILE): the ingestion API \
+             answers 503 until one is"
+        );
+    }
     let chain_metrics = chain_settings
         .is_some()
         .then(|| ChainMetrics::register(&mut registry));
@@ -141,7 +153,8 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let api = obs.wrap(
         stargate_http_gateway::api_router(state.clone())
             .merge(anchors)
-            .merge(stargate_http_gateway::mirror_router(state)),
+            .merge(stargate_http_gateway::mirror_router(state.clone()))
+            .merge(stargate_http_gateway::stego_router(state, stego_auth)),
     );
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;
