@@ -18,6 +18,7 @@
 mod anchoring;
 mod cli;
 mod client;
+mod clock;
 mod commands;
 mod config;
 mod daemon;

@@ -35,6 +35,7 @@ mod metrics;
 mod mirror;
 mod pin_table;
 mod pins;
+mod routing;
 mod source;
 mod stego;
 mod store;

@@ -4,9 +4,11 @@
 //!
 //! Where from: the publisher first when it is a Stargate node (it just announced it), then the
 //! other connected Stargate nodes, over the CAR transfer; else Bitswap from the connected peers
-//! and DHT providers (a Kubo-based publisher). The root comes first and alone, so a DAG whose
-//! root declares more than the cap is refused before its content is fetched; the bytes that do
-//! arrive are counted too, so a root that lies is caught as soon as it is exceeded.
+//! and DHT providers (a Kubo-based publisher). The root comes first: a DAG whose root declares
+//! more than the cap is refused as soon as the root is here, before its content is fetched
+//! (over Bitswap, where each block is asked for) or anything of it is pinned (over the CAR
+//! transfer, one stream per DAG, where the root leads and the stream is cut at once); the bytes
+//! that do arrive are counted too, so a root that lies is caught as soon as it is exceeded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,14 +17,14 @@ use futures::{StreamExt, TryStreamExt};
 use libp2p::PeerId;
 use stargate_protocol::transfer::TransferRequest;
 use stargate_protocol::unixfs::UnixFsData;
-use stargate_protocol::unixfs::export::{DEFAULT_WINDOW, DagScope, walk_dag};
+use stargate_protocol::unixfs::export::{DEFAULT_WINDOW, walk_dag};
 use stargate_protocol::{Block, Cid, Codec, PbNode};
 use stargate_storage::{MirrorRecord, Outcome, PinMode, StoreError};
 use tokio::sync::Semaphore;
 
 use super::blocking::blocking;
-use super::clock::now_ms;
 use super::running::Mirror;
+use crate::clock::now_ms;
 
 /// How long connected peers may take to say whether they are Stargate nodes.
 const IDENTIFY_WAIT: Duration = Duration::from_secs(1);
@@ -165,8 +167,12 @@ impl Mirror {
     /// Fetches, checks and pins the DAG of `cid`.
     async fn fetch(&self, cid: Cid, publisher: PeerId) -> Result<(), Failure> {
         let inner = &self.inner;
-        // Held already (added here, or fetched for someone else): only the pin is missing.
+        // Held already (added here, or fetched for someone else): only the pin is missing. The
+        // root is looked up first, so a DAG not here costs a read, not a write transaction.
         let pinned = blocking(&inner.store, move |s| {
+            if !s.has(&cid)? {
+                return Ok(false);
+            }
             match s.pin(&cid, PinMode::Recursive) {
                 Ok(()) => Ok(true),
                 Err(StoreError::MissingBlock { .. }) => Ok(false),
@@ -209,23 +215,16 @@ impl Mirror {
 
     async fn fetch_from_stargate(&self, peer: PeerId, cid: Cid) -> Result<(), Failure> {
         let inner = &self.inner;
-        let mut root_only = TransferRequest::dag(cid);
-        root_only.scope = DagScope::Block;
-        inner
-            .network
-            .fetch_dag_all(peer, root_only, false)
-            .await
-            .map_err(|e| Failure::retry("transfer", e))?;
-        let root = blocking(&inner.store, move |s| s.get(&cid))
-            .await?
-            .ok_or_else(|| Failure::retry("transfer", "the root was not stored"))?;
-        self.check_declared(&root)?;
+        // Dropping the stream on a refusal cuts the transfer.
         let mut blocks = inner
             .network
             .fetch_dag(peer, TransferRequest::dag(cid), true);
-        let mut bytes = 0u64;
+        let (mut bytes, mut root) = (0u64, true);
         while let Some(block) = blocks.next().await {
             let block = block.map_err(|e| Failure::retry("transfer", e))?;
+            if std::mem::take(&mut root) {
+                self.check_declared(&block)?;
+            }
             bytes = bytes.saturating_add(block.data().len() as u64);
             if bytes > inner.settings.max_bytes {
                 return Err(Failure::too_large(bytes, inner.settings.max_bytes));

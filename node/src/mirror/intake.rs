@@ -2,6 +2,11 @@
 //! the sync protocol): checked, recorded and queued, or refused and counted. Nothing is fetched
 //! for a refused one; a refused message is not forwarded (rejected when it is malformed, which
 //! penalises whoever forwarded it; ignored when it is only unwanted here).
+//!
+//! The verdict on an announcement needs only the checks that hold for everyone (decode, lists,
+//! rate): gossipsub forwards on it at once, and recording waits in a bounded queue behind it,
+//! committed in batches. Every hop of a message thus costs no disk write, and a burst of
+//! announcements costs one commit, not one each.
 
 use std::time::Instant;
 
@@ -13,13 +18,20 @@ use stargate_storage::{Admission, PinMode, Recorded, Store, StoreError};
 use tokio::sync::mpsc;
 
 use super::blocking::blocking;
-use super::clock::{now_ms, now_s};
 use super::running::Mirror;
+use crate::clock::{now_ms, now_s};
 use crate::p2p::{GossipMessage, Verdict};
+
+/// Accepted announcements waiting to be recorded; past this, more are not forwarded.
+const ADMIT_QUEUE: usize = 4096;
+/// Entries recorded in one transaction at most.
+const ADMIT_BATCH: usize = 512;
 
 impl Mirror {
     /// Judges every message on the mirror topic until shutdown.
     pub(super) async fn intake(self, mut messages: mpsc::Receiver<GossipMessage>) {
+        let (admitting, to_admit) = mpsc::channel(ADMIT_QUEUE);
+        tokio::spawn(self.clone().admit_heard(to_admit));
         loop {
             let message = tokio::select! {
                 () = self.inner.shutdown.cancelled() => return,
@@ -28,12 +40,22 @@ impl Mirror {
                     None => return,
                 },
             };
-            let verdict = self.judge(&message).await;
+            let verdict = self.judge(&message, &admitting).await;
             self.inner.network.gossip_report(&message, verdict);
         }
     }
 
-    async fn judge(&self, message: &GossipMessage) -> Verdict {
+    /// Records accepted announcements in batches, until the intake stops.
+    async fn admit_heard(self, mut heard: mpsc::Receiver<Entry>) {
+        let mut batch = Vec::with_capacity(ADMIT_BATCH);
+        while heard.recv_many(&mut batch, ADMIT_BATCH).await > 0 {
+            if let Err(e) = self.admit(std::mem::take(&mut batch)).await {
+                tracing::warn!(error = %e, "recording announcements");
+            }
+        }
+    }
+
+    async fn judge(&self, message: &GossipMessage, admitting: &mpsc::Sender<Entry>) -> Verdict {
         let inner = &self.inner;
         inner.metrics.received();
         let announcement = match Announcement::decode(&message.data) {
@@ -89,17 +111,12 @@ impl Mirror {
                 return Verdict::Reject;
             }
         };
-        match self.admit(vec![entry]).await.as_deref() {
-            Ok([Recorded::QueueFull]) => Verdict::Ignore,
-            Ok(_) => {
-                inner.metrics.accepted();
-                Verdict::Accept
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "recording an announcement");
-                Verdict::Ignore
-            }
+        if !inner.set.contains(&entry.id()) && admitting.try_send(entry).is_err() {
+            inner.metrics.rejected("queue_full");
+            return Verdict::Ignore;
         }
+        inner.metrics.accepted();
+        Verdict::Accept
     }
 
     /// Records and queues entries a peer told of (an announcement, a manifest, a

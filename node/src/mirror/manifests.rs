@@ -19,8 +19,8 @@ use stargate_protocol::{Block, Cid};
 use stargate_storage::{ManifestRecord, MirrorFilter, PinMode, StoreError};
 
 use super::blocking::blocking;
-use super::clock::now_s;
 use super::running::Mirror;
+use crate::clock::now_s;
 
 /// Manifests found bad that are not read again, at most.
 const MAX_BAD: usize = 1024;

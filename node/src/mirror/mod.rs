@@ -18,7 +18,6 @@
 //! the node left off; one [`Mirror`] handle is shared by the tasks and the API.
 
 mod blocking;
-mod clock;
 mod download;
 mod intake;
 mod manifests;

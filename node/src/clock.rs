@@ -1,4 +1,4 @@
-//! Wall-clock times as the mirror records them.
+//! Wall-clock times as the store records them (mirror records, the last reprovide).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,11 +9,11 @@ fn now() -> std::time::Duration {
 }
 
 /// Unix seconds.
-pub(super) fn now_s() -> u64 {
+pub(crate) fn now_s() -> u64 {
     now().as_secs()
 }
 
 /// Unix milliseconds.
-pub(super) fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     u64::try_from(now().as_millis()).unwrap_or(u64::MAX)
 }
