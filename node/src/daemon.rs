@@ -19,6 +19,7 @@ use crate::config::{self, Config, Secrets};
 use crate::mirror;
 use crate::p2p;
 use crate::shutdown::{self, Parts};
+use crate::stego;
 
 pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs) -> Result<()> {
     config::write_default(&data_dir)?;
@@ -74,6 +75,9 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         .map(|s| mirror::MirrorMetrics::register(&mut registry, s.sync));
     drop(secrets);
     let store = open_store(&data_dir, &config)?;
+    let stego_metrics = mirror_settings
+        .as_ref()
+        .map(|_| stego::StegoMetrics::register(&mut registry, store.clone()));
     stargate_http_gateway::register_store_metrics(&mut registry, store.clone());
     let registry = Arc::new(registry);
 
@@ -102,9 +106,12 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let shutdown_limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
     let mut parts = Parts::default();
     parts.task("network", network_task);
-    if let (Some(settings), Some(metrics)) = (mirror_settings, mirror_metrics) {
+    if let (Some(settings), Some(metrics), Some(stego_metrics)) =
+        (mirror_settings, mirror_metrics, stego_metrics)
+    {
+        let local = keypair.public().to_peer_id();
         let (mirror, tasks) = mirror::Mirror::start(
-            settings,
+            settings.clone(),
             store.clone(),
             network.clone(),
             blocks,
@@ -117,7 +124,23 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         for (name, task) in tasks {
             parts.task(name, task);
         }
-        state = state.with_mirror(Arc::new(mirror));
+        let (stego, tasks) = stego::Stego::start(
+            settings,
+            store.clone(),
+            network.clone(),
+            mirror.clone(),
+            local,
+            stego_metrics,
+            token.clone(),
+        )
+        .await
+        .context("starting the stego part")?;
+        for (name, task) in tasks {
+            parts.task(name, task);
+        }
+        state = state
+            .with_mirror(Arc::new(mirror))
+            .with_stego(Arc::new(stego));
     }
     match chain_settings {
         Some(settings) => {

@@ -14,6 +14,7 @@
 //!   and retrieval, behind the `Network` handle;
 //! - `anchoring`: the chain crate's service wired into the daemon and the HTTP API;
 //! - `mirror/`: mirroring between instances (announcements, downloads, manifests, status).
+//! - `stego/`: stego results (approval, the stego topic, their fetching) and ingestion records.
 
 mod anchoring;
 mod cli;
@@ -27,6 +28,7 @@ mod mirror;
 mod output;
 mod p2p;
 mod shutdown;
+mod stego;
 
 use std::process::ExitCode;
 
