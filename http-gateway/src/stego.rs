@@ -50,6 +50,10 @@ pub trait Stego: Send + Sync {
 
     /// Records a rejected result; nothing is pinned or announced.
     fn reject(&self, callback: Callback) -> BoxFuture<'_, Result<(), StegoError>>;
+
+    /// The stego and ingestion figures of the mirror status (`stego` in
+    /// `GET /api/v1/mirror/status`).
+    fn status(&self) -> BoxFuture<'_, Result<serde_json::Value, StegoError>>;
 }
 
 pub(crate) fn error(status: StatusCode, message: &str) -> Response {

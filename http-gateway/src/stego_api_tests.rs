@@ -32,6 +32,9 @@ impl Stego for Fake {
         self.calls.lock().unwrap().push(callback);
         Box::pin(async { Ok(()) })
     }
+    fn status(&self) -> BoxFuture<'_, Result<Value, StegoError>> {
+        Box::pin(async { Ok(json!({"waiting": 1})) })
+    }
 }
 
 struct Setup {

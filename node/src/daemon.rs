@@ -131,6 +131,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
             mirror.clone(),
             local,
             stego_metrics,
+            stego_auth.clone(),
             token.clone(),
         )
         .await

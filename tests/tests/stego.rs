@@ -129,6 +129,18 @@ fn an_approval_becomes_one_record_on_every_node_however_often_announced() -> Res
         "{listed}"
     );
     ensure!(d.cli_ok(&["ingest", "ls", "--pending"])?.trim().is_empty());
+    let status = d.mirror_status()?;
+    let stego = &status["stego"];
+    ensure!(stego["stored"] == 1 && stego["records"] == 1, "{status}");
+    ensure!(
+        stego["records_pending"] == 0 && stego["waiting"] == 0,
+        "{status}"
+    );
+    let text = d.cli_ok(&["mirror", "status"])?;
+    ensure!(
+        text.contains("ingestion records: 1 made, 0 pending"),
+        "{text}"
+    );
 
     // The pull API without the token, or with a wrong one.
     for token in [None, Some("wrong-token")] {
@@ -219,6 +231,11 @@ fn bad_callbacks_are_refused_counted_and_change_nothing() -> Result<()> {
     let (code, answer) = a.post_callback(&good, &body)?;
     ensure!(code == 401, "a replay: {code} {answer}");
     ensure!(a.metric("stego_callbacks_refused_total{reason=\"replayed\"}")? == 1.0);
+    let refused = &a.mirror_status()?["stego"]["callbacks_refused"];
+    ensure!(
+        refused["bad_signature"] == 2 && refused["replayed"] == 1,
+        "{refused}"
+    );
     wait_for(TIMEOUT, || {
         (a.ingestion_records("").ok()?.len() == 1).then_some(())
     })?;

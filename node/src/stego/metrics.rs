@@ -75,6 +75,11 @@ impl StegoMetrics {
         self.announced.inc();
     }
 
+    /// Approved results announced since start.
+    pub(crate) fn announced_count(&self) -> u64 {
+        self.announced.get()
+    }
+
     pub(crate) fn record_made(&self) {
         self.records_made.inc();
     }

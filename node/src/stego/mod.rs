@@ -10,6 +10,7 @@
 //! - `fetch.rs`: waiting uploads are fetched and pinned through the mirror's download path,
 //!   retried with backoff up to a limit; once both CIDs are stored the ingestion record is made
 //!   at once, and a sweep every `ingest_sync_interval_sec` makes any that were missed.
+//! - `status.rs`: the figures `stargate mirror status` shows.
 //!
 //! State lives in the store (`stargate_storage::Store::stego_*`, `ingest_*`), so a restart
 //! loses nothing: waiting uploads stay queued, stored ones without a record are swept.
@@ -19,6 +20,7 @@ mod fetch;
 mod intake;
 mod metrics;
 mod running;
+mod status;
 
 use futures::future::BoxFuture;
 use stargate_http_gateway::StegoError;
@@ -34,5 +36,9 @@ impl stargate_http_gateway::Stego for Stego {
 
     fn reject(&self, callback: Callback) -> BoxFuture<'_, Result<(), StegoError>> {
         Box::pin(self.rejected(callback))
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<serde_json::Value, StegoError>> {
+        Box::pin(self.status_json())
     }
 }

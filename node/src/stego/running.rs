@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use libp2p::PeerId;
+use stargate_http_gateway::StegoAuth;
 use stargate_storage::Store;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -29,14 +30,16 @@ pub(super) struct Inner {
     pub(super) local: PeerId,
     pub(super) metrics: StegoMetrics,
     pub(super) rate: PublisherRate,
+    /// The callback's refusals, for the status.
+    pub(super) auth: StegoAuth,
     /// Wakes the fetcher: something waits, or a record may be due.
     pub(super) work: Notify,
     pub(super) shutdown: CancellationToken,
 }
 
 impl Stego {
-    /// Starts the stego part over a running mirror: joins the stego topic as its validator
-    /// and spawns the intake, the fetcher and the ingestion sweep. They stop when `shutdown`
+    /// Starts the stego part over a running mirror (`auth` is the callback's, whose refusals
+    /// the status shows): joins the stego topic as its validator and spawns the intake, the fetcher and the ingestion sweep. They stop when `shutdown`
     /// is cancelled.
     ///
     /// # Errors
@@ -48,6 +51,7 @@ impl Stego {
         mirror: Mirror,
         local: PeerId,
         metrics: StegoMetrics,
+        auth: StegoAuth,
         shutdown: CancellationToken,
     ) -> Result<(Self, Vec<(&'static str, JoinHandle<()>)>)> {
         let messages = network
@@ -63,6 +67,7 @@ impl Stego {
                 mirror,
                 local,
                 metrics,
+                auth,
                 work: Notify::new(),
                 shutdown,
             }),
