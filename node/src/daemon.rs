@@ -109,7 +109,6 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     if let (Some(settings), Some(metrics), Some(stego_metrics)) =
         (mirror_settings, mirror_metrics, stego_metrics)
     {
-        let local = keypair.public().to_peer_id();
         let (mirror, tasks) = mirror::Mirror::start(
             settings.clone(),
             store.clone(),
@@ -129,7 +128,6 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
             store.clone(),
             network.clone(),
             mirror.clone(),
-            local,
             stego_metrics,
             stego_auth.clone(),
             token.clone(),
