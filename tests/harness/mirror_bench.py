@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mirroring benchmarks of Stargate Node (issue 12).
 
-  python mirror_bench.py propagation --stargate BIN [--nodes 20] [--degree 3] [--uploads 100] [--size 65536]
+  python mirror_bench.py propagation --stargate BIN [--nodes 20] [--degree 3] [--uploads 100] [--size 65536] [--gap 0]
   python mirror_bench.py catchup     --stargate BIN [--nodes 10] [--uploads 2000]
   python mirror_bench.py quiet       --stargate BIN [--nodes 10] [--seconds 60]
 
@@ -11,7 +11,8 @@ last line on stdout is one JSON object with the figures.
 
 propagation: `nodes` release daemons, each connected to `degree` others (a ring with chords), all
 mirroring; one node at a time (round robin) adds a fresh `size`-byte file with
-`add?announce=bench`, and the driver waits until every other node holds it stored and pinned.
+`add?announce=bench`, and the driver waits until every other node holds it stored and pinned,
+then `gap` seconds (0: back to back, the worst case for 20 daemons sharing a few cores).
 Latency per upload = the last node's `changed_ms` (the mirror record's last change, its storing, from
 `/api/v1/mirror/ls`) minus the wall clock just before the add request was sent; the add itself
 (import, pin, publish) is part of it. p50 / p99 / max over the uploads. RSS and CPU seconds of
@@ -202,6 +203,7 @@ def propagation(args, root):
                 # its requests would otherwise take CPU from the daemons it measures.
                 wait_until(f"{cid} on {d.name}", holds, 60, step=0.25)
             latencies.append(max(times) - sent)
+            time.sleep(args.gap)
             if (u + 1) % 10 == 0:
                 log(f"{u + 1}/{args.uploads} uploads; last {latencies[-1] * 1000:.0f} ms")
         wall = time.monotonic() - t0
@@ -212,6 +214,7 @@ def propagation(args, root):
         ms = [x * 1000 for x in latencies]
         return {
             "nodes": args.nodes, "degree": args.degree, "uploads": args.uploads, "size": args.size,
+            "gap_s": args.gap,
             "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
             "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1),
             "wall_s": round(wall, 1),
@@ -319,6 +322,8 @@ def main():
     p.add_argument("--degree", type=int, default=3)
     p.add_argument("--uploads", type=int)
     p.add_argument("--size", type=int, default=64 * 1024)
+    p.add_argument("--gap", type=float, default=0.0,
+                   help="propagation: seconds between one upload stored everywhere and the next")
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--settle", type=int, default=45)
     p.add_argument("--poll", type=int, default=10)

@@ -127,7 +127,7 @@ impl Mirror {
         }) {
             Ok(()) => {
                 inner.metrics.fetched(started.elapsed().as_secs_f64());
-                stargate_http_gateway::Network::content_added(&inner.network, entry.cid, true);
+                inner.network.content_mirrored(entry.cid);
                 tracing::debug!(cid = %entry.cid, publisher = %entry.publisher, "mirrored");
                 Outcome::Stored
             }
@@ -227,11 +227,14 @@ impl Mirror {
         }
     }
 
-    /// The Stargate nodes to ask, the publisher first.
+    /// The Stargate nodes to ask, the publisher first: unless it is known to be another kind
+    /// of node, it is asked even when not connected (it is dialled at the addresses the DHT
+    /// knows), since it holds the DAG for sure and the neighbours that forwarded its
+    /// announcement may not have it yet.
     async fn stargate_sources(&self, publisher: PeerId) -> Vec<PeerId> {
         let network = &self.inner.network;
         let mut peers = Vec::new();
-        if matches!(network.is_stargate(publisher).await, Ok(Some(true))) {
+        if !matches!(network.is_stargate(publisher).await, Ok(Some(false))) {
             peers.push(publisher);
         }
         if let Ok(connected) = network.stargate_peers(IDENTIFY_WAIT).await {

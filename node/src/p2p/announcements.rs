@@ -1,9 +1,10 @@
 //! The queue of what the node now has and should announce in the DHT: added and pinned DAGs,
-//! blocks fetched from peers. Pushing never waits; what does not fit is left to the next
-//! reprovide (`providing.rs`).
+//! blocks fetched from peers, and, in a lane of their own, DAGs the mirror stored. Pushing
+//! never waits; what does not fit is left to the next reprovide (`providing.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use stargate_protocol::Cid;
 use tokio::sync::mpsc;
@@ -23,6 +24,8 @@ pub(super) enum Announcement {
 #[derive(Debug)]
 pub(super) struct Announced {
     pub(super) queue: mpsc::Receiver<Announcement>,
+    /// Roots of DAGs the mirror stored, with when.
+    pub(super) mirrored: mpsc::Receiver<(Instant, Cid)>,
     /// Set when something could not be queued or announced: the reprovider runs early.
     pub(super) missed: Arc<AtomicBool>,
 }
@@ -31,6 +34,7 @@ pub(super) struct Announced {
 #[derive(Debug, Clone)]
 pub(super) struct Announcements {
     queue: mpsc::Sender<Announcement>,
+    mirrored: mpsc::Sender<(Instant, Cid)>,
     /// Set when something could not be queued or announced: the reprovider runs early.
     missed: Arc<AtomicBool>,
     /// Whether fetched blocks are announced (the `all` strategy); under the others they are
@@ -41,15 +45,18 @@ pub(super) struct Announcements {
 impl Announcements {
     pub(super) fn new(capacity: usize, strategy: ProvideStrategy) -> (Self, Announced) {
         let (queue, receiver) = mpsc::channel(capacity);
+        let (mirrored, mirrored_receiver) = mpsc::channel(capacity);
         let missed = Arc::new(AtomicBool::new(false));
         (
             Self {
                 queue,
+                mirrored,
                 missed: Arc::clone(&missed),
                 fetched: strategy == ProvideStrategy::All,
             },
             Announced {
                 queue: receiver,
+                mirrored: mirrored_receiver,
                 missed,
             },
         )
@@ -67,8 +74,17 @@ impl Announcements {
         }
     }
 
+    /// Queues the root of a DAG the mirror stored (pinned). Never waits.
+    pub(super) fn push_mirrored(&self, root: Cid) {
+        self.full_if(self.mirrored.try_send((Instant::now(), root)));
+    }
+
     fn try_push(&self, a: Announcement) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(a)
+        self.full_if(self.queue.try_send(a));
+    }
+
+    fn full_if<T>(&self, sent: Result<(), mpsc::error::TrySendError<T>>) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = sent
             && !self.missed.swap(true, Ordering::Relaxed)
         {
             tracing::warn!("the provide queue is full; the next reprovide announces the rest");

@@ -127,6 +127,12 @@ impl Network {
         self.local_peer_id
     }
 
+    /// The mirror stored and pinned the DAG of `root`: it is announced in the DHT in the
+    /// mirrored lane (see `providing.rs`).
+    pub(crate) fn content_mirrored(&self, root: Cid) {
+        self.announcements.push_mirrored(root);
+    }
+
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> Command,

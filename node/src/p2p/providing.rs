@@ -3,7 +3,11 @@
 //! Two paths, each with its own bounded concurrency:
 //! - announcements: adds, pins and fetched blocks are queued (`announcements.rs`: a
 //!   bounded queue; `push` never waits, and what does not fit is left to the next reprovide) and
-//!   expanded by the provide strategy into the CIDs to announce;
+//!   expanded by the provide strategy into the CIDs to announce. DAGs the mirror stored wait in
+//!   a lane of their own, [`MIRRORED_DELAY`] each, and go [`MIRRORED_CONCURRENCY`] at a time:
+//!   every instance mirrors every upload, so announcing each at once would put the whole
+//!   network's DHT traffic for an upload in the same instant as its downloads, and a node
+//!   catching up on thousands of uploads would announce them while it fetches them;
 //! - the reprovider: once the node has DHT peers, then every `reprovide_interval`, it walks the
 //!   store (pins or blocks, as the strategy says, streamed from a blocking thread) and announces
 //!   everything again. Records expire after 48 h; the default interval is 22 h, as Kubo's.
@@ -35,6 +39,10 @@ const PEER_POLL: Duration = Duration::from_secs(5);
 const MIN_GAP: Duration = Duration::from_secs(60);
 /// CIDs read ahead of the announcements in flight.
 const READ_AHEAD: usize = 1024;
+/// How long a DAG the mirror stored waits before it is announced.
+const MIRRORED_DELAY: Duration = Duration::from_secs(5);
+/// Announcements of mirrored DAGs in flight at once.
+const MIRRORED_CONCURRENCY: usize = 2;
 
 /// Starts the announcement and reprovide tasks.
 pub(super) fn spawn(
@@ -66,9 +74,21 @@ async fn stop_on(shutdown: CancellationToken, work: impl Future<Output = ()>) {
 async fn announce(network: Network, store: Store, settings: Providing, announced: Announced) {
     let Announced {
         queue: mut announced,
+        mirrored,
         missed,
     } = announced;
     let source: Arc<dyn BlockSource> = Arc::new(store);
+    let mirrored_source = Arc::clone(&source);
+    let mirrored = receiver_stream(mirrored)
+        .then(|(at, root)| async move {
+            tokio::time::sleep_until((at + MIRRORED_DELAY).into()).await;
+            root
+        })
+        .flat_map(move |root| {
+            let pinned = Announcement::Dag { root, pinned: true };
+            expand(settings.strategy, Arc::clone(&mirrored_source), pinned)
+        })
+        .boxed();
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let expand_all = async move {
         while let Some(a) = announced.recv().await {
@@ -88,6 +108,7 @@ async fn announce(network: Network, store: Store, settings: Providing, announced
             settings.concurrency,
             Some(&missed)
         ),
+        provide_all(&network, mirrored, MIRRORED_CONCURRENCY, Some(&missed)),
     );
 }
 
