@@ -45,4 +45,4 @@ pub use crate::rpc::{InProcess, api_router};
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};
 pub use crate::stego::{Stego, StegoAuth, StegoError};
-pub use crate::stego_api::{MAX_INGEST_PAGE, stego_router};
+pub use crate::stego_api::{MAX_INGEST_PAGE, stego_callback_router, stego_router};

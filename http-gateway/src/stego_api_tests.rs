@@ -320,3 +320,23 @@ async fn without_a_token_the_pull_api_is_unavailable_never_open() {
     let (code, _) = send(&s.router, ack_request(1, "")).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn the_gateways_router_takes_the_callback_and_nothing_else() {
+    let s = setup(Some(SECRET), Some(TOKEN), true);
+    let state = AppState::new(
+        s.store.clone(),
+        Arc::new(s.store.clone()),
+        crate::HttpOptions::default(),
+    )
+    .with_stego(s.fake.clone());
+    let router = stego_callback_router(state, s.auth.clone());
+    let approved = body("approved");
+    let (code, _) = send(&router, signed(unix_now(), &approved, &approved)).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let res = router
+        .oneshot(get("/api/v1/ingestions", Some(TOKEN)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

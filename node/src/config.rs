@@ -219,6 +219,7 @@ pub(crate) struct GatewayConfig {
     pub(crate) addr: SocketAddr,
     pub(crate) http_timeout_sec: u64,
     pub(crate) max_concurrent_requests: usize,
+    pub(crate) stego_callback: bool,
 }
 
 /// `[swarm]`: the libp2p swarm. Addresses stay text here; `p2p::Settings` parses and checks them.

@@ -170,8 +170,14 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     // The Stargate API's anchors on both listeners: the public gateway for other services,
     // the loopback API for the operator.
     let anchors = stargate_http_gateway::anchors_router(state.clone(), api_auth);
-    let gateway =
-        obs.wrap(stargate_http_gateway::gateway_router(state.clone()).merge(anchors.clone()));
+    let mut gateway = stargate_http_gateway::gateway_router(state.clone()).merge(anchors.clone());
+    if config.gateway.stego_callback {
+        gateway = gateway.merge(stargate_http_gateway::stego_callback_router(
+            state.clone(),
+            stego_auth.clone(),
+        ));
+    }
+    let gateway = obs.wrap(gateway);
     let api = obs.wrap(
         stargate_http_gateway::api_router(state.clone())
             .merge(anchors)
