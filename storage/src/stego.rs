@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use stargate_protocol::Cid;
 use stargate_protocol::mirror::{EntryId, PeerId};
@@ -348,7 +348,7 @@ fn get_upload(uploads: &Uploads<'_>, id: &[u8]) -> Result<Option<StegoUpload>, S
 
 /// Writes `upload` in its new state `to`, keeping the counts and the unrecorded index with it.
 fn put_upload(
-    txn: &redb::WriteTransaction,
+    txn: &WriteTransaction,
     uploads: &mut Uploads<'_>,
     mut upload: StegoUpload,
     from: Option<&StegoState>,
@@ -384,46 +384,19 @@ impl Store {
         upload: &StegoUpload,
         how: StegoAdmission,
     ) -> Result<StegoRecorded, StoreError> {
-        let ctx = "recording a stego upload";
-        self.write(|txn| {
-            let mut uploads = open_write(txn, STEGO_UPLOADS)?;
-            let id = upload.id();
-            let old = get_upload(&uploads, &id)?;
-            let old_state = old.as_ref().map(|u| u.state.clone());
-            let moves = match (&old_state, how) {
-                (None, _) => true,
-                (
-                    Some(StegoState::Failed { .. } | StegoState::Rejected),
-                    StegoAdmission::Wait { .. },
-                ) => true,
-                (Some(s), StegoAdmission::Stored) => *s != StegoState::Stored,
-                (Some(_), _) => false,
-            };
-            if !moves {
-                return Ok(StegoRecorded::Known(
-                    old_state.unwrap_or(StegoState::Waiting),
-                ));
-            }
-            let mut next = old.unwrap_or_else(|| upload.clone());
-            let mut queue = open_write(txn, STEGO_QUEUE)?;
-            if old_state == Some(StegoState::Waiting) {
-                queue
-                    .remove((next.next_attempt, id.as_slice()))
-                    .map_err(db_err(ctx))?;
-            }
-            let to = match how {
-                StegoAdmission::Wait { at } => {
-                    next.attempts = 0;
-                    next.next_attempt = at;
-                    queue.insert((at, id.as_slice()), ()).map_err(db_err(ctx))?;
-                    StegoState::Waiting
-                }
-                StegoAdmission::Stored => StegoState::Stored,
-                StegoAdmission::Rejected => StegoState::Rejected,
-            };
-            put_upload(txn, &mut uploads, next, old_state.as_ref(), to)?;
-            Ok(StegoRecorded::New)
-        })
+        self.write(|txn| record_in(txn, upload, how))
+    }
+
+    /// [`Store::stego_record`] for many uploads, in one transaction.
+    ///
+    /// # Errors
+    /// A database error; then nothing changed.
+    pub fn stego_record_many(
+        &self,
+        uploads: &[StegoUpload],
+        how: StegoAdmission,
+    ) -> Result<Vec<StegoRecorded>, StoreError> {
+        self.write(|txn| uploads.iter().map(|u| record_in(txn, u, how)).collect())
     }
 
     /// The upload with stego id `id`, if recorded.
@@ -543,48 +516,19 @@ impl Store {
     /// # Errors
     /// A database error; then nothing changed.
     pub fn ingest_make(&self, id: &EntryId, now: u64) -> Result<IngestMade, StoreError> {
-        let ctx = "making an ingestion record";
-        self.write(|txn| {
-            let mut index = open_write(txn, INGEST_INDEX)?;
-            let mut unrecorded = open_write(txn, STEGO_UNRECORDED)?;
-            unrecorded.remove(id.as_slice()).map_err(db_err(ctx))?;
-            if let Some(existing) = index.get(id.as_slice()).map_err(db_err(ctx))? {
-                return Ok(IngestMade::Existing(existing.value()));
-            }
-            let uploads = open_write(txn, STEGO_UPLOADS)?;
-            let Some(upload) = get_upload(&uploads, id)? else {
-                return Ok(IngestMade::NotStored);
-            };
-            if upload.state != StegoState::Stored {
-                return Ok(IngestMade::NotStored);
-            }
-            let mut counts = open_write(txn, STEGO_COUNTS)?;
-            let record_id = count(&counts, NEXT_ID)?.max(1);
-            counts
-                .insert(NEXT_ID, record_id.saturating_add(1))
-                .map_err(db_err(ctx))?;
-            add(&mut counts, RECORDS, 1)?;
-            add(&mut counts, PENDING, 1)?;
-            let record = IngestRecord {
-                id: record_id,
-                image: upload.image,
-                payload: upload.payload,
-                publisher: upload.publisher,
-                metadata: upload.metadata,
-                created: now,
-                consumed: false,
-            };
-            let mut records = open_write(txn, INGEST_RECORDS)?;
-            records
-                .insert(record_id, record.to_bytes().as_slice())
-                .map_err(db_err(ctx))?;
-            index
-                .insert(id.as_slice(), record_id)
-                .map_err(db_err(ctx))?;
-            let mut pending = open_write(txn, INGEST_PENDING)?;
-            pending.insert(record_id, ()).map_err(db_err(ctx))?;
-            Ok(IngestMade::New(record_id))
-        })
+        self.write(|txn| make_in(txn, id, now))
+    }
+
+    /// [`Store::ingest_make`] for many uploads, in one transaction.
+    ///
+    /// # Errors
+    /// A database error; then nothing changed.
+    pub fn ingest_make_many(
+        &self,
+        ids: &[EntryId],
+        now: u64,
+    ) -> Result<Vec<IngestMade>, StoreError> {
+        self.write(|txn| ids.iter().map(|id| make_in(txn, id, now)).collect())
     }
 
     /// Up to `limit` ingestion records with ids above `after`, in id order; with
@@ -715,6 +659,95 @@ impl Store {
     }
 }
 
+/// Records one upload as [`Store::stego_record`] says, within `txn`.
+fn record_in(
+    txn: &WriteTransaction,
+    upload: &StegoUpload,
+    how: StegoAdmission,
+) -> Result<StegoRecorded, StoreError> {
+    let ctx = "recording a stego upload";
+    let mut uploads = open_write(txn, STEGO_UPLOADS)?;
+    let id = upload.id();
+    let old = get_upload(&uploads, &id)?;
+    let old_state = old.as_ref().map(|u| u.state.clone());
+    let moves = match (&old_state, how) {
+        (None, _) => true,
+        (Some(StegoState::Failed { .. } | StegoState::Rejected), StegoAdmission::Wait { .. }) => {
+            true
+        }
+        (Some(s), StegoAdmission::Stored) => *s != StegoState::Stored,
+        (Some(_), _) => false,
+    };
+    if !moves {
+        return Ok(StegoRecorded::Known(
+            old_state.unwrap_or(StegoState::Waiting),
+        ));
+    }
+    let mut next = old.unwrap_or_else(|| upload.clone());
+    let mut queue = open_write(txn, STEGO_QUEUE)?;
+    if old_state == Some(StegoState::Waiting) {
+        queue
+            .remove((next.next_attempt, id.as_slice()))
+            .map_err(db_err(ctx))?;
+    }
+    let to = match how {
+        StegoAdmission::Wait { at } => {
+            next.attempts = 0;
+            next.next_attempt = at;
+            queue.insert((at, id.as_slice()), ()).map_err(db_err(ctx))?;
+            StegoState::Waiting
+        }
+        StegoAdmission::Stored => StegoState::Stored,
+        StegoAdmission::Rejected => StegoState::Rejected,
+    };
+    put_upload(txn, &mut uploads, next, old_state.as_ref(), to)?;
+    Ok(StegoRecorded::New)
+}
+
+/// Makes one ingestion record as [`Store::ingest_make`] says, within `txn`.
+fn make_in(txn: &WriteTransaction, id: &EntryId, now: u64) -> Result<IngestMade, StoreError> {
+    let ctx = "making an ingestion record";
+    let mut index = open_write(txn, INGEST_INDEX)?;
+    let mut unrecorded = open_write(txn, STEGO_UNRECORDED)?;
+    unrecorded.remove(id.as_slice()).map_err(db_err(ctx))?;
+    if let Some(existing) = index.get(id.as_slice()).map_err(db_err(ctx))? {
+        return Ok(IngestMade::Existing(existing.value()));
+    }
+    let uploads = open_write(txn, STEGO_UPLOADS)?;
+    let Some(upload) = get_upload(&uploads, id)? else {
+        return Ok(IngestMade::NotStored);
+    };
+    if upload.state != StegoState::Stored {
+        return Ok(IngestMade::NotStored);
+    }
+    let mut counts = open_write(txn, STEGO_COUNTS)?;
+    let record_id = count(&counts, NEXT_ID)?.max(1);
+    counts
+        .insert(NEXT_ID, record_id.saturating_add(1))
+        .map_err(db_err(ctx))?;
+    add(&mut counts, RECORDS, 1)?;
+    add(&mut counts, PENDING, 1)?;
+    let record = IngestRecord {
+        id: record_id,
+        image: upload.image,
+        payload: upload.payload,
+        publisher: upload.publisher,
+        metadata: upload.metadata,
+        created: now,
+        consumed: false,
+    };
+    let mut records = open_write(txn, INGEST_RECORDS)?;
+    records
+        .insert(record_id, record.to_bytes().as_slice())
+        .map_err(db_err(ctx))?;
+    index
+        .insert(id.as_slice(), record_id)
+        .map_err(db_err(ctx))?;
+    let mut pending = open_write(txn, INGEST_PENDING)?;
+    pending.insert(record_id, ()).map_err(db_err(ctx))?;
+    Ok(IngestMade::New(record_id))
+}
+
 #[cfg(test)]
 mod tests {
     use stargate_protocol::mirror::Keypair;
@@ -821,6 +854,27 @@ mod tests {
         let u = upload(50, 51, 1);
         store.stego_record(&u, StegoAdmission::Stored).unwrap();
         assert_eq!(store.ingest_make(&u.id(), 0).unwrap(), IngestMade::New(11));
+    }
+
+    #[test]
+    fn many_at_once_is_the_same_as_one_by_one() {
+        let (_dir, store) = crate::testutil::open();
+        let uploads: Vec<StegoUpload> = (0..5u8).map(|n| upload(n, n + 50, 1)).collect();
+        let recorded = store
+            .stego_record_many(&uploads, StegoAdmission::Stored)
+            .unwrap();
+        assert!(recorded.iter().all(|r| *r == StegoRecorded::New));
+        let ids = store.stego_unrecorded(10).unwrap();
+        assert_eq!(ids.len(), 5);
+        let mut twice = ids.clone();
+        twice.push(ids[0]);
+        let made = store.ingest_make_many(&twice, 7).unwrap();
+        assert_eq!(made[4], IngestMade::New(5));
+        let IngestMade::New(first) = made[0] else {
+            panic!("{:?}", made[0])
+        };
+        assert_eq!(made[5], IngestMade::Existing(first));
+        assert_eq!(store.stego_counts().unwrap().records, 5);
     }
 
     #[test]

@@ -117,20 +117,23 @@ impl Stego {
     }
 
     /// Every `ingest_sync_interval_sec`, makes the records of stored uploads that have none,
-    /// up to `ingest_sync_max_entries` a time.
+    /// up to `ingest_sync_max_entries` a time, in one transaction.
     pub(super) async fn sweep(self) {
         let inner = &self.inner;
         let max = inner.settings.ingest_max_entries;
         loop {
-            match blocking(&inner.store, move |s| s.stego_unrecorded(max)).await {
-                Ok(ids) => {
-                    let made = !ids.is_empty();
-                    for id in ids {
-                        self.make_record(id).await;
+            let made = blocking(&inner.store, move |s| {
+                let ids = s.stego_unrecorded(max)?;
+                s.ingest_make_many(&ids, now_ms())
+            })
+            .await;
+            match made {
+                Ok(made) => {
+                    for _ in made.iter().filter(|m| matches!(m, IngestMade::New(_))) {
+                        inner.metrics.record_made();
                     }
-                    if made {}
                 }
-                Err(e) => tracing::warn!(error = %e, "reading the stego uploads without a record"),
+                Err(e) => tracing::warn!(error = %e, "making the missed ingestion records"),
             }
             tokio::select! {
                 () = inner.shutdown.cancelled() => return,
