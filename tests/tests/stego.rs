@@ -281,3 +281,44 @@ fn a_payload_held_by_a_stopped_node_is_retried_and_recorded_across_a_restart() -
     ensure!(value["publisher"] == b.peer_id(), "{value}");
     no_secret_in_the_log(&b)
 }
+
+#[test]
+fn a_backend_publishing_through_pubsub_pub_makes_records_here_and_there() -> Result<()> {
+    use base64::Engine as _;
+    let nodes = line(2)?;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // What an unchanged backend does: `add` both, then `pubsub/pub` of the stego JSON.
+    let (image, _) = a.add_file(4000, 8)?;
+    let (payload, _) = a.add_file(500, 9)?;
+    let message = json!({"cid": image, "payload": payload, "type": "stego", "metadata": {"w": 1}});
+    let topic = format!(
+        "u{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("stargate-stego")
+    );
+    let part = reqwest::blocking::multipart::Part::bytes(message.to_string().into_bytes())
+        .file_name("data");
+    let res = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()?
+        .post(format!(
+            "http://{}/api/v0/pubsub/pub?arg={topic}",
+            a.api_addr()?
+        ))
+        .multipart(reqwest::blocking::multipart::Form::new().part("file", part))
+        .send()?;
+    ensure!(res.status().is_success(), "pubsub/pub: {}", res.status());
+    for node in [a, b] {
+        let records = wait_for(TIMEOUT, || {
+            let records = node.ingestion_records("").ok()?;
+            (!records.is_empty()).then_some(records)
+        })
+        .with_context(|| format!("no record on {}", node.peer_id()))?;
+        ensure!(
+            records.len() == 1 && records[0]["publisher"] == a.peer_id(),
+            "{records:?}"
+        );
+    }
+    ensure!(a.metric("ingest_records_made_total")? == 1.0);
+    Ok(())
+}

@@ -5,7 +5,9 @@
 use serde_json::Value;
 use stargate_http_gateway::StegoError;
 use stargate_protocol::stego::{Callback, StegoAnnouncement};
-use stargate_storage::{StegoAdmission, StegoRecorded, StegoState, StegoUpload};
+use stargate_storage::{
+    IngestMade, PinMode, StegoAdmission, StegoRecorded, StegoState, StegoUpload, StoreError,
+};
 
 use super::running::Stego;
 use crate::clock::now_ms;
@@ -54,6 +56,53 @@ impl Stego {
             .await
             .map_err(|e| StegoError::Failed(format!("recording the stego result: {e}")))?;
         Ok(recorded)
+    }
+
+    /// A stego announcement this node published without an approval here (the backend's,
+    /// through `pubsub/pub`): recorded as its own upload, stored with its record at once when
+    /// both CIDs are held here (pinned now), else waiting for the fetcher like anyone's.
+    pub(super) async fn own_announcement(
+        &self,
+        announcement: StegoAnnouncement,
+    ) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let upload = StegoUpload::new(
+            announcement.image,
+            announcement.payload,
+            inner.local,
+            Value::Object(announcement.metadata).to_string(),
+            now_ms(),
+        );
+        let ingest = inner.settings.ingest;
+        let (waiting, made) = blocking(&inner.store, move |s| {
+            if s.stego_get(&upload.id())?.is_some() {
+                return Ok((false, false));
+            }
+            let mut held = true;
+            for cid in [upload.image, upload.payload] {
+                match s.pin(&cid, PinMode::Recursive) {
+                    Ok(()) => {}
+                    Err(StoreError::MissingBlock { .. }) => held = false,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !held {
+                s.stego_record(&upload, StegoAdmission::Wait { at: now_ms() })?;
+                return Ok((true, false));
+            }
+            s.stego_record(&upload, StegoAdmission::Stored)?;
+            let made =
+                ingest && matches!(s.ingest_make(&upload.id(), now_ms())?, IngestMade::New(_));
+            Ok((false, made))
+        })
+        .await?;
+        if waiting {
+            inner.work.notify_one();
+        }
+        if made {
+            inner.metrics.record_made();
+        }
+        Ok(())
     }
 
     /// Publishes `announcement` on the stego topic; a failure (no peer on the topic, say) is

@@ -42,7 +42,11 @@ impl Stego {
             }
         };
         if message.from == inner.local {
-            // This node's own approval, recorded when it was approved.
+            // Published here: by an approval (recorded already), or by the backend through
+            // `pubsub/pub`, as an unchanged Starlight backend does.
+            if let Err(e) = self.own_announcement(announcement).await {
+                tracing::warn!(error = %e, "recording an own stego announcement");
+            }
             return Verdict::Accept;
         }
         if let Some(reason) = inner.settings.refuses(&message.from) {
