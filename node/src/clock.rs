@@ -1,4 +1,4 @@
-//! Wall-clock times as the store records them (mirror records, the last reprovide).
+//! Wall-clock times as the store records them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

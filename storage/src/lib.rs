@@ -35,7 +35,6 @@ mod metrics;
 mod mirror;
 mod pin_table;
 mod pins;
-mod routing;
 mod source;
 mod stego;
 mod store;

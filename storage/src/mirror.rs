@@ -405,13 +405,15 @@ impl Store {
     }
 
     /// Takes up to `limit` queued records due at or before `now` (Unix ms) off the queue,
-    /// earliest first, and marks them fetching.
+    /// earliest first, and marks them fetching. Not made durable by itself (one fsync less per
+    /// download): a crash before the next durable commit leaves them queued, which resumes the
+    /// same way.
     ///
     /// # Errors
     /// A database error; then nothing was taken.
     pub fn mirror_take_due(&self, now: u64, limit: usize) -> Result<Vec<MirrorRecord>, StoreError> {
         let ctx = "taking mirror downloads off the queue";
-        self.write(|txn| {
+        self.write_volatile(|txn| {
             let mut records = open_write(txn, MIRROR_RECORDS)?;
             let mut queue = open_write(txn, MIRROR_QUEUE)?;
             let mut counts = open_write(txn, MIRROR_COUNTS)?;

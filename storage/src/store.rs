@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTableMetadata,
+    WriteTransaction,
+};
 use stargate_protocol::{Block, Cid, Multihash};
 
 use crate::StoreError;
@@ -386,11 +389,31 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self
+        self.commit_with(Durability::Immediate, f)
+    }
+
+    /// [`Store::write`] without an fsync (redb's `Durability::None`): the change is visible at
+    /// once and becomes durable with the next durable commit; a crash before that undoes it.
+    /// Only for changes whose loss leaves a state the node resumes from correctly.
+    pub(crate) fn write_volatile<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.commit_with(Durability::None, f)
+    }
+
+    fn commit_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self
             .inner
             .db
             .begin_write()
             .map_err(db_err("starting a write"))?;
+        txn.set_durability(durability)
+            .map_err(db_err("setting a write's durability"))?;
         let value = f(&txn)?;
         txn.commit().map_err(db_err("committing"))?;
         self.inner.metrics.commit();

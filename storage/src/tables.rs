@@ -103,10 +103,6 @@ pub(crate) const MIRROR_MANIFESTS: TableDefinition<&[u8], &[u8]> =
 /// peer id (see `gossip.rs`).
 pub(crate) const GOSSIP_META: TableDefinition<&str, u64> = TableDefinition::new("gossip-meta-1");
 
-/// Key `last_reprovide`: when the last reprovide that reached the DHT ended, Unix seconds (see
-/// `routing.rs`).
-pub(crate) const ROUTING_META: TableDefinition<&str, u64> = TableDefinition::new("routing-meta-1");
-
 /// Stego id (32 bytes, see `stego::stego_id`) -> JSON `stego::StoredUpload`: every stego
 /// upload heard of or decided here, and where it stands.
 pub(crate) const STEGO_UPLOADS: TableDefinition<&[u8], &[u8]> =
@@ -160,7 +156,6 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MIRROR_COUNTS).map_err(db_err(ctx))?;
     txn.open_table(MIRROR_MANIFESTS).map_err(db_err(ctx))?;
     txn.open_table(GOSSIP_META).map_err(db_err(ctx))?;
-    txn.open_table(ROUTING_META).map_err(db_err(ctx))?;
     txn.open_table(STEGO_UPLOADS).map_err(db_err(ctx))?;
     txn.open_table(STEGO_QUEUE).map_err(db_err(ctx))?;
     txn.open_table(STEGO_UNRECORDED).map_err(db_err(ctx))?;

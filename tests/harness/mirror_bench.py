@@ -21,7 +21,8 @@ over the same wall time.
 
 catchup: `nodes` daemons connected in a ring with chords; one more daemon (the late one) is
 started, connected, then stopped; `uploads` small files are added and announced on the others
-(round robin) and mirrored everywhere; the late node starts again and reconnects. Time from its
+(round robin) and mirrored everywhere, and the network goes idle (its DHT announcements done);
+the late node starts again and reconnects. Time from its
 start until its mirror holds all `uploads` stored. Once with the sync protocol on (default), once
 with it off (manifests only, poll interval as configured).
 
@@ -150,6 +151,19 @@ def lo_bytes():
     raise Failed("no lo in /proc/net/dev")
 
 
+def wait_idle(daemons, timeout=600):
+    """Waits until the daemons together use less than 0.1 CPU second per second."""
+    deadline = time.monotonic() + timeout
+    last = sum(cpu_seconds(d.proc.pid) for d in daemons)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = sum(cpu_seconds(d.proc.pid) for d in daemons)
+        if now - last < 0.1:
+            return
+        last = now
+    raise Failed(f"the daemons were still busy after {timeout} s")
+
+
 def pct(values, p):
     values = sorted(values)
     k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
@@ -247,6 +261,9 @@ def catchup_once(args, root, sync):
             wait_until(f"{args.uploads} stored on {d.name}",
                        lambda d=d: stored_count(d) >= args.uploads,
                        300, step=0.5)
+        # A node returns to a network that has long finished with those uploads (their DHT
+        # announcements included), not into the middle of that work on this shared machine.
+        wait_idle(nodes)
         log(f"{tag}: every node mirrors them; the late node comes back")
         t0 = time.monotonic()
         late.start()

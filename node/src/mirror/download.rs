@@ -210,8 +210,25 @@ impl Mirror {
         if pinned {
             return Ok(());
         }
+        // The publisher holds the DAG for sure; unless it is known to be another kind of node it
+        // is asked first, even when not connected (it is dialled at the addresses the DHT
+        // knows): the neighbours that forwarded its announcement may not have the DAG yet. The
+        // other Stargate peers are listed only when it fails, since listing them may wait for
+        // the identification of a fresh connection.
+        let network = &inner.network;
         let mut last = None;
-        for peer in self.stargate_sources(publisher).await {
+        if !matches!(network.is_stargate(publisher).await, Ok(Some(false))) {
+            match self.fetch_from_stargate(publisher, cid).await {
+                Ok(()) => return Ok(()),
+                Err(f) if f.permanent => return Err(f),
+                Err(f) => last = Some(f),
+            }
+        }
+        let others = network
+            .stargate_peers(IDENTIFY_WAIT)
+            .await
+            .unwrap_or_default();
+        for peer in others.into_iter().filter(|p| *p != publisher) {
             match self.fetch_from_stargate(peer, cid).await {
                 Ok(()) => return Ok(()),
                 Err(f) if f.permanent => return Err(f),
@@ -225,22 +242,6 @@ impl Mirror {
             Err(f) if !f.permanent => Err(last.unwrap_or(f)),
             other => other,
         }
-    }
-
-    /// The Stargate nodes to ask, the publisher first: unless it is known to be another kind
-    /// of node, it is asked even when not connected (it is dialled at the addresses the DHT
-    /// knows), since it holds the DAG for sure and the neighbours that forwarded its
-    /// announcement may not have it yet.
-    async fn stargate_sources(&self, publisher: PeerId) -> Vec<PeerId> {
-        let network = &self.inner.network;
-        let mut peers = Vec::new();
-        if !matches!(network.is_stargate(publisher).await, Ok(Some(false))) {
-            peers.push(publisher);
-        }
-        if let Ok(connected) = network.stargate_peers(IDENTIFY_WAIT).await {
-            peers.extend(connected.into_iter().filter(|p| *p != publisher));
-        }
-        peers
     }
 
     async fn fetch_from_stargate(&self, peer: PeerId, cid: Cid) -> Result<(), Failure> {

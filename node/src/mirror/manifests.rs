@@ -5,7 +5,8 @@
 //!
 //! A node that was away hears no old announcement again, so the current manifest is announced
 //! again when a peer this node did not see on the topic before joins it: one small message per
-//! newcomer, nothing while the network is quiet.
+//! newcomer, nothing while the network is quiet. The manifests of peers the sync protocol
+//! reconciles with are not read: what they list reaches this node through reconciliation.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -182,7 +183,10 @@ impl Mirror {
                 }
             };
             for record in pending {
-                if record.publisher == inner.local || !record.pending() {
+                if record.publisher == inner.local
+                    || !record.pending()
+                    || inner.reconciling.contains(&record.publisher)
+                {
                     continue;
                 }
                 {

@@ -19,6 +19,7 @@
 
 mod blocking;
 mod download;
+mod entries;
 mod intake;
 mod manifests;
 mod metrics;

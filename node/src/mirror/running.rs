@@ -14,10 +14,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::blocking::blocking;
+use super::entries::StoreEntries;
 use super::metrics::MirrorMetrics;
 use super::rate::PublisherRate;
 use super::settings::Settings;
-use crate::p2p::sync::SyncSet;
+use crate::p2p::sync::{SyncPeers, SyncSet};
 use crate::p2p::{self, Network};
 
 /// Reconciliation results waiting for the intake.
@@ -43,6 +44,9 @@ pub(super) struct Inner {
     pub(super) set: SyncSet,
     /// Entries learned through set reconciliation since start.
     pub(super) learned: AtomicU64,
+    /// The peers the sync protocol reconciles with (none when it is off): their manifests are
+    /// not read.
+    pub(super) reconciling: SyncPeers,
     /// Wakes the download scheduler: something was queued, or a download ended.
     pub(super) work: Notify,
     pub(super) shutdown: CancellationToken,
@@ -50,8 +54,8 @@ pub(super) struct Inner {
 
 impl Mirror {
     /// Starts the mirror: resumes downloads cut short by the last stop, joins the mirror
-    /// topic (the stego topic is the stego part's), and spawns the intake, the download scheduler and the manifest loops.
-    /// They stop when `shutdown` is cancelled.
+    /// topic (the stego topic is the stego part's), and spawns the intake, the download
+    /// scheduler and the manifest loops. They stop when `shutdown` is cancelled.
     ///
     /// # Errors
     /// The store cannot be read, or the network refuses the topics.
@@ -84,6 +88,27 @@ impl Mirror {
             .gossip_validate(&settings.topic)
             .await
             .context("joining the mirror topic")?;
+        let (learned, to_learn) = tokio::sync::mpsc::channel(LEARNED_QUEUE);
+        let sync = match metrics.sync.clone() {
+            Some(sync_metrics) => Some(
+                p2p::sync::start(
+                    &network,
+                    set.clone(),
+                    Arc::new(StoreEntries(store.clone())),
+                    learned,
+                    p2p::sync::Config::default(),
+                    sync_metrics,
+                    shutdown.clone(),
+                )
+                .await
+                .context("starting the sync protocol")?,
+            ),
+            None => None,
+        };
+        let reconciling = sync
+            .as_ref()
+            .map(|(_, peers)| peers.clone())
+            .unwrap_or_default();
         let mirror = Self {
             inner: Arc::new(Inner {
                 rate: PublisherRate::new(settings.rate_per_min),
@@ -96,6 +121,7 @@ impl Mirror {
                 metrics,
                 set,
                 learned: AtomicU64::new(0),
+                reconciling,
                 work: Notify::new(),
                 shutdown,
             }),
@@ -121,19 +147,7 @@ impl Mirror {
                 tokio::spawn(mirror.clone().poll_manifests()),
             ));
         }
-        if let Some(sync_metrics) = mirror.inner.metrics.sync.clone() {
-            let (learned, to_learn) = tokio::sync::mpsc::channel(LEARNED_QUEUE);
-            let protocol = p2p::sync::start(
-                &mirror.inner.network,
-                mirror.inner.set.clone(),
-                mirror.sync_entries(),
-                learned,
-                p2p::sync::Config::default(),
-                sync_metrics,
-                mirror.inner.shutdown.clone(),
-            )
-            .await
-            .context("starting the sync protocol")?;
+        if let Some((protocol, _)) = sync {
             tasks.push(("sync protocol", protocol));
             tasks.push((
                 "mirror sync intake",

@@ -29,7 +29,6 @@ use super::announcements::{Announced, Announcement};
 use super::network::Network;
 use super::records::dht_key;
 use super::settings::Providing;
-use crate::clock::now_s;
 use crate::config::ProvideStrategy;
 
 /// How often the reprovider checks whether the routing table has peers (before its first run,
@@ -40,9 +39,9 @@ const MIN_GAP: Duration = Duration::from_secs(60);
 /// CIDs read ahead of the announcements in flight.
 const READ_AHEAD: usize = 1024;
 /// How long a DAG the mirror stored waits before it is announced.
-const MIRRORED_DELAY: Duration = Duration::from_secs(5);
+const MIRRORED_DELAY: Duration = Duration::from_secs(2);
 /// Announcements of mirrored DAGs in flight at once.
-const MIRRORED_CONCURRENCY: usize = 2;
+const MIRRORED_CONCURRENCY: usize = 8;
 
 /// Starts the announcement and reprovide tasks.
 pub(super) fn spawn(
@@ -186,17 +185,8 @@ async fn provide_all(
 }
 
 /// Runs a reprovide once the routing table has peers, then every interval; early (but at most
-/// once per [`MIN_GAP`]) when an announcement was missed or the last run reached no one. As
-/// Kubo does, the interval counts from the last reprovide of an earlier run of the node, so a
-/// restart does not announce everything again.
+/// once per [`MIN_GAP`]) when an announcement was missed or the last run reached no one.
 async fn reprovide(network: Network, store: Store, settings: Providing, missed: Arc<AtomicBool>) {
-    let start = Instant::now();
-    if let Some(age) = since_last_reprovide(&store).await
-        && age < settings.interval
-    {
-        tracing::debug!(next_in = ?(settings.interval - age), "reprovide: the last one is recent");
-        wait_due(start + (settings.interval - age), start, false, &missed).await;
-    }
     loop {
         wait_for_peers(&network).await;
         missed.store(false, Ordering::Relaxed);
@@ -218,49 +208,17 @@ async fn reprovide(network: Network, store: Store, settings: Providing, missed: 
             "reprovide done"
         );
         let reached_no_one = outcome.provided == 0 && outcome.failed > 0;
-        if !reached_no_one {
-            let store = store.clone();
-            let recorded =
-                tokio::task::spawn_blocking(move || store.record_reprovide(now_s())).await;
-            if let Ok(Err(e)) = recorded {
-                tracing::warn!(error = %e, "recording the reprovide time");
+        let next = started + settings.interval;
+        loop {
+            tokio::time::sleep(PEER_POLL).await;
+            let now = Instant::now();
+            let early =
+                (reached_no_one || missed.load(Ordering::Relaxed)) && now >= started + MIN_GAP;
+            if now >= next || early {
+                break;
             }
         }
-        wait_due(
-            started + settings.interval,
-            started,
-            reached_no_one,
-            &missed,
-        )
-        .await;
     }
-}
-
-/// Waits until `next`, or, at least [`MIN_GAP`] after `last`, until `retry` or `missed` asks
-/// for an early run.
-async fn wait_due(next: Instant, last: Instant, retry: bool, missed: &AtomicBool) {
-    loop {
-        tokio::time::sleep(PEER_POLL).await;
-        let now = Instant::now();
-        let early = (retry || missed.load(Ordering::Relaxed)) && now >= last + MIN_GAP;
-        if now >= next || early {
-            return;
-        }
-    }
-}
-
-/// How long ago the last recorded reprovide ended; none when never or unreadable.
-async fn since_last_reprovide(store: &Store) -> Option<Duration> {
-    let store = store.clone();
-    let last = match tokio::task::spawn_blocking(move || store.last_reprovide()).await {
-        Ok(Ok(last)) => last?,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "reading the last reprovide time");
-            return None;
-        }
-        Err(_) => return None,
-    };
-    Some(Duration::from_secs(now_s().saturating_sub(last)))
 }
 
 async fn wait_for_peers(network: &Network) {

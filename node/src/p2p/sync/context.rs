@@ -9,6 +9,7 @@ use stargate_protocol::mirror::{Entry, EntryId};
 use tokio::sync::mpsc;
 
 use super::metrics::SyncMetrics;
+use super::peers::SyncPeers;
 use super::set::SyncSet;
 use crate::p2p::transfer::Penalise;
 
@@ -88,4 +89,5 @@ pub(super) struct Context {
     pub(super) config: Config,
     pub(super) metrics: SyncMetrics,
     pub(super) penalise: Penalise,
+    pub(super) reconciling: SyncPeers,
 }

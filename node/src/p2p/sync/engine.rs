@@ -163,6 +163,7 @@ impl Engine {
                     Some(StargatePeer::Connected(peer)) => self.connected(peer),
                     Some(StargatePeer::Disconnected(peer)) => {
                         self.peers.remove(&peer);
+                        self.ctx.reconciling.remove(&peer);
                     }
                     None => break,
                 },
@@ -181,6 +182,7 @@ impl Engine {
                     // to a peer that is gone would dial it.
                     Ended::Unreachable => {
                         self.peers.remove(&peer);
+                        self.ctx.reconciling.remove(&peer);
                     }
                 },
                 () = set.changed(), if debounce.is_none() => {
@@ -398,6 +400,7 @@ async fn inbound(
     let first = match wire.recv().await {
         Ok(SyncMessage::Digest(digest)) => {
             ctx.metrics.digest(false);
+            ctx.reconciling.add(peer);
             // A full queue drops it: the peer's next digest comes soon enough.
             let _ = digests.try_send((peer, digest));
             return;
@@ -440,6 +443,7 @@ fn report(ctx: &Context, role: Role, peer: PeerId, result: &Result<Summary, Sync
     match result {
         Ok(summary) => {
             ctx.metrics.session(role, "ok");
+            ctx.reconciling.add(peer);
             tracing::debug!(%peer, ?role, learned = summary.learned, sent = summary.sent, "sync session done");
         }
         Err(e) => {

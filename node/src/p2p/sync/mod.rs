@@ -27,6 +27,7 @@
 mod context;
 mod engine;
 mod metrics;
+mod peers;
 mod session;
 mod set;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use context::{Config, Learned, SyncEntries};
 pub(crate) use metrics::SyncMetrics;
+pub(crate) use peers::SyncPeers;
 pub(crate) use set::SyncSet;
 
 use context::Context;
@@ -47,7 +49,7 @@ use context::Context;
 use super::network::Network;
 
 /// Starts the sync protocol on `network`'s swarm: answers peers' digests and sessions and
-/// starts its own, until `shutdown`.
+/// starts its own, until `shutdown`. Returns the task and the peers it reconciles with.
 ///
 /// # Errors
 /// When the network has stopped, or something else already accepts the protocol.
@@ -59,8 +61,9 @@ pub(crate) async fn start(
     config: Config,
     metrics: SyncMetrics,
     shutdown: CancellationToken,
-) -> anyhow::Result<JoinHandle<()>> {
+) -> anyhow::Result<(JoinHandle<()>, SyncPeers)> {
     let events = network.stargate_peer_events().await?;
+    let reconciling = SyncPeers::new();
     let context = Context {
         local: network.local_peer_id(),
         set,
@@ -69,6 +72,8 @@ pub(crate) async fn start(
         config: config.checked(),
         metrics,
         penalise: network.penaliser(),
+        reconciling: reconciling.clone(),
     };
-    engine::spawn(network.stream_control(), events, context, shutdown)
+    let task = engine::spawn(network.stream_control(), events, context, shutdown)?;
+    Ok((task, reconciling))
 }

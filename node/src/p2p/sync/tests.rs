@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::wire::{PROTOCOL, Wire};
-use super::{Config, Learned, SyncEntries, SyncMetrics, SyncSet, engine};
+use super::{Config, Learned, SyncEntries, SyncMetrics, SyncPeers, SyncSet, engine};
 use crate::p2p::command::StargatePeer;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -116,6 +116,7 @@ fn node(swarm: &Swarm<libp2p_stream::Behaviour>, config: Config) -> Node {
         penalise: Arc::new(move |peer, reason: &str| {
             record.lock().unwrap().push((peer, reason.to_owned()));
         }),
+        reconciling: SyncPeers::new(),
     };
     engine::spawn(
         swarm.behaviour().new_control(),
