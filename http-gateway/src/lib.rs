@@ -4,6 +4,8 @@
 //! - the Kubo-compatible RPC subset (`POST /api/v0/...`) that the `stargate` CLI speaks, whether
 //!   to a running daemon over TCP or to an in-process router when no daemon runs;
 //! - the Stargate API's anchors (`/api/v1/anchors`), behind the [`Anchoring`] trait;
+//! - the stego approval callback and the ingestion pull API (`/api/v1/stego/callback`,
+//!   `/api/v1/ingestions`), behind the [`Stego`] trait and the store;
 //! - `/health` and Prometheus `/metrics` on both listeners.
 //!
 //! This crate depends on `protocol` and `storage` and on narrow traits that the node implements
@@ -23,6 +25,8 @@ mod pubsub;
 mod rpc;
 mod serve;
 mod state;
+mod stego;
+mod stego_api;
 
 pub use crate::anchoring::{
     AnchorEntry, AnchorState, Anchoring, AnchoringError, AnchoringSummary, SyncProgress,
@@ -40,3 +44,5 @@ pub use crate::pubsub::{PubSub, PubSubMessage};
 pub use crate::rpc::{InProcess, api_router};
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};
+pub use crate::stego::{Stego, StegoAuth, StegoError};
+pub use crate::stego_api::{MAX_INGEST_PAGE, stego_callback_router, stego_router};

@@ -1,7 +1,8 @@
 //! The operator's mirroring routes over the node's [`Mirror`]:
 //!
 //! - `GET /api/v1/mirror/status` (and `POST /api/v0/mirror/status`, which the CLI calls):
-//!   topics and their peers, queue, in flight, stored, failed by reason, manifests, sync.
+//!   topics and their peers, queue, in flight, stored, failed by reason, manifests, sync, and
+//!   under `stego` the stego and ingestion figures when the node runs that part.
 //! - `GET /api/v1/mirror/ls?type=T&from=PEER&limit=N` (and `POST /api/v0/mirror/ls` with the
 //!   same arguments): mirror records, newest first.
 //!
@@ -35,10 +36,18 @@ fn answer(result: Result<Value, MirrorError>) -> Response {
 }
 
 async fn status(State(state): State<AppState>) -> Response {
-    match state.mirror() {
-        Some(mirror) => answer(mirror.status().await),
-        None => error_response(&MirrorError::Disabled(MIRROR_OFF.to_owned())),
+    let Some(mirror) = state.mirror() else {
+        return error_response(&MirrorError::Disabled(MIRROR_OFF.to_owned()));
+    };
+    let mut status = mirror.status().await;
+    if let (Ok(Value::Object(fields)), Some(stego)) = (&mut status, state.stego()) {
+        let figures = stego
+            .status()
+            .await
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        fields.insert("stego".to_owned(), figures);
     }
+    answer(status)
 }
 
 async fn list(

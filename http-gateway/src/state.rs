@@ -11,6 +11,7 @@ use crate::anchoring::Anchoring;
 use crate::mirror::Mirror;
 use crate::network::{Network, NetworkError};
 use crate::pubsub::PubSub;
+use crate::stego::Stego;
 
 /// Limits and timeouts of the HTTP surface.
 #[derive(Debug, Clone)]
@@ -45,6 +46,7 @@ struct Inner {
     network: Option<Arc<dyn Network>>,
     anchoring: Option<Arc<dyn Anchoring>>,
     mirror: Option<Arc<dyn Mirror>>,
+    stego: Option<Arc<dyn Stego>>,
     pubsub: Option<Arc<dyn PubSub>>,
 }
 
@@ -69,6 +71,7 @@ impl AppState {
                 network: None,
                 anchoring: None,
                 mirror: None,
+                stego: None,
                 pubsub: None,
             }),
         }
@@ -103,6 +106,21 @@ impl AppState {
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The same state with the node's stego side behind the approval callback (a daemon that
+    /// announces stego results).
+    pub fn with_stego(self, stego: Arc<dyn Stego>) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.stego = Some(stego);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The stego side, if this node runs one.
+    pub(crate) fn stego(&self) -> Option<&dyn Stego> {
+        self.inner.stego.as_deref()
     }
 
     /// The mirror, if this node runs one.

@@ -369,6 +369,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
+        .unwrap()
     }
 
     #[test]

@@ -69,6 +69,26 @@ pub(crate) enum Command {
     /// What this node mirrors from other instances. Needs a running daemon.
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// Ingestion records made from mirrored stego uploads (what the platform pulls).
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IngestCommand {
+    /// Ingestion records in id order: id, image CID, payload CID, pending or consumed,
+    /// original publisher, metadata.
+    Ls {
+        /// Only records with an id above this one.
+        #[arg(long, value_name = "ID", default_value_t = 0)]
+        after: u64,
+        /// Only records the platform has not acknowledged.
+        #[arg(long)]
+        pending: bool,
+        /// At most this many (up to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,6 +37,12 @@ const ENV_API_KEY: &str = "STARGATE_API_KEY";
 const ENV_RPC_PASSWORD: &str = "STARGATE_CHAIN_RPC_PASSWORD";
 /// Extended private key of the anchoring wallet.
 const ENV_WALLET_KEY: &str = "STARGATE_CHAIN_WALLET_KEY";
+/// `Authorization: Bearer` token of the ingestion pull API (the guide's `stargate-ingest-token`).
+const ENV_INGEST_TOKEN: &str = "STARGATE_INGEST_TOKEN";
+/// HMAC key of the stego approval callback (the guide's `starlight-stego-callback-secret`).
+const ENV_STEGO_CALLBACK_SECRET: &str = "STARGATE_STEGO_CALLBACK_SECRET";
+/// Suffix of a variable that names a file holding a secret (how Kubernetes mounts secrets).
+const FILE_SUFFIX: &str = "_FILE";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +86,12 @@ pub(crate) struct IpfsSection {
     pub(crate) mirror_max_attempts: u32,
     pub(crate) mirror_retry_base_sec: u64,
     pub(crate) sync_enabled: bool,
+    pub(crate) stego_announce_enabled: bool,
+    pub(crate) stego_sync_enabled: bool,
+    pub(crate) stego_sync_interval_sec: u64,
+    pub(crate) ingest_sync_enabled: bool,
+    pub(crate) ingest_sync_interval_sec: u64,
+    pub(crate) ingest_sync_max_entries: usize,
 }
 
 /// `[chain]`: Bitcoin anchoring. Empty URLs mean "not set"; `chain::settings` turns this into
@@ -114,6 +126,11 @@ pub(crate) struct Secrets {
     pub(crate) rpc_password: Option<Zeroizing<String>>,
     /// `STARGATE_CHAIN_WALLET_KEY`.
     pub(crate) wallet_key: Option<Zeroizing<String>>,
+    /// `STARGATE_INGEST_TOKEN`, or the file named by `STARGATE_INGEST_TOKEN_FILE`.
+    pub(crate) ingest_token: Option<Zeroizing<String>>,
+    /// `STARGATE_STEGO_CALLBACK_SECRET`, or the file named by
+    /// `STARGATE_STEGO_CALLBACK_SECRET_FILE`.
+    pub(crate) stego_callback_secret: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -123,27 +140,70 @@ impl std::fmt::Debug for Secrets {
             .field("api_key", &set(&self.api_key))
             .field("rpc_password", &set(&self.rpc_password))
             .field("wallet_key", &set(&self.wallet_key))
+            .field("ingest_token", &set(&self.ingest_token))
+            .field("stego_callback_secret", &set(&self.stego_callback_secret))
             .finish()
     }
 }
 
 impl Secrets {
-    /// The secrets among `env`; empty values count as unset.
-    pub(crate) fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Self {
+    /// The secrets among `env`; empty values count as unset. The ingest token and the callback
+    /// secret may instead be in a file named by the variable with `_FILE` appended (one
+    /// trailing newline is not part of the secret); setting both ways is an error, and so is a
+    /// file that cannot be read.
+    pub(crate) fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut secrets = Self::default();
+        let mut files = Vec::new();
         for (name, value) in env {
             if value.is_empty() {
                 continue;
             }
-            let slot = match name.as_str() {
-                ENV_API_KEY => &mut secrets.api_key,
-                ENV_RPC_PASSWORD => &mut secrets.rpc_password,
-                ENV_WALLET_KEY => &mut secrets.wallet_key,
-                _ => continue,
+            if let Some(base) = name.strip_suffix(FILE_SUFFIX)
+                && [ENV_INGEST_TOKEN, ENV_STEGO_CALLBACK_SECRET].contains(&base)
+            {
+                files.push((base.to_owned(), PathBuf::from(value)));
+                continue;
+            }
+            let Some(slot) = secrets.slot(&name) else {
+                continue;
             };
             *slot = Some(Zeroizing::new(value));
         }
-        secrets
+        for (base, path) in files {
+            let Some(slot) = secrets.slot(&base) else {
+                continue;
+            };
+            if slot.is_some() {
+                bail!("{base} and {base}{FILE_SUFFIX} are both set; set only one");
+            }
+            let mut text = Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "reading {base} from {} (named by {base}{FILE_SUFFIX})",
+                    path.display()
+                )
+            })?);
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            if !text.is_empty() {
+                *slot = Some(text);
+            }
+        }
+        Ok(secrets)
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut Option<Zeroizing<String>>> {
+        Some(match name {
+            ENV_API_KEY => &mut self.api_key,
+            ENV_RPC_PASSWORD => &mut self.rpc_password,
+            ENV_WALLET_KEY => &mut self.wallet_key,
+            ENV_INGEST_TOKEN => &mut self.ingest_token,
+            ENV_STEGO_CALLBACK_SECRET => &mut self.stego_callback_secret,
+            _ => return None,
+        })
     }
 }
 
@@ -159,6 +219,7 @@ pub(crate) struct GatewayConfig {
     pub(crate) addr: SocketAddr,
     pub(crate) http_timeout_sec: u64,
     pub(crate) max_concurrent_requests: usize,
+    pub(crate) stego_callback: bool,
 }
 
 /// `[swarm]`: the libp2p swarm. Addresses stay text here; `p2p::Settings` parses and checks them.
@@ -402,6 +463,7 @@ fn apply_env(value: &mut toml::Table, name: &str, raw: &str) -> Result<()> {
 /// Secrets are read where they are used ([`Secrets`]), never through the configuration tables.
 /// (`STARGATE_CHAIN_RPC_COOKIE` names a file, not a secret: it is `[chain] rpc_cookie`.)
 fn is_secret(name: &str) -> bool {
+    let name = name.strip_suffix(FILE_SUFFIX).unwrap_or(name);
     ["KEY", "TOKEN", "SECRET", "PASSWORD"]
         .iter()
         .any(|s| name.ends_with(s))
@@ -550,7 +612,8 @@ mod tests {
             ("STARGATE_CHAIN_RPC_PASSWORD", ""),
             ("STARGATE_CHAIN_WALLET_KEY", "tprv8x"),
             ("PATH", "/bin"),
-        ]));
+        ]))
+        .unwrap();
         assert_eq!(s.api_key.as_deref().map(String::as_str), Some("k3y"));
         assert!(s.rpc_password.is_none());
         assert_eq!(s.wallet_key.as_deref().map(String::as_str), Some("tprv8x"));
@@ -559,6 +622,62 @@ mod tests {
             !shown.contains("k3y") && !shown.contains("tprv8x"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn ingest_token_and_callback_secret_from_env_or_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "t0ken-from-file\n").unwrap();
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, "s3cret\n\n").unwrap();
+        let token_path = token_file.to_str().unwrap();
+        let s = Secrets::from_env(env(&[
+            ("STARGATE_INGEST_TOKEN_FILE", token_path),
+            (
+                "STARGATE_STEGO_CALLBACK_SECRET_FILE",
+                secret_file.to_str().unwrap(),
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.ingest_token.as_deref().map(String::as_str),
+            Some("t0ken-from-file")
+        );
+        // Only one trailing newline goes.
+        assert_eq!(
+            s.stego_callback_secret.as_deref().map(String::as_str),
+            Some("s3cret\n")
+        );
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("t0ken") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let s = Secrets::from_env(env(&[("STARGATE_INGEST_TOKEN", "plain")])).unwrap();
+        assert_eq!(s.ingest_token.as_deref().map(String::as_str), Some("plain"));
+        assert!(s.stego_callback_secret.is_none());
+        let both = Secrets::from_env(env(&[
+            ("STARGATE_INGEST_TOKEN", "plain"),
+            ("STARGATE_INGEST_TOKEN_FILE", token_path),
+        ]));
+        assert!(both.unwrap_err().to_string().contains("set only one"));
+        let missing = Secrets::from_env(env(&[(
+            "STARGATE_STEGO_CALLBACK_SECRET_FILE",
+            "/nonexistent/secret",
+        )]));
+        let message = format!("{:#}", missing.unwrap_err());
+        assert!(message.contains("/nonexistent/secret"), "{message}");
+        // Neither the secrets nor their file names are configuration keys.
+        let c = Config::from_sources(
+            "",
+            env(&[
+                ("STARGATE_INGEST_TOKEN", "plain"),
+                ("STARGATE_IPFS_TOKEN_FILE", "/x"),
+                ("STARGATE_STEGO_CALLBACK_SECRET_FILE", "/x"),
+            ]),
+        );
+        assert!(c.is_ok());
     }
 
     #[test]
@@ -591,6 +710,30 @@ mod tests {
         assert_eq!(c.ipfs.mirror_topic, "my-uploads");
         assert_eq!(c.ipfs.mirror_poll_interval_sec, 1);
         assert_eq!(c.ipfs.mirror_deny_peers, ["12D3KooW"]);
+        let c = Config::default();
+        assert!(
+            c.ipfs.stego_announce_enabled
+                && c.ipfs.stego_sync_enabled
+                && c.ipfs.ingest_sync_enabled
+        );
+        assert_eq!(
+            (
+                c.ipfs.stego_sync_interval_sec,
+                c.ipfs.ingest_sync_interval_sec,
+                c.ipfs.ingest_sync_max_entries
+            ),
+            (10, 60, 5000)
+        );
+        let c = Config::from_sources(
+            "",
+            env(&[
+                ("STARGATE_IPFS_STEGO_SYNC_ENABLED", "false"),
+                ("STARGATE_IPFS_INGEST_SYNC_INTERVAL_SEC", "5"),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.ipfs.stego_sync_enabled);
+        assert_eq!(c.ipfs.ingest_sync_interval_sec, 5);
     }
 
     #[test]

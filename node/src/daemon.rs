@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability};
+use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability, StegoAuth};
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::{Store, StoreOptions};
 
@@ -19,6 +19,7 @@ use crate::config::{self, Config, Secrets};
 use crate::mirror;
 use crate::p2p;
 use crate::shutdown::{self, Parts};
+use crate::stego;
 
 pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs) -> Result<()> {
     config::write_default(&data_dir)?;
@@ -37,7 +38,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     }
     let p2p_settings = p2p::Settings::new(&config.swarm, &config.routing, &config.transfer)?
         .with_pubsub(&config.pubsub)?;
-    let secrets = Secrets::from_env(std::env::vars());
+    let secrets = Secrets::from_env(std::env::vars())?;
     let chain_settings = anchoring::settings(&config.chain, &secrets, &data_dir)?;
     let fetching = p2p_settings.fetching;
     let mirror_settings = if config.pubsub.enabled {
@@ -54,6 +55,18 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         &mut registry,
         secrets.api_key.as_deref().map(String::as_str),
     );
+    let stego_auth = StegoAuth::register(
+        &mut registry,
+        secrets.stego_callback_secret.as_deref().map(String::as_str),
+        secrets.ingest_token.as_deref().map(String::as_str),
+    );
+    if config.ipfs.ingest_sync_enabled && secrets.ingest_token.is_none() {
+        tracing::warn!(
+            "[ipfs] ingest_sync_enabled is on but no ingest token is set \
+             (STARGATE_INGEST_TOKEN or STARGATE_INGEST_TOKEN_FILE): the ingestion API \
+             answers 503 until one is"
+        );
+    }
     let chain_metrics = chain_settings
         .is_some()
         .then(|| ChainMetrics::register(&mut registry));
@@ -62,6 +75,9 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         .map(|s| mirror::MirrorMetrics::register(&mut registry, s.sync));
     drop(secrets);
     let store = open_store(&data_dir, &config)?;
+    let stego_metrics = mirror_settings
+        .as_ref()
+        .map(|_| stego::StegoMetrics::register(&mut registry, store.clone()));
     stargate_http_gateway::register_store_metrics(&mut registry, store.clone());
     let registry = Arc::new(registry);
 
@@ -90,9 +106,11 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let shutdown_limit = Duration::from_secs(config.daemon.shutdown_timeout_sec);
     let mut parts = Parts::default();
     parts.task("network", network_task);
-    if let (Some(settings), Some(metrics)) = (mirror_settings, mirror_metrics) {
+    if let (Some(settings), Some(metrics), Some(stego_metrics)) =
+        (mirror_settings, mirror_metrics, stego_metrics)
+    {
         let (mirror, tasks) = mirror::Mirror::start(
-            settings,
+            settings.clone(),
             store.clone(),
             network.clone(),
             blocks,
@@ -105,7 +123,23 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         for (name, task) in tasks {
             parts.task(name, task);
         }
-        state = state.with_mirror(Arc::new(mirror));
+        let (stego, tasks) = stego::Stego::start(
+            settings,
+            store.clone(),
+            network.clone(),
+            mirror.clone(),
+            stego_metrics,
+            stego_auth.clone(),
+            token.clone(),
+        )
+        .await
+        .context("starting the stego part")?;
+        for (name, task) in tasks {
+            parts.task(name, task);
+        }
+        state = state
+            .with_mirror(Arc::new(mirror))
+            .with_stego(Arc::new(stego));
     }
     match chain_settings {
         Some(settings) => {
@@ -136,12 +170,19 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     // The Stargate API's anchors on both listeners: the public gateway for other services,
     // the loopback API for the operator.
     let anchors = stargate_http_gateway::anchors_router(state.clone(), api_auth);
-    let gateway =
-        obs.wrap(stargate_http_gateway::gateway_router(state.clone()).merge(anchors.clone()));
+    let mut gateway = stargate_http_gateway::gateway_router(state.clone()).merge(anchors.clone());
+    if config.gateway.stego_callback {
+        gateway = gateway.merge(stargate_http_gateway::stego_callback_router(
+            state.clone(),
+            stego_auth.clone(),
+        ));
+    }
+    let gateway = obs.wrap(gateway);
     let api = obs.wrap(
         stargate_http_gateway::api_router(state.clone())
             .merge(anchors)
-            .merge(stargate_http_gateway::mirror_router(state)),
+            .merge(stargate_http_gateway::mirror_router(state.clone()))
+            .merge(stargate_http_gateway::stego_router(state, stego_auth)),
     );
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;

@@ -14,6 +14,7 @@
 //!   and retrieval, behind the `Network` handle;
 //! - `anchoring`: the chain crate's service wired into the daemon and the HTTP API;
 //! - `mirror/`: mirroring between instances (announcements, downloads, manifests, status).
+//! - `stego/`: stego results (approval, the stego topic, their fetching) and ingestion records.
 
 mod anchoring;
 mod cli;
@@ -27,6 +28,7 @@ mod mirror;
 mod output;
 mod p2p;
 mod shutdown;
+mod stego;
 
 use std::process::ExitCode;
 
@@ -96,9 +98,16 @@ async fn connect(data_dir: &std::path::Path, config: &Config) -> Result<Client> 
         std::sync::Arc::new(store),
         daemon::http_options(config),
     );
-    // The mirror's routes answer that they need a daemon.
+    // The mirror's routes and the stego callback answer that they need a daemon; `ingest ls`
+    // reads the store. No secrets in this process: the token-guarded routes answer 503.
+    let stego_auth = stargate_http_gateway::StegoAuth::register(
+        &mut prometheus_client::registry::Registry::default(),
+        None,
+        None,
+    );
     Ok(Client::local(
         stargate_http_gateway::api_router(state.clone())
-            .merge(stargate_http_gateway::mirror_router(state)),
+            .merge(stargate_http_gateway::mirror_router(state.clone()))
+            .merge(stargate_http_gateway::stego_router(state, stego_auth)),
     ))
 }

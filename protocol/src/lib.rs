@@ -13,7 +13,9 @@
 //! - the Bitswap 1.0.0/1.1.0/1.2.0 message ([`bitswap`]);
 //! - the request and response of the fast DAG transfer between Stargate instances ([`transfer`]);
 //! - mirror announcements, entries and signed manifests ([`mirror`]);
-//! - the sync protocol's messages and both sides of its set reconciliation ([`reconcile`]).
+//! - the sync protocol's messages and both sides of its set reconciliation ([`reconcile`]);
+//! - stego results: the approval callback, its HMAC signature and the stego announcement
+//!   ([`stego`]).
 //!
 //! Non-goals: no I/O beyond what callers hand in, no global state.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -29,6 +31,7 @@ pub mod limits;
 pub mod mirror;
 mod path;
 pub mod reconcile;
+pub mod stego;
 pub mod transfer;
 pub mod unixfs;
 

@@ -59,3 +59,7 @@ pub const MAX_MANIFEST_SIZE: usize = MAX_BLOCK_SIZE;
 /// Most entries a manifest may list when the caller sets no lower bound (the guide's
 /// `mirrorMaxFiles` is 2,000).
 pub const MAX_MANIFEST_ENTRIES: usize = 10_000;
+
+/// Largest body of a stego approval callback. The platform sends two CIDs, a verdict and the
+/// metadata it wants announced (itself held to [`MAX_ANNOUNCEMENT_METADATA_SIZE`]).
+pub const MAX_STEGO_CALLBACK_SIZE: usize = 64 * 1024;

@@ -19,6 +19,8 @@
 //!   same database; see [`Store::anchor_enqueue`] and [`Store::anchor_create_batch`].
 //! - Mirroring state (records per entry id, the download queue, manifests per publisher) too;
 //!   see [`Store::mirror_record`] and [`Store::mirror_take_due`].
+//! - Stego uploads, the ingestion records made from them and the callback signatures seen;
+//!   see [`Store::stego_record`] and [`Store::ingest_page`].
 //! - The last gossipsub sequence number the node published under: [`Store::gossip_last_seqno`].
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -34,6 +36,7 @@ mod mirror;
 mod pin_table;
 mod pins;
 mod source;
+mod stego;
 mod store;
 mod tables;
 mod verify;
@@ -54,6 +57,10 @@ pub use crate::mirror::{
 };
 pub use crate::pin_table::{PinMode, PinType};
 pub use crate::pins::PinFilter;
+pub use crate::stego::{
+    Acked, IngestMade, IngestRecord, StegoAdmission, StegoCounts, StegoOutcome, StegoRecorded,
+    StegoState, StegoUpload,
+};
 pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat};
 pub use crate::tables::SCHEMA_VERSION;
 pub use crate::verify::{CorruptBlock, VerifyProgress, VerifyReport};

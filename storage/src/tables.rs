@@ -103,6 +103,39 @@ pub(crate) const MIRROR_MANIFESTS: TableDefinition<&[u8], &[u8]> =
 /// peer id (see `gossip.rs`).
 pub(crate) const GOSSIP_META: TableDefinition<&str, u64> = TableDefinition::new("gossip-meta-1");
 
+/// Stego id (32 bytes, see `stego::stego_id`) -> JSON `stego::StoredUpload`: every stego
+/// upload heard of or decided here, and where it stands.
+pub(crate) const STEGO_UPLOADS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("stego-uploads-1");
+
+/// (next attempt in Unix ms, stego id) -> (): uploads waiting for their content, earliest first.
+pub(crate) const STEGO_QUEUE: TableDefinition<(u64, &[u8]), ()> =
+    TableDefinition::new("stego-queue-1");
+
+/// Stego id -> (): stored uploads that have no ingestion record yet.
+pub(crate) const STEGO_UNRECORDED: TableDefinition<&[u8], ()> =
+    TableDefinition::new("stego-unrecorded-1");
+
+/// State name (`waiting`, `stored`, ...), `failed:<reason>`, and the ingestion counters
+/// (`ingest_next_id`, `ingest_records`, `ingest_pending`) -> count.
+pub(crate) const STEGO_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("stego-counts-1");
+
+/// Ingestion record id (monotonic from 1) -> JSON `stego::StoredIngest`.
+pub(crate) const INGEST_RECORDS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("ingest-records-1");
+
+/// Stego id (one per image and payload) -> ingestion record id: makes records idempotent.
+pub(crate) const INGEST_INDEX: TableDefinition<&[u8], u64> = TableDefinition::new("ingest-index-1");
+
+/// Ingestion record id -> (): the records not consumed yet, for `--pending` pages.
+pub(crate) const INGEST_PENDING: TableDefinition<u64, ()> =
+    TableDefinition::new("ingest-pending-1");
+
+/// (callback timestamp in Unix s, HMAC) -> (): callback signatures accepted within the replay
+/// window, pruned as they fall out of it.
+pub(crate) const STEGO_SEEN: TableDefinition<(u64, &[u8]), ()> =
+    TableDefinition::new("stego-seen-1");
+
 /// Creates every table that does not exist yet.
 fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     let ctx = "creating the database tables";
@@ -123,6 +156,14 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MIRROR_COUNTS).map_err(db_err(ctx))?;
     txn.open_table(MIRROR_MANIFESTS).map_err(db_err(ctx))?;
     txn.open_table(GOSSIP_META).map_err(db_err(ctx))?;
+    txn.open_table(STEGO_UPLOADS).map_err(db_err(ctx))?;
+    txn.open_table(STEGO_QUEUE).map_err(db_err(ctx))?;
+    txn.open_table(STEGO_UNRECORDED).map_err(db_err(ctx))?;
+    txn.open_table(STEGO_COUNTS).map_err(db_err(ctx))?;
+    txn.open_table(INGEST_RECORDS).map_err(db_err(ctx))?;
+    txn.open_table(INGEST_INDEX).map_err(db_err(ctx))?;
+    txn.open_table(INGEST_PENDING).map_err(db_err(ctx))?;
+    txn.open_table(STEGO_SEEN).map_err(db_err(ctx))?;
     Ok(())
 }
 

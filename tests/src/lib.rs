@@ -25,6 +25,7 @@ mod node;
 mod paths;
 mod process;
 mod regtest;
+mod stego;
 mod wait;
 
 pub use clients::{ClientRun, aioipfs, kubo_rpc_client, metrics_formats};
@@ -45,5 +46,8 @@ pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};
 pub use process::{CommandOutput, run_with_timeout, wait_or_kill};
 pub use regtest::{
     BURN_ADDRESS, COINBASE_MATURITY, ChainSource, NewWallet, Payer, Regtest, SEGWIT_HEIGHT,
+};
+pub use stego::{
+    INGEST_TOKEN, STEGO_SECRET, callback_body, sign_callback, stego_options, unix_now,
 };
 pub use wait::{free_loopback_port, wait_for, wait_until};

@@ -35,6 +35,19 @@ struct Reconciliation {
 }
 
 #[derive(Debug, Deserialize)]
+struct StegoFigures {
+    topic: String,
+    announced: u64,
+    waiting: u64,
+    stored: u64,
+    rejected: u64,
+    failed: u64,
+    records: u64,
+    records_pending: u64,
+    callbacks_refused: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Deserialize)]
 struct Status {
     peer_id: String,
     upload_enabled: bool,
@@ -48,6 +61,7 @@ struct Status {
     last_manifest_published: Option<Published>,
     manifests_received: Vec<Received>,
     reconciliation: Reconciliation,
+    stego: Option<StegoFigures>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +128,25 @@ pub(crate) async fn run(client: &Client, cmd: MirrorCommand) -> Result<()> {
                 "learned through reconciliation: {}",
                 s.reconciliation.learned_entries
             )?;
+            if let Some(g) = &s.stego {
+                outln!(
+                    "stego ({}): announced {}, waiting for content {}, stored {}, rejected {}, failed {}",
+                    g.topic,
+                    g.announced,
+                    g.waiting,
+                    g.stored,
+                    g.rejected,
+                    g.failed
+                )?;
+                outln!(
+                    "ingestion records: {} made, {} pending",
+                    g.records,
+                    g.records_pending
+                )?;
+                for (reason, n) in &g.callbacks_refused {
+                    outln!("  callbacks refused ({reason}): {n}")?;
+                }
+            }
         }
         MirrorCommand::Ls { kind, from, limit } => {
             let mut args = vec![("limit", limit.to_string())];

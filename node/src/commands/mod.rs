@@ -4,6 +4,7 @@ mod add;
 mod anchor;
 mod block;
 mod content;
+mod ingest;
 mod mirror;
 mod pin;
 mod repo;
@@ -32,6 +33,7 @@ pub(crate) async fn run(client: &Client, command: Command) -> Result<()> {
         Command::Wallet(cmd) => anchor::wallet(client, cmd).await,
         Command::Dag(cmd) => swarm::dag(client, cmd).await,
         Command::Mirror(cmd) => mirror::run(client, cmd).await,
+        Command::Ingest(cmd) => ingest::run(client, cmd).await,
         Command::Init | Command::Daemon(_) | Command::Verify(_) => {
             unreachable!("init, daemon and verify are not client commands")
         }

@@ -3,7 +3,7 @@
 use stargate_storage::{Store, StoreError};
 
 /// Runs a store call on the blocking pool.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     store: &Store,
     call: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {

@@ -35,9 +35,9 @@ const IDLE_WAKE: Duration = Duration::from_secs(60);
 
 /// Why one download failed: a metric label, whether trying again can help, and the detail.
 #[derive(Debug)]
-struct Failure {
-    reason: &'static str,
-    permanent: bool,
+pub(crate) struct Failure {
+    pub(crate) reason: &'static str,
+    pub(crate) permanent: bool,
     detail: String,
 }
 
@@ -162,6 +162,33 @@ impl Mirror {
             tracing::warn!(error = %e, "recording a mirror download");
         }
         self.refresh_gauges().await;
+    }
+
+    /// Fetches, checks and pins the DAG of `cid` for another part of the node (the stego
+    /// part's image and payload): the same sources, size cap and timeout as a mirror download,
+    /// a failure counted in `ipfs_mirror_errors_total`.
+    pub(crate) async fn fetch_pinned(&self, cid: Cid, publisher: PeerId) -> Result<(), Failure> {
+        let inner = &self.inner;
+        let timeout = inner.settings.fetch_timeout;
+        let fetched = tokio::time::timeout(timeout, self.fetch(cid, publisher))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::retry(
+                    "timeout",
+                    format!("not fetched within {timeout:?}"),
+                ))
+            });
+        match fetched {
+            Ok(()) => {
+                stargate_http_gateway::Network::content_added(&inner.network, cid, true);
+                Ok(())
+            }
+            Err(failure) => {
+                inner.metrics.error(failure.reason);
+                tracing::debug!(%cid, detail = %failure.detail, "fetch failed");
+                Err(failure)
+            }
+        }
     }
 
     /// Fetches, checks and pins the DAG of `cid`.

@@ -34,7 +34,9 @@ use serde_json::{Map, Value};
 use stargate_http_gateway::{MirrorError, MirrorQuery};
 use stargate_protocol::Cid;
 
+pub(crate) use blocking::blocking;
 pub(crate) use metrics::MirrorMetrics;
+pub(crate) use rate::PublisherRate;
 pub(crate) use running::Mirror;
 pub(crate) use settings::Settings;
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, Result};
-use futures::StreamExt;
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
 use stargate_protocol::unixfs::export::BlockSource;
@@ -54,9 +53,9 @@ pub(super) struct Inner {
 }
 
 impl Mirror {
-    /// Starts the mirror: resumes downloads cut short by the last stop, joins the mirror and
-    /// stego topics, and spawns the intake, the download scheduler and the manifest loops.
-    /// They stop when `shutdown` is cancelled.
+    /// Starts the mirror: resumes downloads cut short by the last stop, joins the mirror
+    /// topic (the stego topic is the stego part's), and spawns the intake, the download
+    /// scheduler and the manifest loops. They stop when `shutdown` is cancelled.
     ///
     /// # Errors
     /// The store cannot be read, or the network refuses the topics.
@@ -89,10 +88,6 @@ impl Mirror {
             .gossip_validate(&settings.topic)
             .await
             .context("joining the mirror topic")?;
-        let stego = network
-            .gossip_subscribe(&settings.stego_topic)
-            .await
-            .context("joining the stego topic")?;
         let (learned, to_learn) = tokio::sync::mpsc::channel(LEARNED_QUEUE);
         let sync = match metrics.sync.clone() {
             Some(sync_metrics) => Some(
@@ -138,10 +133,6 @@ impl Mirror {
                 tokio::spawn(mirror.clone().intake(validated)),
             ),
             (
-                "stego topic",
-                tokio::spawn(mirror.clone().hold_stego(stego)),
-            ),
-            (
                 "mirror manifests",
                 tokio::spawn(mirror.clone().publish_manifests()),
             ),
@@ -172,21 +163,6 @@ impl Mirror {
         match blocking(&self.inner.store, Store::mirror_counts).await {
             Ok(counts) => self.inner.metrics.counts(&counts),
             Err(e) => tracing::warn!(error = %e, "reading the mirror counts"),
-        }
-    }
-
-    /// The stego topic is joined so that the instance receives it; its intake is the stego
-    /// part's (step 6). Until then messages are read and dropped, so the subscription's buffer
-    /// never holds the topic back.
-    async fn hold_stego(self, mut stego: crate::p2p::GossipStream) {
-        loop {
-            tokio::select! {
-                () = self.inner.shutdown.cancelled() => return,
-                message = stego.next() => match message {
-                    Some(m) => tracing::debug!(from = %m.from, bytes = m.data.len(), "stego announcement"),
-                    None => return,
-                },
-            }
         }
     }
 }

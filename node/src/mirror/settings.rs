@@ -34,7 +34,22 @@ pub(crate) struct Settings {
     pub(crate) retry_base: Duration,
     /// Reconcile with Stargate peers over the sync protocol.
     pub(crate) sync: bool,
+    /// Pin and announce approved stego results.
+    pub(crate) stego_announce: bool,
+    /// Fetch and pin what other instances announce on the stego topic.
+    pub(crate) stego_sync: bool,
+    /// The first wait before a stego upload's content is tried again.
+    pub(crate) stego_sync_interval: Duration,
+    /// Make ingestion records from stored stego uploads.
+    pub(crate) ingest: bool,
+    /// The longest a stored stego upload waits for its ingestion record.
+    pub(crate) ingest_interval: Duration,
+    /// Most ingestion records one sweep makes.
+    pub(crate) ingest_max_entries: usize,
 }
+
+/// Most ingestion records one sweep may be set to make.
+const MAX_INGEST_SWEEP: usize = 100_000;
 
 impl Settings {
     /// The settings of `[ipfs]`, or `None` when mirroring is off.
@@ -61,6 +76,8 @@ impl Settings {
             ("mirror_max_bytes", s.mirror_max_bytes),
             ("mirror_rate_per_min", u64::from(s.mirror_rate_per_min)),
             ("mirror_max_attempts", u64::from(s.mirror_max_attempts)),
+            ("stego_sync_interval_sec", s.stego_sync_interval_sec),
+            ("ingest_sync_interval_sec", s.ingest_sync_interval_sec),
         ] {
             if value == 0 {
                 bail!("[ipfs] {name} must be at least 1");
@@ -71,6 +88,9 @@ impl Settings {
         }
         if s.mirror_concurrency == 0 || s.mirror_concurrency > 1024 {
             bail!("[ipfs] mirror_concurrency must be 1 to 1024");
+        }
+        if s.ingest_sync_max_entries == 0 || s.ingest_sync_max_entries > MAX_INGEST_SWEEP {
+            bail!("[ipfs] ingest_sync_max_entries must be 1 to {MAX_INGEST_SWEEP}");
         }
         if s.mirror_topic.is_empty() || s.mirror_topic == s.stego_topic {
             bail!("[ipfs] mirror_topic must be set and differ from stego_topic");
@@ -93,6 +113,12 @@ impl Settings {
             max_attempts: s.mirror_max_attempts,
             retry_base: Duration::from_secs(s.mirror_retry_base_sec),
             sync: s.sync_enabled,
+            stego_announce: s.stego_announce_enabled,
+            stego_sync: s.stego_sync_enabled,
+            stego_sync_interval: Duration::from_secs(s.stego_sync_interval_sec),
+            ingest: s.ingest_sync_enabled,
+            ingest_interval: Duration::from_secs(s.ingest_sync_interval_sec),
+            ingest_max_entries: s.ingest_sync_max_entries,
         }))
     }
 
@@ -146,6 +172,15 @@ mod tests {
         assert!(Settings::new(&section).is_err());
         section.mirror_peers.clear();
         section.mirror_max_files = MAX_MANIFEST_ENTRIES + 1;
+        assert!(Settings::new(&section).is_err());
+        section.mirror_max_files = 2000;
+        let stego = Settings::new(&section).unwrap().unwrap();
+        assert!(stego.stego_announce && stego.stego_sync && stego.ingest);
+        assert_eq!(stego.ingest_interval, Duration::from_secs(60));
+        section.ingest_sync_max_entries = 0;
+        assert!(Settings::new(&section).is_err());
+        section.ingest_sync_max_entries = 5000;
+        section.stego_sync_interval_sec = 0;
         assert!(Settings::new(&section).is_err());
         section.mirror_enabled = false;
         assert!(Settings::new(&section).unwrap().is_none());

@@ -36,7 +36,6 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use command::{GossipMessage, Verdict};
 pub(crate) use identity::load_or_create as load_identity;
 pub(crate) use metrics::Metrics;
-pub(crate) use network::GossipStream;
 pub(crate) use network::Network;
 pub(crate) use retrieval::NetworkBlockSource;
 pub(crate) use settings::Settings;

@@ -6,6 +6,7 @@
 //! one does not have its uploads refused; a missing `metadata` reads as an empty object, as a
 //! Kubo-based instance may leave it out.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -86,19 +87,10 @@ struct WireOut<'a> {
 impl Announcement {
     /// Reads and checks an announcement as it arrives from a topic.
     pub fn decode(bytes: &[u8]) -> Result<Self, AnnouncementError> {
-        if bytes.len() > MAX_ANNOUNCEMENT_SIZE {
-            return Err(AnnouncementError::TooLarge(bytes.len()));
-        }
-        let wire: Wire = serde_json::from_slice(bytes)
-            .map_err(|e| AnnouncementError::MalformedJson(e.to_string()))?;
+        let wire: Wire = decode_json(bytes)?;
         let cid = parse_announced_cid(&wire.cid)?;
         check_type(&wire.kind)?;
-        let metadata = match wire.metadata {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map,
-            Some(_) => return Err(AnnouncementError::MetadataNotObject),
-        };
-        check_metadata_size(&metadata)?;
+        let metadata = checked_metadata(wire.metadata)?;
         Ok(Self {
             cid,
             kind: wire.kind,
@@ -123,7 +115,28 @@ impl Announcement {
     }
 }
 
-fn parse_announced_cid(text: &str) -> Result<Cid, AnnouncementError> {
+/// Reads the JSON of an announcement on any topic, within the size limit.
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AnnouncementError> {
+    if bytes.len() > MAX_ANNOUNCEMENT_SIZE {
+        return Err(AnnouncementError::TooLarge(bytes.len()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| AnnouncementError::MalformedJson(e.to_string()))
+}
+
+/// The metadata of an announcement: an object within the size limit, empty when left out.
+pub(crate) fn checked_metadata(
+    metadata: Option<Value>,
+) -> Result<Map<String, Value>, AnnouncementError> {
+    let metadata = match metadata {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(AnnouncementError::MetadataNotObject),
+    };
+    check_metadata_size(&metadata)?;
+    Ok(metadata)
+}
+
+pub(crate) fn parse_announced_cid(text: &str) -> Result<Cid, AnnouncementError> {
     if text.len() > MAX_CID_STRING_LEN {
         return Err(AnnouncementError::BadCid("too long".to_owned()));
     }
@@ -133,7 +146,7 @@ fn parse_announced_cid(text: &str) -> Result<Cid, AnnouncementError> {
 }
 
 /// A type is a label: short, and of characters that need no escaping in logs or metrics.
-pub(super) fn check_type(kind: &str) -> Result<(), AnnouncementError> {
+pub(crate) fn check_type(kind: &str) -> Result<(), AnnouncementError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/');
     if kind.is_empty() || kind.len() > MAX_ANNOUNCEMENT_TYPE_LEN || !kind.chars().all(allowed) {
         return Err(AnnouncementError::BadType);
@@ -142,7 +155,7 @@ pub(super) fn check_type(kind: &str) -> Result<(), AnnouncementError> {
 }
 
 /// The metadata as compact JSON text, checked against the size limit.
-pub(super) fn check_metadata_size(
+pub(crate) fn check_metadata_size(
     metadata: &Map<String, Value>,
 ) -> Result<String, AnnouncementError> {
     let text = serde_json::to_string(metadata).unwrap_or_default();

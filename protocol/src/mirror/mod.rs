@@ -8,6 +8,7 @@ mod entry;
 mod manifest;
 
 pub use announcement::{Announcement, AnnouncementError, MANIFEST_TYPE};
+pub(crate) use announcement::{checked_metadata, decode_json, parse_announced_cid};
 pub use entry::{Entry, EntryError, EntryId, entry_id};
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};
 pub use manifest::{Manifest, ManifestError, SIGNING_DOMAIN};
