@@ -8,8 +8,6 @@
 //! committed in batches. Every hop of a message thus costs no disk write, and a burst of
 //! announcements costs one commit, not one each.
 
-use std::time::Instant;
-
 use serde_json::{Map, Value};
 use stargate_http_gateway::MirrorError;
 use stargate_protocol::Cid;
@@ -73,12 +71,8 @@ impl Mirror {
             }
             return Verdict::Accept;
         }
-        if let Some(reason) = inner.settings.refuses(&message.from) {
+        if let Some(reason) = inner.settings.refuses_message(&inner.rate, message.from) {
             inner.metrics.rejected(reason);
-            return Verdict::Ignore;
-        }
-        if !inner.rate.allow(message.from, Instant::now()) {
-            inner.metrics.rejected("rate_limited");
             return Verdict::Ignore;
         }
         if announcement.is_manifest() {

@@ -1,12 +1,13 @@
 //! `[ipfs]` checked and turned into what the mirror runs with.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use libp2p::PeerId;
 use stargate_protocol::limits::MAX_MANIFEST_ENTRIES;
 
+use super::rate::PublisherRate;
 use crate::config::IpfsSection;
 
 /// The mirror's settings.
@@ -131,6 +132,17 @@ impl Settings {
         } else {
             None
         }
+    }
+
+    /// Why a message `publisher` just sent on a topic is not taken here (a metric label): the
+    /// lists, then its rate, which counts the message.
+    pub(crate) fn refuses_message(
+        &self,
+        rate: &PublisherRate,
+        publisher: PeerId,
+    ) -> Option<&'static str> {
+        self.refuses(&publisher)
+            .or_else(|| (!rate.allow(publisher, Instant::now())).then_some("rate_limited"))
     }
 }
 

@@ -3,8 +3,6 @@
 //! this node mirrors stego uploads, recorded to fetch. A refused one is counted and nothing is
 //! fetched for it.
 
-use std::time::Instant;
-
 use stargate_protocol::stego::StegoAnnouncement;
 use stargate_storage::{StegoAdmission, StegoRecorded, StegoUpload};
 use tokio::sync::mpsc;
@@ -49,12 +47,8 @@ impl Stego {
             }
             return Verdict::Accept;
         }
-        if let Some(reason) = inner.settings.refuses(&message.from) {
+        if let Some(reason) = inner.settings.refuses_message(&inner.rate, message.from) {
             inner.metrics.rejected(reason);
-            return Verdict::Ignore;
-        }
-        if !inner.rate.allow(message.from, Instant::now()) {
-            inner.metrics.rejected("rate_limited");
             return Verdict::Ignore;
         }
         if !inner.settings.stego_sync {
