@@ -127,7 +127,7 @@ impl Mirror {
         }) {
             Ok(()) => {
                 inner.metrics.fetched(started.elapsed().as_secs_f64());
-                inner.network.content_mirrored(entry.cid);
+                inner.network.provide_soon(entry.cid);
                 tracing::debug!(cid = %entry.cid, publisher = %entry.publisher, "mirrored");
                 Outcome::Stored
             }

@@ -42,7 +42,11 @@ impl Mirror {
         let inner = &self.inner;
         let mut published_at = None;
         let mut known_peers = HashSet::new();
-        let mut ticks = tokio::time::interval(inner.settings.publish_interval);
+        // Instances started together (a deployment, a test network) would otherwise all
+        // publish in the same instant, every interval, and read each other's at once.
+        let interval = inner.settings.publish_interval;
+        let offset = interval.mul_f64(rand::random::<f64>());
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
         loop {
             tokio::select! {
                 () = inner.shutdown.cancelled() => return,
@@ -129,7 +133,7 @@ impl Mirror {
             Ok(())
         })
         .await?;
-        stargate_http_gateway::Network::content_added(&inner.network, cid, true);
+        inner.network.provide_soon(cid);
         self.publish_manifest_cid(cid, seq, count).await?;
         inner.metrics.manifest_published();
         tracing::debug!(%cid, seq, entries = count, "manifest published");

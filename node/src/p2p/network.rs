@@ -127,9 +127,9 @@ impl Network {
         self.local_peer_id
     }
 
-    /// The mirror stored and pinned the DAG of `root`: it is announced in the DHT in the
-    /// mirrored lane (see `providing.rs`).
-    pub(crate) fn content_mirrored(&self, root: Cid) {
+    /// The mirror stored and pinned the DAG of `root` (a mirrored upload, or its own manifest):
+    /// it is announced in the DHT in the mirror's lane, a little later (see `providing.rs`).
+    pub(crate) fn provide_soon(&self, root: Cid) {
         self.announcements.push_mirrored(root);
     }
 

@@ -3,8 +3,9 @@
 //! Two paths, each with its own bounded concurrency:
 //! - announcements: adds, pins and fetched blocks are queued (`announcements.rs`: a
 //!   bounded queue; `push` never waits, and what does not fit is left to the next reprovide) and
-//!   expanded by the provide strategy into the CIDs to announce. DAGs the mirror stored wait in
-//!   a lane of their own, [`MIRRORED_DELAY`] each, and go [`MIRRORED_CONCURRENCY`] at a time:
+//!   expanded by the provide strategy into the CIDs to announce. DAGs the mirror stored (and
+//!   its manifests) wait in a lane of their own, [`MIRRORED_DELAY`] each, and go
+//!   [`MIRRORED_CONCURRENCY`] at a time:
 //!   every instance mirrors every upload, so announcing each at once would put the whole
 //!   network's DHT traffic for an upload in the same instant as its downloads, and a node
 //!   catching up on thousands of uploads would announce them while it fetches them;
