@@ -2,8 +2,8 @@
 //! blocks fetched from peers, and, in a lane of their own, DAGs the mirror stored. Pushing
 //! never waits; what does not fit is left to the next reprovide (`providing.rs`).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use stargate_protocol::Cid;
@@ -26,6 +26,8 @@ pub(super) struct Announced {
     pub(super) queue: mpsc::Receiver<Announcement>,
     /// Roots of DAGs the mirror stored, with when.
     pub(super) mirrored: mpsc::Receiver<(Instant, Cid)>,
+    /// When the mirror last stored a DAG.
+    pub(super) mirrored_last: LastStored,
     /// Set when something could not be queued or announced: the reprovider runs early.
     pub(super) missed: Arc<AtomicBool>,
 }
@@ -35,6 +37,7 @@ pub(super) struct Announced {
 pub(super) struct Announcements {
     queue: mpsc::Sender<Announcement>,
     mirrored: mpsc::Sender<(Instant, Cid)>,
+    mirrored_last: LastStored,
     /// Set when something could not be queued or announced: the reprovider runs early.
     missed: Arc<AtomicBool>,
     /// Whether fetched blocks are announced (the `all` strategy); under the others they are
@@ -47,16 +50,19 @@ impl Announcements {
         let (queue, receiver) = mpsc::channel(capacity);
         let (mirrored, mirrored_receiver) = mpsc::channel(capacity);
         let missed = Arc::new(AtomicBool::new(false));
+        let mirrored_last = LastStored::default();
         (
             Self {
                 queue,
                 mirrored,
+                mirrored_last: mirrored_last.clone(),
                 missed: Arc::clone(&missed),
                 fetched: strategy == ProvideStrategy::All,
             },
             Announced {
                 queue: receiver,
                 mirrored: mirrored_receiver,
+                mirrored_last,
                 missed,
             },
         )
@@ -76,7 +82,9 @@ impl Announcements {
 
     /// Queues the root of a DAG the mirror stored (pinned). Never waits.
     pub(super) fn push_mirrored(&self, root: Cid) {
-        self.full_if(self.mirrored.try_send((Instant::now(), root)));
+        let now = Instant::now();
+        self.mirrored_last.set(now);
+        self.full_if(self.mirrored.try_send((now, root)));
     }
 
     fn try_push(&self, a: Announcement) {
@@ -89,5 +97,25 @@ impl Announcements {
         {
             tracing::warn!("the provide queue is full; the next reprovide announces the rest");
         }
+    }
+}
+
+/// When the mirror last stored a DAG: its DHT announcements wait for a quiet moment.
+#[derive(Debug, Clone)]
+pub(super) struct LastStored(Arc<Mutex<Instant>>);
+
+impl Default for LastStored {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(Instant::now())))
+    }
+}
+
+impl LastStored {
+    fn set(&self, at: Instant) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
+    }
+
+    pub(super) fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

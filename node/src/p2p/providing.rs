@@ -4,11 +4,12 @@
 //! - announcements: adds, pins and fetched blocks are queued (`announcements.rs`: a
 //!   bounded queue; `push` never waits, and what does not fit is left to the next reprovide) and
 //!   expanded by the provide strategy into the CIDs to announce. DAGs the mirror stored (and
-//!   its manifests) wait in a lane of their own, [`MIRRORED_DELAY`] each, and go
-//!   [`MIRRORED_CONCURRENCY`] at a time:
-//!   every instance mirrors every upload, so announcing each at once would put the whole
-//!   network's DHT traffic for an upload in the same instant as its downloads, and a node
-//!   catching up on thousands of uploads would announce them while it fetches them;
+//!   its manifests) wait in a lane of their own until the mirror has stored nothing for
+//!   [`MIRRORED_QUIET`] (at most [`MIRRORED_LATEST`]), and go [`MIRRORED_CONCURRENCY`] at a
+//!   time: every instance mirrors every upload, so announcing each at once would put the whole
+//!   network's DHT traffic (a lookup of the closest peers per CID) in the same moments as the
+//!   downloads of the next uploads, and a node catching up on thousands of uploads would
+//!   announce them while it fetches them;
 //! - the reprovider: once the node has DHT peers, then every `reprovide_interval`, it walks the
 //!   store (pins or blocks, as the strategy says, streamed from a blocking thread) and announces
 //!   everything again. Records expire after 48 h; the default interval is 22 h, as Kubo's.
@@ -39,8 +40,10 @@ const PEER_POLL: Duration = Duration::from_secs(5);
 const MIN_GAP: Duration = Duration::from_secs(60);
 /// CIDs read ahead of the announcements in flight.
 const READ_AHEAD: usize = 1024;
-/// How long a DAG the mirror stored waits before it is announced.
-const MIRRORED_DELAY: Duration = Duration::from_secs(2);
+/// How long the mirror must have stored nothing before its DAGs are announced.
+const MIRRORED_QUIET: Duration = Duration::from_secs(2);
+/// The longest a DAG the mirror stored waits to be announced while the mirror stays busy.
+const MIRRORED_LATEST: Duration = Duration::from_secs(30);
 /// Announcements of mirrored DAGs in flight at once.
 const MIRRORED_CONCURRENCY: usize = 8;
 
@@ -75,14 +78,23 @@ async fn announce(network: Network, store: Store, settings: Providing, announced
     let Announced {
         queue: mut announced,
         mirrored,
+        mirrored_last,
         missed,
     } = announced;
     let source: Arc<dyn BlockSource> = Arc::new(store);
     let mirrored_source = Arc::clone(&source);
     let mirrored = receiver_stream(mirrored)
-        .then(|(at, root)| async move {
-            tokio::time::sleep_until((at + MIRRORED_DELAY).into()).await;
-            root
+        .then(move |(at, root)| {
+            let last = mirrored_last.clone();
+            async move {
+                loop {
+                    let due = (last.get() + MIRRORED_QUIET).min(at + MIRRORED_LATEST);
+                    if Instant::now() >= due {
+                        return root;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                }
+            }
         })
         .flat_map(move |root| {
             let pinned = Announcement::Dag { root, pinned: true };
