@@ -25,11 +25,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 use stargate_protocol::{Cid, parse_cid};
 
 use crate::AppState;
 use crate::anchoring::{ANCHORING_OFF, AnchoringError};
+use crate::authorization::{SecretDigest, digest};
 use crate::rpc::MAX_CIDS_PER_CALL;
 
 /// Largest request body read (a thousand CIDs with room to spare).
@@ -45,7 +45,7 @@ struct RejectionLabels {
 pub struct ApiAuth {
     /// SHA-256 of the key: comparing digests takes the same time wherever the presented key
     /// differs, and the key itself is not kept.
-    key: Option<[u8; 32]>,
+    key: Option<SecretDigest>,
     rejections: Family<RejectionLabels, Counter>,
 }
 
@@ -99,10 +99,6 @@ impl ApiAuth {
             Err("Invalid API key")
         }
     }
-}
-
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 #[derive(Clone)]

@@ -6,6 +6,8 @@
 //! - the Stargate API's anchors (`/api/v1/anchors`), behind the [`Anchoring`] trait;
 //! - the stego approval callback and the ingestion pull API (`/api/v1/stego/callback`,
 //!   `/api/v1/ingestions`), behind the [`Stego`] trait and the store;
+//! - who may call the API listener ([`Authorizations`]: Kubo's `API.Authorizations` and the
+//!   guide's API key);
 //! - `/health` and Prometheus `/metrics` on both listeners.
 //!
 //! This crate depends on `protocol` and `storage` and on narrow traits that the node implements
@@ -15,6 +17,7 @@
 
 mod anchoring;
 mod anchors_api;
+mod authorization;
 mod gateway;
 mod health;
 mod metrics;
@@ -33,6 +36,7 @@ pub use crate::anchoring::{
     WalletBalance,
 };
 pub use crate::anchors_api::{ApiAuth, anchors_router};
+pub use crate::authorization::{AuthSecretError, Authorizations};
 pub use crate::gateway::gateway_router;
 pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
 pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery};

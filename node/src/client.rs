@@ -14,6 +14,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
+use crate::config::Secrets;
+
 /// Name of the file in the data dir that holds a running daemon's API address.
 pub(crate) const API_FILE: &str = "api";
 
@@ -45,8 +47,17 @@ impl Client {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let base = format!("http://{addr}");
+        let mut headers = reqwest::header::HeaderMap::new();
+        // The daemon asks writes for its API key when it has one: the CLI presents the same.
+        if let Some(key) = Secrets::from_env(std::env::vars())?.api_key {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", *key))
+                .context("STARGATE_API_KEY is not a valid header value")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .no_proxy()
+            .default_headers(headers)
             .build()
             .context("building the HTTP client")?;
         // A stale file (daemon killed) points at nothing; then we open the store ourselves.

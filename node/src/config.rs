@@ -147,10 +147,10 @@ impl std::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// The secrets among `env`; empty values count as unset. The ingest token and the callback
-    /// secret may instead be in a file named by the variable with `_FILE` appended (one
-    /// trailing newline is not part of the secret); setting both ways is an error, and so is a
-    /// file that cannot be read.
+    /// The secrets among `env`; empty values count as unset. Each may instead be in a file
+    /// named by the variable with `_FILE` appended (how Kubernetes mounts secrets; one trailing
+    /// newline is not part of the secret); setting both ways is an error, and so is a file that
+    /// cannot be read.
     pub(crate) fn from_env(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut secrets = Self::default();
         let mut files = Vec::new();
@@ -159,7 +159,7 @@ impl Secrets {
                 continue;
             }
             if let Some(base) = name.strip_suffix(FILE_SUFFIX)
-                && [ENV_INGEST_TOKEN, ENV_STEGO_CALLBACK_SECRET].contains(&base)
+                && secrets.slot(base).is_some()
             {
                 files.push((base.to_owned(), PathBuf::from(value)));
                 continue;
@@ -176,21 +176,12 @@ impl Secrets {
             if slot.is_some() {
                 bail!("{base} and {base}{FILE_SUFFIX} are both set; set only one");
             }
-            let mut text = Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+            *slot = read_secret_file(&path).with_context(|| {
                 format!(
-                    "reading {base} from {} (named by {base}{FILE_SUFFIX})",
+                    "{base} from {} (named by {base}{FILE_SUFFIX})",
                     path.display()
                 )
-            })?);
-            if text.ends_with('\n') {
-                text.pop();
-                if text.ends_with('\r') {
-                    text.pop();
-                }
-            }
-            if !text.is_empty() {
-                *slot = Some(text);
-            }
+            })?;
         }
         Ok(secrets)
     }
@@ -207,10 +198,65 @@ impl Secrets {
     }
 }
 
+/// A secret kept in a file: its text without one trailing newline; an empty file is no secret.
+pub(crate) fn read_secret_file(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    let mut text = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+    );
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(Some(text).filter(|t| !t.is_empty()))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ApiConfig {
     pub(crate) addr: SocketAddr,
+    /// Listening beyond loopback with no API key and no named secret is allowed.
+    pub(crate) allow_anonymous: bool,
+    /// Kubo's `API.Authorizations`, by name.
+    #[serde(default)]
+    pub(crate) authorizations: std::collections::BTreeMap<String, AuthorizationConfig>,
+}
+
+/// One of Kubo's `API.Authorizations`: a secret and the path prefixes it may call.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthorizationConfig {
+    /// Kubo's `AuthSecret`: `bearer:<token>` or `basic:<user>:<password>`.
+    auth_secret: Option<String>,
+    /// A file holding the same (a mounted secret).
+    auth_secret_file: Option<PathBuf>,
+    pub(crate) allowed_paths: Vec<String>,
+}
+
+impl std::fmt::Debug for AuthorizationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationConfig")
+            .field("auth_secret", &self.auth_secret.as_ref().map(|_| "<set>"))
+            .field("auth_secret_file", &self.auth_secret_file)
+            .field("allowed_paths", &self.allowed_paths)
+            .finish()
+    }
+}
+
+impl AuthorizationConfig {
+    /// The secret, from the file or inline (exactly one of the two).
+    pub(crate) fn secret(&self, name: &str) -> Result<Zeroizing<String>> {
+        let secret = match (&self.auth_secret, &self.auth_secret_file) {
+            (Some(s), None) => Some(Zeroizing::new(s.clone())),
+            (None, Some(path)) => read_secret_file(path)
+                .with_context(|| format!("[api.authorizations.{name}] auth_secret_file"))?,
+            _ => bail!(
+                "[api.authorizations.{name}] needs exactly one of auth_secret and auth_secret_file"
+            ),
+        };
+        secret.with_context(|| format!("[api.authorizations.{name}]: the secret is empty"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,18 +4,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use stargate_http_gateway::{ApiAuth, AppState, HttpOptions, Observability, StegoAuth};
+use stargate_http_gateway::{
+    ApiAuth, AppState, Authorizations, HttpOptions, Observability, StegoAuth,
+};
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::{Store, StoreOptions};
 
 use crate::anchoring::{self, ChainAnchoring, ChainMetrics};
 use crate::cli::DaemonArgs;
-use crate::config::{self, Config, Secrets};
+use crate::config::{self, ApiConfig, Config, Secrets};
 use crate::mirror;
 use crate::p2p;
 use crate::shutdown::{self, Parts};
@@ -55,6 +57,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
         &mut registry,
         secrets.api_key.as_deref().map(String::as_str),
     );
+    let api_access = api_access(&config.api, &secrets, &mut registry)?;
     let stego_auth = StegoAuth::register(
         &mut registry,
         secrets.stego_callback_secret.as_deref().map(String::as_str),
@@ -179,10 +182,12 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     }
     let gateway = obs.wrap(gateway);
     let api = obs.wrap(
-        stargate_http_gateway::api_router(state.clone())
-            .merge(anchors)
-            .merge(stargate_http_gateway::mirror_router(state.clone()))
-            .merge(stargate_http_gateway::stego_router(state, stego_auth)),
+        api_access.protect(
+            stargate_http_gateway::api_router(state.clone())
+                .merge(anchors)
+                .merge(stargate_http_gateway::mirror_router(state.clone()))
+                .merge(stargate_http_gateway::stego_router(state, stego_auth)),
+        ),
     );
 
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;
@@ -296,4 +301,38 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the {what} to {addr} (is another node running?)"))
+}
+
+/// Who may call the API listener; refuses an open API beyond loopback unless allowed.
+fn api_access(
+    api: &ApiConfig,
+    secrets: &Secrets,
+    registry: &mut Registry,
+) -> Result<Authorizations> {
+    let secrets_of_names = api
+        .authorizations
+        .iter()
+        .map(|(name, a)| Ok((name.as_str(), a.secret(name)?, a.allowed_paths.as_slice())))
+        .collect::<Result<Vec<_>>>()?;
+    let loopback = api.addr.ip().is_loopback();
+    let access = Authorizations::new(
+        registry,
+        secrets.api_key.as_deref().map(String::as_str),
+        secrets_of_names
+            .iter()
+            .map(|(name, secret, paths)| (*name, secret.as_str(), *paths)),
+        loopback || api.allow_anonymous,
+    )?;
+    if access.is_open() && !loopback {
+        if !api.allow_anonymous {
+            bail!(
+                "[api] addr {} is beyond loopback and nothing guards it: set STARGATE_API_KEY \
+                 (or STARGATE_API_KEY_FILE) or [api.authorizations], or allow_anonymous = true \
+                 for development",
+                api.addr
+            );
+        }
+        tracing::warn!(addr = %api.addr, "the API listens beyond loopback with no authorization (allow_anonymous)");
+    }
+    Ok(access)
 }

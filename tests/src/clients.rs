@@ -82,3 +82,21 @@ pub fn metrics_formats(metrics_url: &str) -> Result<Value> {
         .arg(metrics_url);
     json_report(cmd, SCRAPE_TIMEOUT)
 }
+
+/// Runs `tests/js/auth.mjs` against the API at `api_url`: `add`, `cat` and `pin.add` of the
+/// stored file `stored` through kubo-rpc-client, with no credentials and with each
+/// `Authorization` value in `credentials` passed as the client's users pass headers. The
+/// report maps each credential (`none` for none) to each call's outcome (`ok` or the error).
+///
+/// # Errors
+/// The script failed or printed no report.
+pub fn kubo_rpc_client_auth(api_url: &str, stored: &str, credentials: &[&str]) -> Result<Value> {
+    let dir = js_dir()?;
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("auth.mjs"))
+        .current_dir(dir)
+        .arg(api_url)
+        .arg(stored)
+        .args(credentials);
+    json_report(cmd, CLIENT_TIMEOUT)
+}

@@ -129,7 +129,9 @@ impl StargateDaemon {
             .env("STARGATE_LOG", "info,stargate=debug")
             .envs(options.env.iter().map(|(k, v)| (k, v)));
         let mut child = spawn_daemon(cmd, &dir)?;
-        let started = wait_started(&mut child, &dir, START_TIMEOUT, || api_identity(&dir).ok());
+        let started = wait_started(&mut child, &dir, START_TIMEOUT, || {
+            api_identity(&dir, &options).ok()
+        });
         let mut daemon = Self {
             child: Some(child),
             dir,
@@ -148,7 +150,7 @@ impl StargateDaemon {
 
     /// [`cli`](Self::cli) with a deadline.
     pub fn cli_with_timeout(&self, args: &[&str], timeout: Duration) -> Result<CommandOutput> {
-        let mut cmd = stargate_command(&self.dir)?;
+        let mut cmd = cli_command(&self.dir, &self.options)?;
         cmd.args(args);
         run_with_timeout(&mut cmd, timeout)
     }
@@ -254,6 +256,12 @@ impl StargateDaemon {
         Ok(format!("http://{addr}"))
     }
 
+    /// The API's base URL (`http://127.0.0.1:PORT`), from the `api` file the daemon writes.
+    pub fn api_url(&self) -> Result<String> {
+        let addr = std::fs::read_to_string(self.dir.join("api")).context("reading the api file")?;
+        Ok(format!("http://{}", addr.trim()))
+    }
+
     /// The gateway's `/metrics` text.
     pub fn metrics(&self) -> Result<String> {
         let url = format!("{}/metrics", self.gateway_url()?);
@@ -335,11 +343,25 @@ pub fn peer_ids(nodes: &[&StargateDaemon]) -> BTreeSet<String> {
 }
 
 /// `stargate id` of the daemon holding `dir` (once its API file exists).
-fn api_identity(dir: &Path) -> Result<DaemonIdentity> {
+/// The CLI for the daemon in `dir`, as an operator runs it: the shell knows the daemon's API
+/// key.
+fn cli_command(dir: &Path, options: &DaemonOptions) -> Result<std::process::Command> {
+    let mut cmd = stargate_command(dir)?;
+    cmd.envs(
+        options
+            .env
+            .iter()
+            .filter(|(k, _)| k == "STARGATE_API_KEY")
+            .map(|(k, v)| (k, v)),
+    );
+    Ok(cmd)
+}
+
+fn api_identity(dir: &Path, options: &DaemonOptions) -> Result<DaemonIdentity> {
     if !dir.join("api").exists() {
         bail!("no API yet");
     }
-    let mut cmd = stargate_command(dir)?;
+    let mut cmd = cli_command(dir, options)?;
     cmd.arg("id");
     let out = run_with_timeout(&mut cmd, CLI_TIMEOUT)?.ok_stdout("stargate id")?;
     serde_json::from_str(&out).context("parsing `stargate id`")

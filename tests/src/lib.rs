@@ -28,7 +28,7 @@ mod regtest;
 mod stego;
 mod wait;
 
-pub use clients::{ClientRun, aioipfs, kubo_rpc_client, metrics_formats};
+pub use clients::{ClientRun, aioipfs, kubo_rpc_client, kubo_rpc_client_auth, metrics_formats};
 pub use daemon::{DaemonIdentity, DaemonOptions, StargateDaemon, peer_ids};
 pub use data::{
     BOUNDARY_FILES, CHUNK, MAX_LINKS, NamedFile, SHARD_THRESHOLD, SHARDED_DIR_FILES,

@@ -23,12 +23,6 @@ fn http() -> Result<Client> {
         .build()?)
 }
 
-/// The daemon's API address, from the `api` file it writes.
-fn api_url(daemon: &StargateDaemon) -> Result<String> {
-    let addr = std::fs::read_to_string(daemon.dir().join("api")).context("reading the api file")?;
-    Ok(format!("http://{}", addr.trim()))
-}
-
 fn post_anchors(
     http: &Client,
     base: &str,
@@ -196,7 +190,7 @@ fn anchoring_through_the_daemon() -> Result<()> {
     ensure!(res.status() == 404, "{}", res.status());
 
     // Metrics on the same registry as the rest.
-    let api = api_url(&daemon)?;
+    let api = daemon.api_url()?;
     let text = wait_for(WAIT, || {
         let text = http
             .get(format!("{api}/metrics"))
