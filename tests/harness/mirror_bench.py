@@ -151,14 +151,18 @@ def lo_bytes():
     raise Failed("no lo in /proc/net/dev")
 
 
-def wait_idle(daemons, timeout=600):
-    """Waits until the daemons together use less than 0.1 CPU second per second."""
+def wait_idle(daemons, timeout=600, quiet=5):
+    """Waits until the daemons together have used less than 0.1 CPU second per second for
+    `quiet` seconds in a row: longer than the 2 s a node waits after its last download before it
+    announces what it mirrored in the DHT, so that work is not mistaken for idleness."""
     deadline = time.monotonic() + timeout
     last = sum(cpu_seconds(d.proc.pid) for d in daemons)
+    calm = 0
     while time.monotonic() < deadline:
         time.sleep(1)
         now = sum(cpu_seconds(d.proc.pid) for d in daemons)
-        if now - last < 0.1:
+        calm = calm + 1 if now - last < 0.1 else 0
+        if calm >= quiet:
             return
         last = now
     raise Failed(f"the daemons were still busy after {timeout} s")
