@@ -158,6 +158,8 @@ def check_pod(docs):
         fail("every capability must be dropped")
     if pod.get("automountServiceAccountToken") is not False:
         fail("the pod needs no service-account token")
+    if pod.get("enableServiceLinks") is not False:
+        fail("service links must be off: STARGATE_IPFS_PORT (from a Service stargate-ipfs) stops the node")
     ports = {p["name"]: p for p in c["ports"]}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = c.get(probe, {}).get("httpGet", {})
