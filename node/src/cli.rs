@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "stargate",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("STARGATE_COMMIT"), ")"),
     about = "Stargate Node: an IPFS peer with Bitcoin anchoring"
 )]
 pub(crate) struct Cli {

@@ -1,13 +1,14 @@
 //! The `stargate` CLI end to end: what `add` stores, `cat`, `get` and `ls` give back identical
 //! bytes, with and without a daemon; `add -n` gives Kubo's CIDs; the daemon's lifecycle;
-//! a reader that closes stdout early ends a command quietly.
+//! a reader that closes stdout early ends a command quietly; `--version` names the commit.
 
 use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use stargate_tests::{
-    KuboPeer, StargateNode, write_boundary_files, write_nested_dir, write_pseudo_random_file,
+    KuboPeer, StargateNode, repo_root, stargate_bin, write_boundary_files, write_nested_dir,
+    write_pseudo_random_file,
 };
 
 /// The CID `add -Q` printed.
@@ -280,5 +281,30 @@ fn a_reader_that_goes_away_ends_a_command_quietly() -> Result<()> {
     with_stdout_closed(&node, &["cat", &cid])?;
     // Nothing was lost: the store still answers.
     ensure!(cat(&node, &cid)? == fs::read(&file)?, "cat after");
+    Ok(())
+}
+
+#[test]
+fn version_names_the_release_and_the_commit() -> Result<()> {
+    let run = |program: &Path, args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .current_dir(repo_root())
+            .output()
+            .with_context(|| format!("running {}", program.display()))?;
+        ensure!(
+            out.status.success(),
+            "{} {args:?} failed",
+            program.display()
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let version = run(&stargate_bin()?, &["--version"])?;
+    let head = run(Path::new("git"), &["rev-parse", "--short=12", "HEAD"])?;
+    let expected = format!("stargate {} (commit {head})", env!("CARGO_PKG_VERSION"));
+    ensure!(
+        version == expected,
+        "--version said {version:?}, expected {expected:?}"
+    );
     Ok(())
 }
