@@ -31,7 +31,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 #   unshare  util-linux   the loopback-only namespace itself
 #   wrk      wrk          gateway load benchmark
 #   strace   strace       checking that a process only touches loopback
-declare -A deb_for=([ip]=iproute2 [unshare]=util-linux [wrk]=wrk [strace]=strace)
+#   systemd-analyze systemd  checking deploy/systemd/stargate.service (scripts/check-deploy.sh)
+declare -A deb_for=([ip]=iproute2 [unshare]=util-linux [wrk]=wrk [strace]=strace
+  [systemd-analyze]=systemd)
 missing=()
 for cmd in "${!deb_for[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${deb_for[$cmd]}")
@@ -89,6 +91,9 @@ fi
 # bcoin (npm) into tests/regtest, e-x (PyPI) into .venv; idempotent.
 bash scripts/install-regtest.sh
 # --- end of regtest hook ----------------------------------------------------
+
+# --- deploy checks: helm, kubernetes-validate, hadolint (target/deploy-tools) -
+bash scripts/check-deploy.sh --install-only
 
 # --- Rust: fetch every crate, build every binary and test -------------------
 # Tests then run with --offline inside the namespace and must not compile

@@ -28,6 +28,9 @@ fi
 # No file of a crate imports another in a circle, or reaches up into its parent module.
 python3 scripts/check-imports.py
 say "imports run one way"
+# deploy/: the Helm chart, the Dockerfile and the systemd unit, with the real tools.
+bash scripts/check-deploy.sh
+say "deploy checks passed"
 
 # Everything above may use the network (registries only); everything below
 # runs in the namespace, offline.
