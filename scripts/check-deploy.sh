@@ -142,6 +142,7 @@ refused=(
   "--set stargate.ipfs.enabled=false"
   "--set secrets.createDefault=true --set secrets.chainWalletKey=true"
   "--set service.swarm.type=ExternalName"
+  "--set secrets.stargateApiKey=false"
 )
 for flags in "${refused[@]}"; do
   # shellcheck disable=SC2086

@@ -67,6 +67,10 @@ string even when it looks like a number.
   value: '"0.0.0.0:8080"'
 - name: STARGATE_API_ADDR
   value: '"0.0.0.0:5001"'
+{{- $anonymous := dig "api" "allow_anonymous" false (.Values.stargate.config | default dict) }}
+{{- if and (not .Values.secrets.stargateApiKey) (not $anonymous) }}
+{{- fail "the API listens on 0.0.0.0:5001 in the pod and the node refuses to serve it unguarded: switch on secrets.stargateApiKey (the guide's stargate-api-key), or set stargate.config.api.allow_anonymous=true (development only: anyone in the cluster may write)" }}
+{{- end }}
 - name: STARGATE_BITCOIN_NETWORK
   value: {{ .Values.stargate.bitcoinNetwork | toJson | quote }}
 {{- range $key, $value := .Values.stargate.ipfs }}
