@@ -8,6 +8,8 @@ mod add;
 mod anchor;
 mod blocks;
 mod content;
+mod dag;
+mod dag_car;
 mod deadline;
 mod drain;
 mod error;
@@ -63,6 +65,11 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/wallet/address", post(anchor::wallet_address))
         .route("/api/v0/wallet/balance", post(anchor::wallet_balance))
         .route("/api/v0/dag/fetch", post(routing::fetch_dag))
+        .route("/api/v0/dag/put", post(dag::put))
+        .route("/api/v0/dag/get", post(dag::get))
+        .route("/api/v0/dag/stat", post(dag::stat))
+        .route("/api/v0/dag/export", post(dag_car::export))
+        .route("/api/v0/dag/import", post(dag_car::import))
         .route("/api/v0/pubsub/pub", post(pubsub::publish))
         .route("/api/v0/pubsub/sub", post(pubsub::subscribe))
         .route("/api/v0/pubsub/ls", post(pubsub::ls))
