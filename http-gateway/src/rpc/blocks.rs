@@ -16,7 +16,9 @@ use super::{Params, RpcError, RpcResult};
 use crate::AppState;
 
 pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
-    params.only(&[])?;
+    // kubo-rpc-client's `dag.get` walks paths itself with `block get`, sending its own options
+    // along; Kubo ignores them, as we do.
+    params.only(&["path", "local-resolve"])?;
     let cid = parse_cid(params.one_arg()?)?;
     let block = params.block_source(&state)?.get(cid).await?;
     Ok((

@@ -7,6 +7,7 @@
 mod add;
 mod anchor;
 mod blocks;
+mod config;
 mod content;
 mod dag;
 mod dag_car;
@@ -31,6 +32,7 @@ use crate::AppState;
 
 pub use add::InProcess;
 pub(crate) use anchor::MAX_CIDS_PER_CALL;
+pub use config::ListenAddrs;
 pub(crate) use error::{RpcError, RpcResult};
 pub(crate) use params::Params;
 
@@ -52,7 +54,11 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/repo/gc", post(repo::gc))
         .route("/api/v0/repo/verify", post(repo::verify))
         .route("/api/v0/repo/stat", post(repo::stat))
+        .route("/api/v0/stats/repo", post(repo::stat))
         .route("/api/v0/version", post(repo::version))
+        .route("/api/v0/config", post(config::get))
+        .route("/api/v0/config/show", post(config::show))
+        .route("/api/v0/key/list", post(config::key_list))
         .route("/api/v0/id", post(swarm::id))
         .route("/api/v0/swarm/connect", post(swarm::connect))
         .route("/api/v0/swarm/disconnect", post(swarm::disconnect))
