@@ -256,41 +256,41 @@ impl Summary {
         }
     }
 
+    /// The summary as Kubo's JSON: fields that are zero left out (its `omitempty`), the unique
+    /// count, shared size and ratio only once `done`.
     fn to_json(&self, done: bool) -> Value {
-        let mut out = serde_json::Map::new();
-        let mut put = |k: &str, v: Value| {
-            out.insert(k.to_owned(), v);
-        };
-        if done {
-            put("UniqueBlocks", json!(self.seen.len()));
-        }
-        put("TotalSize", json!(self.total));
-        if done {
-            put("SharedSize", json!(self.redundant - self.total));
-            // Kubo's ratio is a float32.
-            #[allow(clippy::cast_precision_loss)]
-            put(
-                "Ratio",
-                json!((self.redundant as f32) / (self.total as f32)),
-            );
-        }
+        let nonzero = |v: u64| (v != 0).then(|| json!(v));
         let dags: Vec<Value> = self
             .dags
             .iter()
             .map(|d| {
                 let mut dag = json!({ "Cid": { "/": d.cid.to_string() } });
                 for (k, v) in [("Size", d.size), ("NumBlocks", d.blocks)] {
-                    if v != 0 {
-                        dag[k] = json!(v);
+                    if let Some(v) = nonzero(v) {
+                        dag[k] = v;
                     }
                 }
                 dag
             })
             .collect();
-        put("DagStats", Value::Array(dags));
-        out.retain(|_, v| !matches!(v, Value::Number(n) if n.as_f64() == Some(0.0)));
-        out.retain(|_, v| !v.as_f64().is_some_and(f64::is_nan));
-        Value::Object(out)
+        let mut out = json!({ "DagStats": dags });
+        let mut fields = vec![("TotalSize", nonzero(self.total))];
+        if done {
+            // Kubo's ratio is a float32.
+            #[allow(clippy::cast_precision_loss)]
+            let ratio = (self.total != 0).then(|| json!(self.redundant as f32 / self.total as f32));
+            fields.extend([
+                ("UniqueBlocks", nonzero(self.seen.len() as u64)),
+                ("SharedSize", nonzero(self.redundant - self.total)),
+                ("Ratio", ratio),
+            ]);
+        }
+        for (k, v) in fields {
+            if let Some(v) = v {
+                out[k] = v;
+            }
+        }
+        out
     }
 }
 
@@ -334,3 +334,7 @@ pub(crate) async fn stat(State(state): State<AppState>, params: Params) -> RpcRe
     });
     Ok(answer.respond().await)
 }
+
+#[cfg(test)]
+#[path = "dag_tests.rs"]
+mod tests;
