@@ -45,7 +45,7 @@ pub use crate::network::{
     ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };
 pub use crate::pubsub::{PubSub, PubSubMessage};
-pub use crate::rpc::{InProcess, api_router};
+pub use crate::rpc::{InProcess, ListenAddrs, api_router};
 pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};
 pub use crate::stego::{Stego, StegoAuth, StegoError};

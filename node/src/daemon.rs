@@ -193,6 +193,11 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
     let gateway_listener = bind(config.gateway.addr, "gateway").await?;
     let api_listener = bind(config.api.addr, "API").await?;
     let api_file = ApiFile::write(&data_dir, api_listener.local_addr()?)?;
+    // `config Addresses.API|Gateway` answer with the addresses as bound.
+    let api = api.layer(axum::Extension(stargate_http_gateway::ListenAddrs {
+        api: api_listener.local_addr()?,
+        gateway: gateway_listener.local_addr()?,
+    }));
 
     shutdown::on_signal(token.clone()).context("installing signal handlers")?;
     tracing::info!(

@@ -27,6 +27,7 @@ pub mod car;
 mod cid;
 mod dagpb;
 mod hash;
+pub mod ipld;
 pub mod limits;
 pub mod mirror;
 mod path;

@@ -10,6 +10,7 @@ its multiaddr ending in /p2p/<id>) is connected to the daemon, and so is the pro
 """
 
 import asyncio
+import base64
 import io
 import json
 import os
@@ -94,6 +95,27 @@ async def run(api, fixtures, peer_addr, provided, provider):
         streamed = await collect(core.ls_streamed(root))
         report["ls_stream"] = [o["Objects"][0]["Links"][0]["Name"] for o in streamed]
 
+        # dag put (a dag-json file, stored as dag-cbor and as dag-json), get (dag-json, a path,
+        # dag-cbor bytes), stat, export, import.
+        document = {"name": "stargate", "list": [1, 2, {"deep": True}], "link": {"/": hello["Hash"]}}
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(document, f)
+        try:
+            put_cbor = await client.dag.put(f.name)
+            put_json = await client.dag.put(f.name, store_codec="dag-json", pin=False)
+        finally:
+            os.unlink(f.name)
+        report["dag_put"] = {"cbor": put_cbor["Cid"]["/"], "json": put_json["Cid"]["/"]}
+        cbor_cid = put_cbor["Cid"]["/"]
+        report["dag_get"] = await client.dag.get(cbor_cid)
+        report["dag_get_path"] = await client.dag.get(f"{cbor_cid}/list/2")
+        report["dag_get_link"] = await client.dag.get(f"{cbor_cid}/link")
+        report["dag_stat"] = await collect(client.dag.stat(root))
+        car = await client.dag.export(root)
+        report["dag_export"] = base64.b64encode(car).decode()
+        report["dag_import"] = await client.dag.car_import(car, stats=False)
+        report["dag_get_bad"] = await failure("dag.get of a malformed CID", lambda: client.dag.get("not-a-cid"))
+
         # block put, get, stat, rm
         with tempfile.NamedTemporaryFile(delete=False) as f:
             f.write(b"a block of bytes")
@@ -163,11 +185,17 @@ async def run(api, fixtures, peer_addr, provided, provider):
         # Asked of the store alone (a stat would look for it on the network).
         report["gc_collected"] = await client.block.rm(put512["Key"])
 
+        # key list (the node's own key), config (read-only), stats repo
+        report["key_list"] = await client.key.list()
+        report["config_peer_id"] = await client.config.config("Identity.PeerID")
+        report["config_api"] = await client.config.config("Addresses.API")
+        stats_repo = await client.stats.repo()
+        check(stats_repo["NumObjects"] == (await client.repo.stat())["NumObjects"], f"stats.repo: {stats_repo}")
+
         # Commands this node does not have: Kubo's 404.
         report["unknown"] = {
-            "dag_export": await failure("dag.export", lambda: client.dag.export(root)),
             "bitswap_stat": await failure("bitswap.stat", lambda: client.bitswap.stat()),
-            "key_list": await failure("key.list", lambda: client.key.list()),
+            "files_ls": await failure("files.ls", lambda: client.files.ls("/")),
         }
     finally:
         await client.close()

@@ -12,6 +12,9 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
+import { CarReader, CarWriter } from '@ipld/car'
+import * as dagCBOR from '@ipld/dag-cbor'
+import * as dagJSON from '@ipld/dag-json'
 import * as dagPB from '@ipld/dag-pb'
 import { CID, create, globSource } from 'kubo-rpc-client'
 import * as raw from 'multiformats/codecs/raw'
@@ -221,14 +224,118 @@ check(same(own.data, announcement), 'pubsub message data')
 report.pubsub_message = { from: own.from.toString(), topic: own.topic, data: new TextDecoder().decode(own.data) }
 await ipfs.pubsub.unsubscribe(topic)
 
+// dag put (dag-cbor by default, dag-json, dag-json text read by the node), get (whole and by
+// path), export, import; CIDs checked against the reference codecs' encodings here.
+const cidOf = async (codec, value) =>
+  CID.createV1(codec.code, await sha256.digest(codec.encode(value)))
+const doc = { name: 'stargate', list: [1, 2, { deep: true }], link: hello.cid, bytes: text.encode('hi') }
+const putCbor = await ipfs.dag.put(doc)
+check(putCbor.equals(await cidOf(dagCBOR, doc)), `dag.put: ${putCbor}`)
+const putJson = await ipfs.dag.put(doc, { storeCodec: 'dag-json' })
+check(putJson.equals(await cidOf(dagJSON, doc)), `dag.put dag-json: ${putJson}`)
+// The same document as dag-json text, re-encoded by the node into dag-cbor: the same block.
+const fromText = await ipfs.dag.put(dagJSON.encode(doc), { inputCodec: 'dag-json', storeCodec: 'dag-cbor', pin: true })
+check(fromText.equals(putCbor), `dag.put of dag-json text stored as dag-cbor: ${fromText} is ${putCbor}`)
+report.dag_put = { cbor: putCbor.toString(), json: putJson.toString(), from_text: fromText.toString() }
+const got = await ipfs.dag.get(putCbor)
+check(got.value.name === 'stargate' && got.value.link.equals(hello.cid) && same(got.value.bytes, doc.bytes),
+  `dag.get: ${JSON.stringify(got.value)}`)
+check((await ipfs.dag.get(putCbor, { path: 'list/2/deep' })).value === true, 'dag.get with a path')
+const parent = await ipfs.dag.put({ child: putCbor })
+check((await ipfs.dag.get(parent, { path: 'child/name' })).value === 'stargate', 'dag.get through a link')
+report.dag_parent = parent.toString()
+
+// dag export of a UnixFS file (Kubo's DAG for blob.bin) and of the dag-cbor pair, read back here.
+const readCar = async (bytes) => {
+  const car = await CarReader.fromBytes(bytes)
+  const blocks = []
+  for await (const b of car.blocks()) {
+    check(b.cid.multihash.code !== sha256.code ||
+      same((await sha256.digest(b.bytes)).digest, b.cid.multihash.digest), `dag.export: block ${b.cid} verifies`)
+    blocks.push(b)
+  }
+  return { roots: (await car.getRoots()).map(String), blocks }
+}
+const fileCar = concat(await all(ipfs.dag.export(CID.parse(file))))
+const fileBlocks = await readCar(fileCar)
+report.dag_export_file = { roots: fileBlocks.roots, blocks: fileBlocks.blocks.map((b) => b.cid.toString()) }
+report.dag_export_file_car = Buffer.from(fileCar).toString('base64')
+const pairCar = await readCar(concat(await all(ipfs.dag.export(parent))))
+report.dag_export_pair = { roots: pairCar.roots, blocks: pairCar.blocks.map((b) => b.cid.toString()) }
+
+// dag import: a CAR made here of blocks the node does not have, its root pinned as Kubo pins
+// it; a CAR whose root is missing says why it was not pinned.
+const fresh = { made: 'by the client', at: 1 }
+const freshBytes = dagCBOR.encode(fresh)
+const freshCid = CID.createV1(dagCBOR.code, await sha256.digest(freshBytes))
+const makeCar = async (roots, blocks) => {
+  const { writer, out } = CarWriter.create(roots)
+  const bytes = all(out)
+  for (const b of blocks) await writer.put(b)
+  await writer.close()
+  return concat(await bytes)
+}
+const imported = await all(ipfs.dag.import([await makeCar([freshCid], [{ cid: freshCid, bytes: freshBytes }])]))
+check(imported.length === 1 && imported[0].root.cid.equals(freshCid) && imported[0].root.pinErrorMsg === '',
+  `dag.import: ${JSON.stringify(imported)}`)
+const freshPins = await all(ipfs.pin.ls({ paths: [freshCid] }))
+check(freshPins.length === 1 && freshPins[0].type === 'recursive', 'dag.import pinned the root')
+check((await ipfs.dag.get(freshCid)).value.made === 'by the client', 'dag.get of an imported block')
+const missing = CID.createV1(dagCBOR.code, await sha256.digest(dagCBOR.encode({ never: 'stored' })))
+const orphan = await all(ipfs.dag.import([await makeCar([missing], [])]))
+check(orphan.length === 1 && orphan[0].root.pinErrorMsg !== '', `dag.import of a missing root: ${JSON.stringify(orphan)}`)
+report.dag_import_missing = orphan[0].root.pinErrorMsg
+const unpinnedImport = await all(ipfs.dag.import([await makeCar([freshCid], [])], { pinRoots: false }))
+check(unpinnedImport.length === 0, `dag.import without pin-roots: ${JSON.stringify(unpinnedImport)}`)
+
+// block put with every option: mhlen, pin, allow-big-block.
+const pinnedBlock = await ipfs.block.put(text.encode('pinned block'), { mhtype: 'sha2-256', mhlen: 32, pin: true })
+check((await all(ipfs.pin.ls({ paths: [pinnedBlock] })))[0].type === 'recursive', 'block.put pin')
+const big = new Uint8Array(1536 * 1024).fill(7)
+report.block_put_big = await failure('block.put of a 1.5 MiB block', () => ipfs.block.put(big))
+const bigCid = await ipfs.block.put(big, { allowBigBlock: true })
+check(bigCid.equals(CID.createV1(raw.code, await sha256.digest(big))), `block.put allowBigBlock: ${bigCid}`)
+
+// Bad input: Kubo's error shape, and nothing stored.
+const before = (await ipfs.repo.stat()).numObjects
+report.bad_input = {
+  dag_put_malformed: await failure('dag.put of malformed dag-json',
+    () => ipfs.dag.put(text.encode('{"a":'), { inputCodec: 'dag-json' })),
+  dag_put_unknown_codec: await failure('dag.put with an unknown codec',
+    () => ipfs.dag.put(text.encode('{}'), { inputCodec: 'dag-json', storeCodec: 'no-such-codec' })),
+  dag_put_big: await failure('dag.put over the block limit',
+    () => ipfs.dag.put({ big: new Uint8Array(1536 * 1024) })),
+  dag_export_malformed_cid: await failure('dag.export of a malformed CID',
+    () => all(ipfs.dag.export('not-a-cid'))),
+  dag_import_malformed: await failure('dag.import of bytes that are no CAR',
+    () => all(ipfs.dag.import([text.encode('no car here')])))
+}
+check((await ipfs.repo.stat()).numObjects === before, 'bad input stored nothing')
+
+// config (read-only: the keys clients read), key list (the node's own key), stats repo.
+report.config = {
+  api: await ipfs.config.get('Addresses.API'),
+  gateway: await ipfs.config.get('Addresses.Gateway'),
+  swarm: await ipfs.config.get('Addresses.Swarm'),
+  peer_id: await ipfs.config.get('Identity.PeerID')
+}
+const wholeConfig = await ipfs.config.getAll()
+check(wholeConfig.Identity.PeerID === report.config.peer_id && wholeConfig.Addresses.API === report.config.api,
+  `config.getAll: ${JSON.stringify(wholeConfig)}`)
+report.config_set = await failure('config.set', () => ipfs.config.set('Addresses.API', '/ip4/127.0.0.1/tcp/1'))
+report.config_unknown = await failure('config.get of an unknown key', () => ipfs.config.get('No.Such.Key'))
+report.key_list = (await ipfs.key.list()).map((k) => ({ name: k.name, id: k.id }))
+const statsRepo = await ipfs.stats.repo()
+check(statsRepo.numObjects === (await ipfs.repo.stat()).numObjects && typeof statsRepo.repoPath === 'string',
+  `stats.repo: ${statsRepo.numObjects}`)
+
 // Commands this node does not have: Kubo's 404 naming the command.
 report.unknown = {
-  dag_put: await failure('dag.put', () => ipfs.dag.put({ a: 1 })),
   bitswap_stat: await failure('bitswap.stat', () => ipfs.bitswap.stat()),
   files_ls: await failure('files.ls', () => all(ipfs.files.ls('/'))),
-  key_list: await failure('key.list', () => ipfs.key.list()),
-  name_resolve: await failure('name.resolve', () => all(ipfs.name.resolve('k51'))),
-  config_get: await failure('config.get', () => ipfs.config.get('Addresses'))
+  key_gen: await failure('key.gen', () => ipfs.key.gen('other')),
+  stats_bw: await failure('stats.bw', () => all(ipfs.stats.bw())),
+  name_resolve: await failure('name.resolve', () => all(ipfs.name.resolve('k51')))
 }
 
 console.log(JSON.stringify(report))

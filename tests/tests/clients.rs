@@ -9,9 +9,12 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use anyhow::{Context, Result, ensure};
-use serde_json::Value;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Value, json};
 use sha2::Digest;
-use stargate_protocol::{Cid, Multihash};
+use stargate_protocol::car::read_car;
+use stargate_protocol::{Block, Cid, Codec, Multihash, PbNode};
 use stargate_tests::{
     ClientRun, ImportOptions, KuboPeer, StargateNode, aioipfs, js_unixfs_import, kubo_rpc_client,
     write_pseudo_random_file,
@@ -344,17 +347,43 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
         report["gc_collected"]
     );
 
+    check_dag_js(&mut setup, &report)?;
+    let node_id = text(&report["id"]["id"], "id")?;
+    let want = json!({
+        "api": multiaddr_of(&setup.node.api_url())?,
+        "gateway": multiaddr_of(&setup.node.gateway_url())?,
+        "peer_id": node_id,
+        "swarm": report["config"]["swarm"],
+    });
+    ensure!(
+        report["config"] == want,
+        "config: {}, expected {want}",
+        report["config"]
+    );
+    ensure!(
+        report["config"]["swarm"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()
+                && a.iter()
+                    .all(|m| m.as_str().is_some_and(|m| m.starts_with("/ip4/127.0.0.1/")))),
+        "config Addresses.Swarm: {}",
+        report["config"]["swarm"]
+    );
+    for key in ["config_set", "config_unknown"] {
+        ensure!(report[key]["status"] == 400, "{key}: {}", report[key]);
+    }
+    check_key_id(&report["key_list"], "name", "id", node_id)?;
+
     // Commands the node does not have: Kubo's 404, the command named.
     let unknown = report["unknown"]
         .as_object()
         .context("no unknown commands")?;
     for (call, command) in [
-        ("dag_put", "dag/put"),
         ("bitswap_stat", "bitswap/stat"),
         ("files_ls", "files/ls"),
-        ("key_list", "key/list"),
+        ("key_gen", "key/gen"),
+        ("stats_bw", "stats/bw"),
         ("name_resolve", "name/resolve"),
-        ("config_get", "config"),
     ] {
         let failure = &unknown[call];
         ensure!(failure["status"] == 404, "{call}: {failure}");
@@ -460,6 +489,17 @@ fn aioipfs_works_unchanged() -> Result<()> {
     ensure!(
         text(&missing["Error"], "Error")?.contains("could not find"),
         "{missing}"
+    );
+    check_dag_aioipfs(&mut setup, &report)?;
+    let node_id = text(&report["id"], "id")?;
+    check_key_id(&report["key_list"]["Keys"], "Name", "Id", node_id)?;
+    ensure!(
+        report["config_peer_id"] == json!({ "Key": "Identity.PeerID", "Value": node_id })
+            && report["config_api"]
+                == json!({ "Key": "Addresses.API", "Value": multiaddr_of(&api)? }),
+        "config: {} {}",
+        report["config_peer_id"],
+        report["config_api"]
     );
     check_gc(&report)?;
     ensure!(
@@ -575,6 +615,186 @@ fn check_gc(report: &Value) -> Result<()> {
     ensure!(
         removed.iter().any(|cid| cid == expected),
         "repo gc did not name {expected}: {removed:?}"
+    );
+    Ok(())
+}
+
+/// The blocks of a CAR a client exported (base64 in the report), each verified against its CID
+/// as they are read, and its roots.
+fn exported_car(report: &Value, key: &str) -> Result<(Vec<Cid>, Vec<Block>)> {
+    let bytes = BASE64.decode(text(&report[key], key)?)?;
+    read_car(&bytes).with_context(|| format!("{key} is not a valid CAR"))
+}
+
+/// The CIDs of the dag-pb DAG in `blocks` from `root`, depth-first, pre-order, in link order,
+/// each once: the order Kubo's `dag export` writes blocks in.
+fn dfs_order(root: Cid, blocks: &[Block]) -> Result<Vec<Cid>> {
+    let by_cid: BTreeMap<Cid, &Block> = blocks.iter().map(|b| (*b.cid(), b)).collect();
+    let mut order = Vec::new();
+    let mut stack = vec![root];
+    while let Some(cid) = stack.pop() {
+        if order.contains(&cid) {
+            continue;
+        }
+        order.push(cid);
+        if cid.codec() == Codec::DagPb.code() {
+            let block = by_cid
+                .get(&cid)
+                .with_context(|| format!("{cid} is not in the CAR"))?;
+            let node = PbNode::decode(block.data())?;
+            stack.extend(node.links.iter().rev().map(|l| l.cid));
+        }
+    }
+    Ok(order)
+}
+
+/// `dag export` of a DAG Kubo made: its root Kubo's CID, then every block once in Kubo's order.
+fn check_export_of(report: &Value, key: &str, kubo_root: &str) -> Result<Vec<Block>> {
+    let (roots, blocks) = exported_car(report, key)?;
+    let root: Cid = kubo_root.parse()?;
+    ensure!(
+        roots == [root],
+        "{key}: roots {roots:?}, Kubo's root {root}"
+    );
+    let got: Vec<Cid> = blocks.iter().map(|b| *b.cid()).collect();
+    let want = dfs_order(root, &blocks)?;
+    ensure!(got == want, "{key}: blocks {got:?}, depth-first {want:?}");
+    Ok(blocks)
+}
+
+/// The dag commands through kubo-rpc-client (its CIDs were checked there against the
+/// reference codecs): export of Kubo's DAG for blob.bin and of a dag-cbor pair, import,
+/// block put's options, and bad input answered with Kubo's error shape.
+fn check_dag_js(setup: &mut Setup, report: &Value) -> Result<()> {
+    let put = &report["dag_put"];
+    for (key, codec) in [("cbor", Codec::DagCbor), ("json", Codec::DagJson)] {
+        let cid: Cid = text(&put[key], key)?.parse()?;
+        ensure!(cid.codec() == codec.code(), "dag put {key}: {cid}");
+    }
+    ensure!(put["cbor"] == put["from_text"], "dag put: {put}");
+    let blob = setup.kubo_cid("blob.bin")?;
+    let blocks = check_export_of(report, "dag_export_file_car", &blob)?;
+    ensure!(
+        blocks.len() > 2 && report["dag_export_file"]["roots"] == json!([blob]),
+        "{}",
+        report["dag_export_file"]
+    );
+    let hello = setup.kubo_cid_of(b"hello")?;
+    let pair = &report["dag_export_pair"];
+    ensure!(
+        pair["roots"] == json!([report["dag_parent"]])
+            && pair["blocks"] == json!([report["dag_parent"], put["cbor"], hello]),
+        "dag export of the pair: {pair}"
+    );
+    ensure!(
+        text(&report["dag_import_missing"], "dag_import_missing")?.contains("not in the store"),
+        "dag import of a missing root: {}",
+        report["dag_import_missing"]
+    );
+    let big = &report["block_put_big"];
+    ensure!(
+        big["status"] == 400 && text(&big["message"], "message")?.contains("over"),
+        "block put of a big block: {big}"
+    );
+    for (call, failure) in report["bad_input"]
+        .as_object()
+        .context("no bad_input in the report")?
+    {
+        ensure!(
+            failure["status"] == 400 && !text(&failure["message"], call)?.is_empty(),
+            "{call}: {failure}"
+        );
+    }
+    Ok(())
+}
+
+/// The dag commands through aioipfs: the document put, read back as canonical dag-json (its
+/// dag-json CID is the hash of that text), by path and through a link into Kubo's dag-pb;
+/// stat, export and import of the directory Kubo made.
+fn check_dag_aioipfs(setup: &mut Setup, report: &Value) -> Result<()> {
+    let hello = setup.kubo_cid_of(b"hello")?;
+    let canonical =
+        format!(r#"{{"link":{{"/":"{hello}"}},"list":[1,2,{{"deep":true}}],"name":"stargate"}}"#);
+    ensure!(
+        report["dag_get"] == canonical.as_str(),
+        "dag get: {}, canonical dag-json: {canonical}",
+        report["dag_get"]
+    );
+    ensure!(
+        report["dag_put"]["json"] == cid_of(Codec::DagJson.code(), canonical.as_bytes(), false)?,
+        "dag put as dag-json: {}",
+        report["dag_put"]
+    );
+    let cbor: Cid = text(&report["dag_put"]["cbor"], "cbor")?.parse()?;
+    ensure!(cbor.codec() == Codec::DagCbor.code(), "dag put: {cbor}");
+    ensure!(
+        report["dag_get_path"] == r#"{"deep":true}"#,
+        "{}",
+        report["dag_get_path"]
+    );
+    // Kubo's file "hello" as a dag-pb document: a UnixFS file node's bytes, no links.
+    let node: Value = serde_json::from_str(text(&report["dag_get_link"], "dag_get_link")?)?;
+    let data = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text(&node["Data"]["/"]["bytes"], "Data")?)?;
+    ensure!(
+        node["Links"] == json!([]) && data.windows(5).any(|w| w == b"hello"),
+        "dag get through a link: {node}"
+    );
+
+    let tree = setup.kubo_cid("tree")?;
+    let blocks = check_export_of(report, "dag_export", &tree)?;
+    let stats = report["dag_stat"].as_array().context("dag stat")?;
+    let last = stats.last().context("dag stat answered nothing")?;
+    let total: usize = blocks.iter().map(|b| b.data().len()).sum();
+    ensure!(
+        last["UniqueBlocks"] == blocks.len()
+            && last["TotalSize"] == total
+            && last["DagStats"]
+                == json!([{ "Cid": { "/": tree }, "Size": total, "NumBlocks": blocks.len() }]),
+        "dag stat: {last}, the CAR has {} blocks of {total} bytes",
+        blocks.len()
+    );
+    ensure!(
+        stats.len() == blocks.len() + 1,
+        "dag stat progress: {stats:?}"
+    );
+    ensure!(
+        report["dag_import"] == json!({ "Root": { "Cid": { "/": tree }, "PinErrorMsg": "" } }),
+        "dag import: {}",
+        report["dag_import"]
+    );
+    ensure!(
+        report["dag_get_bad"]["status"] == 400,
+        "dag get of a malformed CID: {}",
+        report["dag_get_bad"]
+    );
+    Ok(())
+}
+
+/// `http://127.0.0.1:PORT` as Kubo's config writes a listen address.
+fn multiaddr_of(url: &str) -> Result<String> {
+    let addr: std::net::SocketAddr = url
+        .strip_prefix("http://")
+        .context("not an http URL")?
+        .parse()?;
+    Ok(format!("/ip4/{}/tcp/{}", addr.ip(), addr.port()))
+}
+
+/// `key list`: one key, `self`, whose ID is the node's peer ID as Kubo shows it (a base36
+/// CIDv1 of the libp2p-key codec over the peer ID's multihash).
+fn check_key_id(keys: &Value, name: &str, id: &str, node_id: &str) -> Result<()> {
+    let [key] = keys.as_array().context("key list is no list")?.as_slice() else {
+        anyhow::bail!("key list: {keys}");
+    };
+    let shown = text(&key[id], "key id")?;
+    let cid: Cid = shown.parse()?;
+    let peer = bitcoin::base58::decode(node_id)?;
+    ensure!(
+        key[name] == "self"
+            && shown.starts_with('k')
+            && cid.codec() == 0x72
+            && cid.hash().to_bytes() == peer,
+        "key list: {keys}, the node is {node_id}"
     );
     Ok(())
 }

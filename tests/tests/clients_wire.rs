@@ -198,11 +198,11 @@ fn commands_the_node_lacks_answer_as_kubo_answers() -> Result<()> {
     let http = http()?;
     for command in [
         "bitswap/stat",
-        "dag/put",
+        "dag/resolve",
         "files/ls",
         "name/publish",
         "key/gen",
-        "config",
+        "stats/bw",
         "shutdown",
     ] {
         let res = http

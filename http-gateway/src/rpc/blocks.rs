@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::json;
 use stargate_protocol::limits::{MAX_BLOCK_SIZE, MAX_PUT_BLOCK_SIZE};
 use stargate_protocol::{Block, Codec, HashCode, PbNode, Version, parse_cid};
@@ -15,7 +16,9 @@ use super::{Params, RpcError, RpcResult};
 use crate::AppState;
 
 pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
-    params.only(&[])?;
+    // kubo-rpc-client's `dag.get` walks paths itself with `block get`, sending its own options
+    // along; Kubo ignores them, as we do.
+    params.only(&["path", "local-resolve"])?;
     let cid = parse_cid(params.one_arg()?)?;
     let block = params.block_source(&state)?.get(cid).await?;
     Ok((
@@ -131,31 +134,44 @@ impl PutOptions {
 /// nothing touches the store before all are good.
 async fn read_blocks(multipart: &mut Multipart, opts: &PutOptions) -> RpcResult<Vec<Block>> {
     let mut blocks = Vec::new();
+    for data in read_parts(multipart, opts.max).await? {
+        if opts.codec == Codec::DagPb {
+            PbNode::decode(&data).map_err(RpcError::client)?;
+        }
+        blocks.push(
+            Block::encode(opts.version, opts.codec, opts.hash, data).map_err(RpcError::client)?,
+        );
+    }
+    Ok(blocks)
+}
+
+/// Kubo's refusal of a block over `max` bytes.
+pub(super) fn too_big(max: usize) -> RpcError {
+    RpcError::client(format!(
+        "produced block is over {max} bytes: big blocks can't be exchanged with other peers (--allow-big-block allows up to {MAX_BLOCK_SIZE})"
+    ))
+}
+
+/// Every part of the request, each read whole and at most `max` bytes; at least one.
+pub(super) async fn read_parts(multipart: &mut Multipart, max: usize) -> RpcResult<Vec<Bytes>> {
+    let mut parts = Vec::new();
     let bad = |e: axum::extract::multipart::MultipartError| {
         RpcError::client(format!("reading the request: {e}"))
     };
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let mut data = Vec::new();
         while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if data.len() + chunk.len() > opts.max {
-                return Err(RpcError::client(format!(
-                    "produced block is over {} bytes: big blocks can't be exchanged with other peers (--allow-big-block allows up to {MAX_BLOCK_SIZE})",
-                    opts.max
-                )));
+            if data.len() + chunk.len() > max {
+                return Err(too_big(max));
             }
             data.extend_from_slice(&chunk);
         }
-        if opts.codec == Codec::DagPb {
-            PbNode::decode(&data.clone().into()).map_err(RpcError::client)?;
-        }
-        blocks.push(
-            Block::encode(opts.version, opts.codec, opts.hash, data).map_err(RpcError::client)?,
-        );
+        parts.push(Bytes::from(data));
     }
-    if blocks.is_empty() {
+    if parts.is_empty() {
         return Err(RpcError::client("no block data in the request"));
     }
-    Ok(blocks)
+    Ok(parts)
 }
 
 /// Stores (and pins) `blocks` in one transaction and answers a `{"Key", "Size"}` line each.
@@ -165,11 +181,18 @@ async fn store_blocks(
     pin: bool,
     blocks: Vec<Block>,
 ) -> RpcResult<Response> {
-    let store = state.store().clone();
     let answers: Vec<_> = blocks
         .iter()
         .map(|b| json!({ "Key": params.cid(b.cid()), "Size": b.data().len() }))
         .collect();
+    store(state, blocks, pin).await?;
+    Ok(answer_lines(params, answers).await)
+}
+
+/// Stores `blocks`, each pinned recursively with `pin`, in one transaction, and tells the
+/// network about them.
+pub(super) async fn store(state: &AppState, blocks: Vec<Block>, pin: bool) -> RpcResult<()> {
+    let store = state.store().clone();
     let roots: Vec<_> = blocks.iter().map(|b| *b.cid()).collect();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         let pins: Vec<_> = blocks
@@ -188,13 +211,18 @@ async fn store_blocks(
     for cid in roots {
         state.content_added(cid, pin);
     }
+    Ok(())
+}
+
+/// A newline-delimited answer of `values`.
+pub(super) async fn answer_lines(params: &Params, values: Vec<serde_json::Value>) -> Response {
     let (lines, answer) = JsonLines::new(params);
     tokio::spawn(async move {
-        for a in answers {
-            lines.send(&a).await;
+        for v in values {
+            lines.send(&v).await;
         }
     });
-    Ok(answer.respond().await)
+    answer.respond().await
 }
 
 fn hash_len(hash: HashCode) -> usize {

@@ -7,7 +7,10 @@
 mod add;
 mod anchor;
 mod blocks;
+mod config;
 mod content;
+mod dag;
+mod dag_car;
 mod deadline;
 mod drain;
 mod error;
@@ -29,6 +32,7 @@ use crate::AppState;
 
 pub use add::InProcess;
 pub(crate) use anchor::MAX_CIDS_PER_CALL;
+pub use config::ListenAddrs;
 pub(crate) use error::{RpcError, RpcResult};
 pub(crate) use params::Params;
 
@@ -50,7 +54,11 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/repo/gc", post(repo::gc))
         .route("/api/v0/repo/verify", post(repo::verify))
         .route("/api/v0/repo/stat", post(repo::stat))
+        .route("/api/v0/stats/repo", post(repo::stat))
         .route("/api/v0/version", post(repo::version))
+        .route("/api/v0/config", post(config::get))
+        .route("/api/v0/config/show", post(config::show))
+        .route("/api/v0/key/list", post(config::key_list))
         .route("/api/v0/id", post(swarm::id))
         .route("/api/v0/swarm/connect", post(swarm::connect))
         .route("/api/v0/swarm/disconnect", post(swarm::disconnect))
@@ -63,6 +71,11 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/wallet/address", post(anchor::wallet_address))
         .route("/api/v0/wallet/balance", post(anchor::wallet_balance))
         .route("/api/v0/dag/fetch", post(routing::fetch_dag))
+        .route("/api/v0/dag/put", post(dag::put))
+        .route("/api/v0/dag/get", post(dag::get))
+        .route("/api/v0/dag/stat", post(dag::stat))
+        .route("/api/v0/dag/export", post(dag_car::export))
+        .route("/api/v0/dag/import", post(dag_car::import))
         .route("/api/v0/pubsub/pub", post(pubsub::publish))
         .route("/api/v0/pubsub/sub", post(pubsub::subscribe))
         .route("/api/v0/pubsub/ls", post(pubsub::ls))

@@ -49,7 +49,7 @@ pub(crate) async fn id(State(state): State<AppState>, params: Params) -> RpcResu
 
 /// A peer ID (a base58btc multihash) as Kubo's `--peerid-base` shows one: a CIDv1 with the
 /// libp2p-key codec in `base`.
-fn peer_id_as_cid(id: &str, base: Base) -> RpcResult<String> {
+pub(super) fn peer_id_as_cid(id: &str, base: Base) -> RpcResult<String> {
     let failed = || RpcError::failed(format!("peer ID {id:?} is not a base58btc multihash"));
     let bytes = Base::Base58Btc.decode(id).map_err(|_| failed())?;
     let hash = Multihash::from_bytes(&bytes).map_err(|_| failed())?;
