@@ -3,7 +3,7 @@
 //! approved stego image and its payload ([`StegoAnnouncement`]). Ingestion records are made from
 //! these on every node; they are storage's business.
 
-mod announcement;
+pub(crate) mod announcement;
 mod callback;
 pub mod signature;
 
