@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use stargate_protocol::Cid;
 use stargate_protocol::mirror::{Entry, EntryId, PeerId};
 use stargate_protocol::stego::signature::REPLAY_WINDOW_SECS;
-use stargate_protocol::stego::{STEGO_TYPE, stego_id};
+use stargate_protocol::stego::{STEGO_TYPE, StegoAnnouncement, stego_id};
 
 use crate::error::db_err;
 use crate::tables::{
@@ -108,6 +108,15 @@ impl StegoUpload {
         stego_id(&self.image, &self.payload)
     }
 
+    /// Its announcement on the stego topic.
+    pub fn announcement(&self) -> StegoAnnouncement {
+        StegoAnnouncement {
+            image: self.image,
+            payload: self.payload,
+            metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
+        }
+    }
+
     /// The entry that carries it in manifests and the reconciled set.
     pub fn entry(&self) -> Entry {
         Entry {
@@ -160,6 +169,15 @@ pub enum StegoOutcome {
         /// The metric label of the failure.
         reason: String,
     },
+}
+
+/// What [`Store::stego_announce_due`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnounceDue {
+    /// The uploads whose announcement is due, each with its failed attempts so far.
+    pub due: Vec<(StegoUpload, u32)>,
+    /// When the next of the others is due (Unix ms).
+    pub next: Option<u64>,
 }
 
 /// One ingestion record, as the platform pulls it.
@@ -768,11 +786,7 @@ impl Store {
     ///
     /// # Errors
     /// A database error, or a damaged upload.
-    pub fn stego_announce_due(
-        &self,
-        now: u64,
-        limit: usize,
-    ) -> Result<(Vec<(StegoUpload, u32)>, Option<u64>), StoreError> {
+    pub fn stego_announce_due(&self, now: u64, limit: usize) -> Result<AnnounceDue, StoreError> {
         let ctx = "reading the announcements to publish again";
         self.read(|txn| {
             let table = open_read(txn, STEGO_ANNOUNCE)?;
@@ -789,7 +803,7 @@ impl Store {
                     due.push((upload, attempts));
                 }
             }
-            Ok((due, next))
+            Ok(AnnounceDue { due, next })
         })
     }
 
@@ -1113,8 +1127,12 @@ mod tests {
         assert_eq!(store.stego_stored_entries(1).unwrap(), vec![newer.entry()]);
         let changes = store.stego_counts().unwrap().changes;
         assert_eq!(changes, 2);
-        store.stego_finish(&waiting.id(), StegoOutcome::Stored).unwrap();
-        store.stego_record(&waiting, StegoAdmission::Stored).unwrap();
+        store
+            .stego_finish(&waiting.id(), StegoOutcome::Stored)
+            .unwrap();
+        store
+            .stego_record(&waiting, StegoAdmission::Stored)
+            .unwrap();
         assert_eq!(store.stego_counts().unwrap().changes, 3);
     }
 
@@ -1126,23 +1144,29 @@ mod tests {
         store.stego_record(&b, StegoAdmission::Stored).unwrap();
         store.stego_announce_later(&a.id(), 100, 0).unwrap();
         store.stego_announce_later(&b.id(), 300, 2).unwrap();
-        let (due, next) = store.stego_announce_due(50, 10).unwrap();
+        let AnnounceDue { due, next } = store.stego_announce_due(50, 10).unwrap();
         assert!(due.is_empty());
         assert_eq!(next, Some(100));
         drop(store);
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        let (due, next) = store.stego_announce_due(100, 10).unwrap();
+        let AnnounceDue { due, next } = store.stego_announce_due(100, 10).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].0.id(), &due[0].0.state, due[0].1), (a.id(), &StegoState::Stored, 0));
+        assert_eq!(
+            (due[0].0.id(), &due[0].0.state, due[0].1),
+            (a.id(), &StegoState::Stored, 0)
+        );
         assert_eq!(next, Some(300));
         store.stego_announce_later(&a.id(), 400, 1).unwrap();
         store.stego_announce_done(&b.id()).unwrap();
-        let (due, next) = store.stego_announce_due(1000, 10).unwrap();
+        let AnnounceDue { due, next } = store.stego_announce_due(1000, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].0.id(), due[0].1), (a.id(), 1));
         assert_eq!(next, None);
         store.stego_announce_done(&a.id()).unwrap();
-        assert_eq!(store.stego_announce_due(u64::MAX, 10).unwrap(), (vec![], None));
+        assert_eq!(
+            store.stego_announce_due(u64::MAX, 10).unwrap(),
+            AnnounceDue::default()
+        );
     }
 
     #[test]

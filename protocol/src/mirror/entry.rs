@@ -255,7 +255,8 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn stego_entry(n: u32, publisher: PeerId) -> Entry {
-        let cid = |m: u32| crate::stego::announcement::tests::raw_cid(crate::sha2_256(&m.to_be_bytes()));
+        let cid =
+            |m: u32| crate::stego::announcement::tests::raw_cid(crate::sha2_256(&m.to_be_bytes()));
         let announcement = StegoAnnouncement {
             image: cid(n),
             payload: cid(n + 1_000_000),
