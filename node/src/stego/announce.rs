@@ -1,8 +1,9 @@
-//! Announcing this node's approved results on the stego topic, and announcing again those whose
-//! publication failed (no peer on the topic yet, say): every `stego_sync_interval_sec`, doubling
-//! with each failure, until `mirror_max_attempts`. What is still to announce is kept in the
-//! store, so a restart loses none. Peers that missed it still learn of it through the
-//! reconciled set and the manifest.
+//! Announcing this node's approved results on the stego topic, and announcing again those that
+//! could not be: while no peer is on the topic, every `stego_sync_interval_sec` (a look at the
+//! topic's peers, nothing sent); when publishing failed, after that interval doubled with each
+//! failure, until `mirror_max_attempts`. What is still to announce is kept in the store, so a
+//! restart loses none. Peers that missed it also learn of it through the reconciled set and the
+//! manifest.
 
 use std::time::Duration;
 
@@ -20,8 +21,8 @@ const ROUND: usize = 64;
 const IDLE_WAKE: Duration = Duration::from_secs(60);
 
 impl Stego {
-    /// Publishes `announcement` on the stego topic; a failure is logged and the announcement
-    /// published again later. The result stays recorded and pinned here either way.
+    /// Publishes `announcement` on the stego topic; when it cannot be, that is logged and it
+    /// is published again later. The result stays recorded and pinned here either way.
     pub(super) async fn announce(&self, announcement: &StegoAnnouncement) {
         if let Err(e) = self.publish(announcement).await {
             tracing::warn!(
@@ -33,13 +34,25 @@ impl Stego {
         }
     }
 
-    async fn publish(&self, announcement: &StegoAnnouncement) -> Result<(), String> {
+    /// Publishes `announcement` if some peer is on the stego topic. Gossipsub takes a message
+    /// for an empty topic without complaint (as Kubo does) and it then reaches no one, so an
+    /// empty topic is a failure here.
+    async fn publish(&self, announcement: &StegoAnnouncement) -> Result<(), Unpublished> {
         let inner = &self.inner;
+        let topic = &inner.settings.stego_topic;
+        let peers = inner
+            .network
+            .gossip_peers(Some(topic))
+            .await
+            .map_err(|e| Unpublished::Failed(e.to_string()))?;
+        if peers.is_empty() {
+            return Err(Unpublished::NoPeers);
+        }
         inner
             .network
-            .gossip_publish(&inner.settings.stego_topic, announcement.encode())
+            .gossip_publish(topic, announcement.encode())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Unpublished::Failed(e.to_string()))?;
         inner.metrics.announced();
         tracing::info!(image = %announcement.image, payload = %announcement.payload, "stego result announced");
         Ok(())
@@ -99,7 +112,9 @@ impl Stego {
         let id = announcement.id();
         let failures = match self.publish(announcement).await {
             Ok(()) => None,
-            Err(e) => {
+            // Costs nothing but a look at the topic: tried again, no failure counted.
+            Err(Unpublished::NoPeers) => Some(failures),
+            Err(e @ Unpublished::Failed(_)) => {
                 let failures = failures.saturating_add(1);
                 tracing::info!(image = %announcement.image, failures, error = %e, "announcing a stego result again failed");
                 (failures < self.inner.settings.max_attempts).then_some(failures)
@@ -116,4 +131,13 @@ impl Stego {
             }
         }
     }
+}
+
+/// Why an announcement was not published.
+#[derive(Debug, thiserror::Error)]
+enum Unpublished {
+    #[error("no peer on the stego topic yet")]
+    NoPeers,
+    #[error("{0}")]
+    Failed(String),
 }
