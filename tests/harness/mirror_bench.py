@@ -230,6 +230,21 @@ def start(daemons):
         d.wait_ready()
 
 
+def last_time(nodes, what, time_on):
+    """Waits until `time_on(d)` gives a time (Unix s) on every node of `nodes`; the latest.
+    The times are the nodes' own records, so the driver polls gently: its requests would
+    otherwise take CPU from the daemons it measures."""
+    times = []
+    for d in nodes:
+        def found(d=d):
+            t = time_on(d)
+            if t is not None:
+                times.append(t)
+            return t is not None
+        wait_until(f"{what} on {d.name}", found, 60, step=0.25)
+    return max(times)
+
+
 def timed_network(args, nodes, idle, rounds):
     """Runs `rounds(latencies)` over the started and connected `nodes` while sampling every
     daemon's RSS; the latency figures and the CPU and RSS of the nodes against `idle`."""
@@ -293,19 +308,12 @@ def propagation(args, root):
                 data = os.urandom(args.size)
                 sent = time.time()
                 cid = add_announced(publisher, data)
+                def stored_at(d):
+                    r = records(d).get(cid)
+                    return r["changed_ms"] / 1000 if r and r.get("state") == "stored" else None
+
                 others = [d for d in nodes if d is not publisher]
-                times = []
-                for d in others:
-                    def holds(d=d):
-                        r = records(d).get(cid)
-                        if r and r.get("state") == "stored":
-                            times.append(r["changed_ms"] / 1000)
-                            return True
-                        return False
-                    # The latency comes from the record's own time, so the driver polls gently:
-                    # its requests would otherwise take CPU from the daemons it measures.
-                    wait_until(f"{cid} on {d.name}", holds, 60, step=0.25)
-                latencies.append(max(times) - sent)
+                latencies.append(last_time(others, cid, stored_at) - sent)
                 time.sleep(args.gap)
                 if (u + 1) % 10 == 0:
                     log(f"{u + 1}/{args.uploads} uploads; last {latencies[-1] * 1000:.0f} ms")
@@ -328,18 +336,14 @@ def stego(args, root):
                 payload = add_file(publisher, os.urandom(256))
                 sent = time.time()
                 post_approval(publisher, image, payload, u)
-                times = []
-                for d in nodes:
-                    def made(d=d):
-                        for r in ingestions(d, cursors[d.name]):
-                            cursors[d.name] = r["id"]
-                            if r["payload_cid"] == payload:
-                                times.append(r["created_ms"] / 1000)
-                                return True
-                        return False
-                    # The latency comes from the record's own time: the driver polls gently.
-                    wait_until(f"the record of {payload} on {d.name}", made, 60, step=0.25)
-                latencies.append(max(times) - sent)
+                def made_at(d):
+                    for r in ingestions(d, cursors[d.name]):
+                        cursors[d.name] = r["id"]
+                        if r["payload_cid"] == payload:
+                            return r["created_ms"] / 1000
+                    return None
+
+                latencies.append(last_time(nodes, f"the record of {payload}", made_at) - sent)
                 time.sleep(args.gap)
                 if (u + 1) % 10 == 0:
                     log(f"{u + 1}/{args.uploads} callbacks; last {latencies[-1] * 1000:.0f} ms")

@@ -83,7 +83,7 @@ impl Stego {
             let uploads = batch
                 .into_iter()
                 .filter_map(|entry| {
-                    let a = entry.stego_announcement()?;
+                    let a = StegoAnnouncement::of_entry(&entry)?;
                     Some(StegoUpload::new(
                         a.image,
                         a.payload,

@@ -4,9 +4,10 @@
 //! whoever told it about it and whenever, so the id depends only on the type and the CID.
 //!
 //! A stego upload (issue 13) is an entry too: type [`STEGO_TYPE`], the image as its CID and the
-//! payload beside it. Its id is the stego id ([`stego_id`], under a domain of its own), so the
-//! two kinds share the reconciled set and the manifests without ever colliding. The payload is
-//! an optional dag-cbor field, left out of every other entry: those encode exactly as before.
+//! payload beside it (`crate::stego::StegoAnnouncement::entry` makes one). Its id is the stego
+//! id ([`stego_id`], under a domain of its own), so the two kinds share the reconciled set and
+//! the manifests without ever colliding. The payload is an optional dag-cbor field, left out of
+//! every other entry: those encode exactly as before.
 
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
@@ -16,13 +17,19 @@ use thiserror::Error;
 
 use super::announcement::{Announcement, AnnouncementError, check_metadata_size, check_type};
 use crate::Cid;
-use crate::stego::{STEGO_TYPE, StegoAnnouncement, stego_id};
 
 /// The id of an entry in the reconciled set.
 pub type EntryId = [u8; 32];
 
 /// Keeps entry ids apart from any other SHA-256 the node computes.
 const ID_DOMAIN: &[u8] = b"stargate/mirror-entry/1";
+
+/// The type of every stego upload, on the stego topic and as an entry.
+pub const STEGO_TYPE: &str = "stego";
+
+/// Keeps stego ids apart from mirror entry ids and any other SHA-256 the node computes, so that
+/// stego uploads are a namespace of their own in a reconciled set.
+const STEGO_ID_DOMAIN: &[u8] = b"stargate/stego-entry/1";
 
 /// One mirrored upload. Built only from a checked [`Announcement`] or decoded and checked, so
 /// every `Entry` meets the announcement limits.
@@ -73,23 +80,6 @@ impl Entry {
         })
     }
 
-    /// The entry for the stego upload `announcement`, published by `publisher`, first heard
-    /// of at `time`.
-    pub fn stego(
-        announcement: &StegoAnnouncement,
-        publisher: PeerId,
-        time: u64,
-    ) -> Result<Self, EntryError> {
-        Ok(Self {
-            cid: announcement.image,
-            payload: Some(announcement.payload),
-            kind: STEGO_TYPE.to_owned(),
-            metadata: check_metadata_size(&announcement.metadata)?,
-            publisher,
-            time,
-        })
-    }
-
     /// The id in the reconciled set: SHA-256 over a domain, the type and the binary CID; for
     /// a stego upload, its stego id.
     pub fn id(&self) -> EntryId {
@@ -97,16 +87,6 @@ impl Entry {
             Some(payload) => stego_id(&self.cid, payload),
             None => entry_id(&self.kind, &self.cid),
         }
-    }
-
-    /// The stego upload this entry records, if it is one.
-    pub fn stego_announcement(&self) -> Option<StegoAnnouncement> {
-        let payload = self.payload?;
-        Some(StegoAnnouncement {
-            image: self.cid,
-            payload,
-            metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
-        })
     }
 
     /// The announcement this entry records, as it would be published again.
@@ -128,6 +108,19 @@ pub fn entry_id(kind: &str, cid: &Cid) -> EntryId {
     hasher.update([u8::try_from(kind.len()).unwrap_or(u8::MAX)]);
     hasher.update(kind.as_bytes());
     hasher.update(cid.to_bytes());
+    hasher.finalize().into()
+}
+
+/// The id of the stego upload of `image` carrying `payload`: SHA-256 over a domain and both
+/// binary CIDs, each behind its length. The same whoever announced it.
+pub fn stego_id(image: &Cid, payload: &Cid) -> EntryId {
+    let mut hasher = Sha256::new();
+    hasher.update(STEGO_ID_DOMAIN);
+    for cid in [image, payload] {
+        let bytes = cid.to_bytes();
+        hasher.update([u8::try_from(bytes.len()).unwrap_or(u8::MAX)]);
+        hasher.update(bytes);
+    }
     hasher.finalize().into()
 }
 
@@ -255,14 +248,20 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn stego_entry(n: u32, publisher: PeerId) -> Entry {
-        let cid =
-            |m: u32| crate::stego::announcement::tests::raw_cid(crate::sha2_256(&m.to_be_bytes()));
-        let announcement = StegoAnnouncement {
-            image: cid(n),
-            payload: cid(n + 1_000_000),
-            metadata: serde_json::json!({"wish": n}).as_object().cloned().unwrap(),
+        let cid = |m: u32| {
+            Cid::new_v1(
+                0x55,
+                crate::digest(crate::HashCode::Sha2_256, &m.to_be_bytes()),
+            )
         };
-        Entry::stego(&announcement, publisher, 1_700_000_000 + u64::from(n)).unwrap()
+        Entry {
+            cid: cid(n),
+            payload: Some(cid(n + 1_000_000)),
+            kind: STEGO_TYPE.to_owned(),
+            metadata: format!(r#"{{"wish":{n}}}"#),
+            publisher,
+            time: 1_700_000_000 + u64::from(n),
+        }
     }
 
     /// The layout every node before stego entries wrote and read.
@@ -280,13 +279,10 @@ pub(crate) mod tests {
     #[test]
     fn a_stego_entry_has_the_stego_id_and_round_trips() {
         let s = stego_entry(3, peer(1));
-        let a = s.stego_announcement().unwrap();
-        assert_eq!(s.id(), a.id());
+        assert_eq!(s.id(), stego_id(&s.cid, &s.payload.unwrap()));
         assert_ne!(s.id(), entry_id(STEGO_TYPE, &s.cid));
-        assert_eq!(a.metadata["wish"], 3);
         let bytes = serde_ipld_dagcbor::to_vec(&s).unwrap();
         assert_eq!(serde_ipld_dagcbor::from_slice::<Entry>(&bytes).unwrap(), s);
-        assert!(entry(3, peer(1)).stego_announcement().is_none());
         // Another publisher, another time, other metadata: the same upload.
         let mut other = stego_entry(3, peer(2));
         other.metadata = "{}".to_owned();

@@ -267,7 +267,7 @@ mod tests {
         let block = m.sign(&key).unwrap();
         let read = Manifest::decode_verified(block.data(), 2000).unwrap();
         assert_eq!(read, m);
-        assert!(read.entries[0].stego_announcement().is_some());
+        assert!(read.entries[0].payload.is_some());
         let err = Manifest::decode_verified(block.data(), 3).unwrap_err();
         assert_eq!(err.reason(), "too_many_entries");
     }

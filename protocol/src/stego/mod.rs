@@ -3,9 +3,10 @@
 //! approved stego image and its payload ([`StegoAnnouncement`]). Ingestion records are made from
 //! these on every node; they are storage's business.
 
-pub(crate) mod announcement;
+mod announcement;
 mod callback;
 pub mod signature;
 
-pub use announcement::{STEGO_TYPE, StegoAnnouncement, StegoAnnouncementError, stego_id};
+pub use crate::mirror::{STEGO_TYPE, stego_id};
+pub use announcement::{StegoAnnouncement, StegoAnnouncementError};
 pub use callback::{Callback, CallbackError, Verdict};
