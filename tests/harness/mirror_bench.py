@@ -277,6 +277,8 @@ def timed_network(args, nodes, idle, rounds):
         "gap_s": args.gap,
         "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
         "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1),
+        # Which uploads made the tail (index from 0, ms): a run's slow moments show here.
+        "slowest": sorted(enumerate(round(m) for m in ms), key=lambda x: -x[1])[:5],
         "wall_s": round(wall, 1),
         "cpu_s_per_node_median": round(statistics.median(node_cpu), 2),
         "cpu_s_per_node_max": round(max(node_cpu), 2),
@@ -294,6 +296,7 @@ def ring(args, root, stego=False):
     start(nodes + [idle])
     connect_graph(nodes, chords(args.nodes, args.degree))
     time.sleep(2)  # let gossipsub build its meshes (heartbeat 1 s)
+    wait_idle(nodes + [idle])
     return nodes, idle
 
 
