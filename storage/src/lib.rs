@@ -58,8 +58,8 @@ pub use crate::mirror::{
 pub use crate::pin_table::{PinMode, PinType};
 pub use crate::pins::PinFilter;
 pub use crate::stego::{
-    Acked, IngestMade, IngestRecord, StegoAdmission, StegoCounts, StegoOutcome, StegoRecorded,
-    StegoState, StegoUpload,
+    Acked, AnnounceDue, IngestMade, IngestRecord, StegoAdmission, StegoCounts, StegoOutcome,
+    StegoRecorded, StegoState, StegoUpload,
 };
 pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat};
 pub use crate::tables::SCHEMA_VERSION;

@@ -247,6 +247,8 @@ impl MirrorRecord {
         Ok(Self {
             entry: Entry {
                 cid: parse_cid(&s.cid)?,
+                // Stego uploads are the stego tables' (`stego.rs`).
+                payload: None,
                 kind: s.kind,
                 metadata: s.metadata,
                 publisher: parse_peer(&s.publisher)?,

@@ -8,25 +8,28 @@
 //! unconsumed ones), whatever the number of records before it. One record per stego id, made
 //! in one transaction with its index entry, so making it again finds it.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use stargate_protocol::Cid;
-use stargate_protocol::mirror::{EntryId, PeerId};
+use stargate_protocol::mirror::{Entry, EntryId, PeerId};
 use stargate_protocol::stego::signature::REPLAY_WINDOW_SECS;
-use stargate_protocol::stego::stego_id;
+use stargate_protocol::stego::{STEGO_TYPE, StegoAnnouncement, stego_id};
 
 use crate::error::db_err;
 use crate::tables::{
-    INGEST_INDEX, INGEST_PENDING, INGEST_RECORDS, STEGO_COUNTS, STEGO_QUEUE, STEGO_SEEN,
-    STEGO_UNRECORDED, STEGO_UPLOADS, open_read, open_write,
+    INGEST_INDEX, INGEST_PENDING, INGEST_RECORDS, STEGO_ANNOUNCE, STEGO_COUNTS, STEGO_QUEUE,
+    STEGO_SEEN, STEGO_UNRECORDED, STEGO_UPLOADS, open_read, open_write,
 };
 use crate::{Store, StoreError};
 
 const NEXT_ID: &str = "ingest_next_id";
 const RECORDS: &str = "ingest_records";
 const PENDING: &str = "ingest_pending";
+/// Bumped whenever the set of stored uploads changes (a manifest is due then).
+const CHANGES: &str = "changes";
 
 /// Where one stego upload stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,27 @@ impl StegoUpload {
     pub fn id(&self) -> EntryId {
         stego_id(&self.image, &self.payload)
     }
+
+    /// Its announcement on the stego topic.
+    pub fn announcement(&self) -> StegoAnnouncement {
+        StegoAnnouncement {
+            image: self.image,
+            payload: self.payload,
+            metadata: serde_json::from_str(&self.metadata).unwrap_or_default(),
+        }
+    }
+
+    /// The entry that carries it in manifests and the reconciled set.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            cid: self.image,
+            payload: Some(self.payload),
+            kind: STEGO_TYPE.to_owned(),
+            metadata: self.metadata.clone(),
+            publisher: self.publisher,
+            time: self.first_seen / 1000,
+        }
+    }
 }
 
 /// How [`Store::stego_record`] takes an upload.
@@ -145,6 +169,15 @@ pub enum StegoOutcome {
         /// The metric label of the failure.
         reason: String,
     },
+}
+
+/// What [`Store::stego_announce_due`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnounceDue {
+    /// The uploads whose announcement is due, each with its failed attempts so far.
+    pub due: Vec<(StegoUpload, u32)>,
+    /// When the next of the others is due (Unix ms).
+    pub next: Option<u64>,
 }
 
 /// One ingestion record, as the platform pulls it.
@@ -205,6 +238,8 @@ pub struct StegoCounts {
     pub records: u64,
     /// Ingestion records not consumed yet.
     pub pending: u64,
+    /// Bumped whenever the stored set changes.
+    pub changes: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -338,7 +373,10 @@ fn move_count(
     Ok(())
 }
 
-fn get_upload(uploads: &Uploads<'_>, id: &[u8]) -> Result<Option<StegoUpload>, StoreError> {
+fn get_upload(
+    uploads: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &[u8],
+) -> Result<Option<StegoUpload>, StoreError> {
     uploads
         .get(id)
         .map_err(db_err("reading a stego upload"))?
@@ -358,6 +396,9 @@ fn put_upload(
     let id = upload.id();
     let mut counts = open_write(txn, STEGO_COUNTS)?;
     move_count(&mut counts, from, &to)?;
+    if to == StegoState::Stored && from != Some(&StegoState::Stored) {
+        add(&mut counts, CHANGES, 1)?;
+    }
     if to == StegoState::Stored {
         let index = open_write(txn, INGEST_INDEX)?;
         if index.get(id.as_slice()).map_err(db_err(ctx))?.is_none() {
@@ -411,6 +452,80 @@ impl Store {
                 .map_err(db_err("reading a stego upload"))?
                 .map(|v| StegoUpload::from_bytes(v.value()))
                 .transpose()
+        })
+    }
+
+    /// The stego ids of every upload other instances may learn of here (all but the rejected
+    /// ones): this node's part of the reconciled set.
+    ///
+    /// # Errors
+    /// A database error, or a damaged upload.
+    pub fn stego_ids(&self) -> Result<Vec<EntryId>, StoreError> {
+        let ctx = "listing stego ids";
+        self.read(|txn| {
+            let uploads = open_read(txn, STEGO_UPLOADS)?;
+            let mut out = Vec::new();
+            for slot in uploads.iter().map_err(db_err(ctx))? {
+                let (id, v) = slot.map_err(db_err(ctx))?;
+                if StegoUpload::from_bytes(v.value())?.state != StegoState::Rejected
+                    && let Ok(id) = EntryId::try_from(id.value())
+                {
+                    out.push(id);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The entries of the uploads recorded under `ids` (unknown and rejected ones are left
+    /// out), for the sync protocol.
+    ///
+    /// # Errors
+    /// A database error, or a damaged upload.
+    pub fn stego_entries(&self, ids: &[EntryId]) -> Result<Vec<Entry>, StoreError> {
+        self.read(|txn| {
+            let uploads = open_read(txn, STEGO_UPLOADS)?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(upload) = get_upload(&uploads, id)?
+                    && upload.state != StegoState::Rejected
+                {
+                    out.push(upload.entry());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The entries of up to `limit` stored uploads, newest first (by first heard of), for the
+    /// manifest. One pass over the uploads, holding `limit` of them at most.
+    ///
+    /// # Errors
+    /// A database error, or a damaged upload.
+    pub fn stego_stored_entries(&self, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let ctx = "listing stored stego uploads";
+        self.read(|txn| {
+            let uploads = open_read(txn, STEGO_UPLOADS)?;
+            // The newest `limit`, oldest on top so that it goes first.
+            let mut newest = BinaryHeap::with_capacity(limit.min(4096).saturating_add(1));
+            for slot in uploads.iter().map_err(db_err(ctx))? {
+                let (id, v) = slot.map_err(db_err(ctx))?;
+                let upload = StegoUpload::from_bytes(v.value())?;
+                if upload.state != StegoState::Stored {
+                    continue;
+                }
+                newest.push(Reverse((upload.first_seen, id.value().to_vec())));
+                if newest.len() > limit {
+                    newest.pop();
+                }
+            }
+            let mut out = Vec::with_capacity(newest.len());
+            for Reverse((_, id)) in newest.into_sorted_vec() {
+                if let Some(upload) = get_upload(&uploads, &id)? {
+                    out.push(upload.entry());
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -618,6 +733,7 @@ impl Store {
                     "failed" => counts.failed = value,
                     RECORDS => counts.records = value,
                     PENDING => counts.pending = value,
+                    CHANGES => counts.changes = value,
                     other => {
                         if let Some(reason) = other.strip_prefix("failed:")
                             && value > 0
@@ -628,6 +744,66 @@ impl Store {
                 }
             }
             Ok(counts)
+        })
+    }
+
+    /// Notes that the announcement of this node's upload `id` is to be published again at
+    /// `at` (Unix ms), after `attempts` failed ones. Kept across restarts until
+    /// [`Store::stego_announce_done`].
+    ///
+    /// # Errors
+    /// A database error; then nothing changed.
+    pub fn stego_announce_later(
+        &self,
+        id: &EntryId,
+        at: u64,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        self.write(|txn| {
+            open_write(txn, STEGO_ANNOUNCE)?
+                .insert(id.as_slice(), (at, attempts))
+                .map_err(db_err("recording an announcement to publish again"))?;
+            Ok(())
+        })
+    }
+
+    /// The announcement of `id` was published, or is given up: it is not tried again.
+    ///
+    /// # Errors
+    /// A database error; then nothing changed.
+    pub fn stego_announce_done(&self, id: &EntryId) -> Result<(), StoreError> {
+        self.write(|txn| {
+            open_write(txn, STEGO_ANNOUNCE)?
+                .remove(id.as_slice())
+                .map_err(db_err("dropping an announcement to publish again"))?;
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` uploads whose announcement is due again at or before `now` (Unix ms),
+    /// with their failed attempts so far; and when the next of the others is due. The table
+    /// holds only announcements that failed, so it is read whole.
+    ///
+    /// # Errors
+    /// A database error, or a damaged upload.
+    pub fn stego_announce_due(&self, now: u64, limit: usize) -> Result<AnnounceDue, StoreError> {
+        let ctx = "reading the announcements to publish again";
+        self.read(|txn| {
+            let table = open_read(txn, STEGO_ANNOUNCE)?;
+            let uploads = open_read(txn, STEGO_UPLOADS)?;
+            let (mut due, mut next) = (Vec::new(), None::<u64>);
+            for slot in table.iter().map_err(db_err(ctx))? {
+                let (id, v) = slot.map_err(db_err(ctx))?;
+                let (at, attempts) = v.value();
+                if at > now || due.len() >= limit {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                    continue;
+                }
+                if let Some(upload) = get_upload(&uploads, id.value())? {
+                    due.push((upload, attempts));
+                }
+            }
+            Ok(AnnounceDue { due, next })
         })
     }
 
@@ -914,6 +1090,83 @@ mod tests {
         let counts = store.stego_counts().unwrap();
         assert_eq!((counts.failed, counts.waiting), (0, 1));
         assert!(counts.failed_by_reason.is_empty());
+    }
+
+    #[test]
+    fn the_reconciled_set_and_the_manifest_see_the_uploads_as_entries() {
+        let (_dir, store) = crate::testutil::open();
+        let mut waiting = upload(1, 2, 1);
+        waiting.first_seen = 5_000;
+        let mut older = upload(3, 4, 2);
+        older.first_seen = 1_000;
+        let mut newer = upload(5, 6, 3);
+        newer.first_seen = 9_000;
+        let rejected = upload(7, 8, 1);
+        store
+            .stego_record(&waiting, StegoAdmission::Wait { at: 0 })
+            .unwrap();
+        store
+            .stego_record_many(&[older.clone(), newer.clone()], StegoAdmission::Stored)
+            .unwrap();
+        store
+            .stego_record(&rejected, StegoAdmission::Rejected)
+            .unwrap();
+        let mut ids = store.stego_ids().unwrap();
+        ids.sort_unstable();
+        let mut want = vec![waiting.id(), older.id(), newer.id()];
+        want.sort_unstable();
+        assert_eq!(ids, want);
+        let entries = store
+            .stego_entries(&[rejected.id(), waiting.id(), [0; 32]])
+            .unwrap();
+        assert_eq!(entries, vec![waiting.entry()]);
+        assert_eq!(entries[0].id(), waiting.id());
+        assert_eq!(entries[0].time, 5);
+        let stored = store.stego_stored_entries(10).unwrap();
+        assert_eq!(stored, vec![newer.entry(), older.entry()]);
+        assert_eq!(store.stego_stored_entries(1).unwrap(), vec![newer.entry()]);
+        let changes = store.stego_counts().unwrap().changes;
+        assert_eq!(changes, 2);
+        store
+            .stego_finish(&waiting.id(), StegoOutcome::Stored)
+            .unwrap();
+        store
+            .stego_record(&waiting, StegoAdmission::Stored)
+            .unwrap();
+        assert_eq!(store.stego_counts().unwrap().changes, 3);
+    }
+
+    #[test]
+    fn an_announcement_to_publish_again_is_kept_until_done() {
+        let (dir, store) = crate::testutil::open();
+        let (a, b) = (upload(1, 2, 1), upload(3, 4, 1));
+        store.stego_record(&a, StegoAdmission::Stored).unwrap();
+        store.stego_record(&b, StegoAdmission::Stored).unwrap();
+        store.stego_announce_later(&a.id(), 100, 0).unwrap();
+        store.stego_announce_later(&b.id(), 300, 2).unwrap();
+        let AnnounceDue { due, next } = store.stego_announce_due(50, 10).unwrap();
+        assert!(due.is_empty());
+        assert_eq!(next, Some(100));
+        drop(store);
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let AnnounceDue { due, next } = store.stego_announce_due(100, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].0.id(), &due[0].0.state, due[0].1),
+            (a.id(), &StegoState::Stored, 0)
+        );
+        assert_eq!(next, Some(300));
+        store.stego_announce_later(&a.id(), 400, 1).unwrap();
+        store.stego_announce_done(&b.id()).unwrap();
+        let AnnounceDue { due, next } = store.stego_announce_due(1000, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].0.id(), due[0].1), (a.id(), 1));
+        assert_eq!(next, None);
+        store.stego_announce_done(&a.id()).unwrap();
+        assert_eq!(
+            store.stego_announce_due(u64::MAX, 10).unwrap(),
+            AnnounceDue::default()
+        );
     }
 
     #[test]

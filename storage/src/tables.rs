@@ -120,6 +120,11 @@ pub(crate) const STEGO_UNRECORDED: TableDefinition<&[u8], ()> =
 /// (`ingest_next_id`, `ingest_records`, `ingest_pending`) -> count.
 pub(crate) const STEGO_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("stego-counts-1");
 
+/// Stego id -> (next attempt in Unix ms, failed attempts): this node's approvals whose
+/// announcement could not be published yet (no peer on the topic), to publish again.
+pub(crate) const STEGO_ANNOUNCE: TableDefinition<&[u8], (u64, u32)> =
+    TableDefinition::new("stego-announce-1");
+
 /// Ingestion record id (monotonic from 1) -> JSON `stego::StoredIngest`.
 pub(crate) const INGEST_RECORDS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("ingest-records-1");
@@ -160,6 +165,7 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(STEGO_QUEUE).map_err(db_err(ctx))?;
     txn.open_table(STEGO_UNRECORDED).map_err(db_err(ctx))?;
     txn.open_table(STEGO_COUNTS).map_err(db_err(ctx))?;
+    txn.open_table(STEGO_ANNOUNCE).map_err(db_err(ctx))?;
     txn.open_table(INGEST_RECORDS).map_err(db_err(ctx))?;
     txn.open_table(INGEST_INDEX).map_err(db_err(ctx))?;
     txn.open_table(INGEST_PENDING).map_err(db_err(ctx))?;

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Mirroring benchmarks of Stargate Node (issue 12).
+"""Mirroring benchmarks of Stargate Node (issues 12 and 13).
 
   python mirror_bench.py propagation --stargate BIN [--nodes 20] [--degree 3] [--uploads 100] [--size 65536] [--gap 0]
   python mirror_bench.py catchup     --stargate BIN [--nodes 10] [--uploads 2000]
   python mirror_bench.py quiet       --stargate BIN [--nodes 10] [--seconds 60]
+  python mirror_bench.py stego       --stargate BIN [--nodes 10] [--degree 3] [--uploads 100] [--size 65536] [--gap 0]
 
 Run it inside the loopback-only namespace (scripts/bench-mirror.sh does, through bench_in_ns):
 every daemon is configured as tests/src/daemon.rs's LOOPBACK_SWARM. Progress goes to stderr; the
@@ -32,9 +33,19 @@ read), then `seconds` of nothing new: bytes on the loopback interface (/proc/net
 included, everything every node sent) per connection per minute; the same network with
 mirroring and pubsub off gives what ping, identify and the DHT cost alone, and the difference is
 the mirror's share (gossipsub, digests, manifests), per connection and per peer (half of it).
+
+stego: `nodes` daemons in a ring with chords, every one mirroring stego results and making
+ingestion records (callback secret and ingest token in their environment); one node at a time
+(round robin) adds a fresh `size`-byte image and a small payload, then gets the signed approval
+callback. Latency per callback = the latest `created_ms` of its ingestion record over all the
+nodes (the publisher's included, from `/api/v1/ingestions`) minus the wall clock just before the
+callback was sent; the adds come before and are not part of it. p50 / p99 / max. Target p99 <
+1 s (the guide's ingest interval is 60 s).
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import statistics
@@ -59,9 +70,17 @@ sync_enabled = {sync}
 """
 
 
-def daemon(binary, root, name, poll=10, publish=30, sync=True):
+STEGO_SECRET = "bench-stego-callback-secret"
+INGEST_TOKEN = "bench-ingest-token"
+
+
+def daemon(binary, root, name, poll=10, publish=30, sync=True, stego=False):
     extra = MIRROR_CONFIG.format(poll=poll, publish=publish, sync=str(sync).lower())
-    return Daemon(binary, root, name, extra=extra)
+    d = Daemon(binary, root, name, extra=extra)
+    if stego:
+        d.env["STARGATE_STEGO_CALLBACK_SECRET"] = STEGO_SECRET
+        d.env["STARGATE_INGEST_TOKEN"] = INGEST_TOKEN
+    return d
 
 
 def get_json(d, path, timeout=30):
@@ -70,13 +89,14 @@ def get_json(d, path, timeout=30):
 
 
 def add_announced(d, data, kind="bench"):
-    """Adds `data` through the RPC with `announce`; its CID."""
+    """Adds `data` through the RPC, with `announce` of `kind` unless it is None; its CID."""
     boundary = "benchboundary7d1c"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode() + data + \
         f"\r\n--{boundary}--\r\n".encode()
+    announce = f"announce={kind}&" if kind else ""
     req = urllib.request.Request(
-        f"http://{d.api_addr}/api/v0/add?announce={kind}&quieter=true", data=body, method="POST",
+        f"http://{d.api_addr}/api/v0/add?{announce}quieter=true", data=body, method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     try:
         with urllib.request.urlopen(req, timeout=60) as res:
@@ -84,6 +104,39 @@ def add_announced(d, data, kind="bench"):
     except urllib.error.HTTPError as e:
         raise Failed(f"{d.name}: add: {e.code} {e.read()[:300]!r}") from e
     return lines[-1]["Hash"]
+
+
+def add_file(d, data):
+    """Adds `data` through the RPC; its CID."""
+    return add_announced(d, data, kind=None)
+
+
+def post_approval(d, image, payload, n):
+    """Posts the signed approval of `image` and `payload` as the platform does
+    (docs/stego-callback.md)."""
+    body = json.dumps({"image_cid": image, "payload_cid": payload, "verdict": "approved",
+                       "metadata": {"bench": n}}).encode()
+    ts = str(int(time.time()))
+    sig = "sha256=" + hmac.new(STEGO_SECRET.encode(), ts.encode() + b"." + body,
+                               hashlib.sha256).hexdigest()
+    req = urllib.request.Request(
+        f"http://{d.api_addr}/api/v1/stego/callback", data=body, method="POST",
+        headers={"Content-Type": "application/json", "X-Stargate-Timestamp": ts,
+                 "X-Stargate-Signature": sig})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            if res.status != 202:
+                raise Failed(f"{d.name}: callback answered {res.status}")
+    except urllib.error.HTTPError as e:
+        raise Failed(f"{d.name}: callback: {e.code} {e.read()[:300]!r}") from e
+
+
+def ingestions(d, after):
+    """The node's ingestion records after id `after` (pull API, with the token)."""
+    req = urllib.request.Request(f"http://{d.api_addr}/api/v1/ingestions?after={after}&limit=1000",
+                                 headers={"Authorization": f"Bearer {INGEST_TOKEN}"})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())["records"]
 
 
 def records(d):
@@ -181,73 +234,130 @@ def start(daemons):
         d.wait_ready()
 
 
-def propagation(args, root):
-    nodes = [daemon(args.stargate, root, f"n{i}") for i in range(args.nodes)]
-    idle = daemon(args.stargate, root, "idle")
+def last_time(nodes, what, time_on):
+    """Waits until `time_on(d)` gives a time (Unix s) on every node of `nodes`; the latest.
+    The times are the nodes' own records, so the driver polls gently: its requests would
+    otherwise take CPU from the daemons it measures."""
+    times = []
+    for d in nodes:
+        def found(d=d):
+            t = time_on(d)
+            if t is not None:
+                times.append(t)
+            return t is not None
+        wait_until(f"{what} on {d.name}", found, 60, step=0.25)
+    return max(times)
+
+
+def timed_network(args, nodes, idle, rounds):
+    """Runs `rounds(latencies)` over the started and connected `nodes` while sampling every
+    daemon's RSS; the latency figures and the CPU and RSS of the nodes against `idle`."""
     everyone = nodes + [idle]
+    cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in everyone}
+    t0 = time.monotonic()
+    peak = {d.name: 0 for d in everyone}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for d in everyone:
+                peak[d.name] = max(peak[d.name], rss_kib(d.proc.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    latencies = []
     try:
-        start(everyone)
-        connect_graph(nodes, chords(args.nodes, args.degree))
-        time.sleep(2)  # let gossipsub build its meshes (heartbeat 1 s)
-        wait_idle(everyone)
-        cpu0 = {d.name: cpu_seconds(d.proc.pid) for d in everyone}
-        t0 = time.monotonic()
-        peak = {d.name: 0 for d in everyone}
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                for d in everyone:
-                    peak[d.name] = max(peak[d.name], rss_kib(d.proc.pid))
-                time.sleep(0.2)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        latencies = []
-        for u in range(args.uploads):
-            publisher = nodes[u % len(nodes)]
-            data = os.urandom(args.size)
-            sent = time.time()
-            cid = add_announced(publisher, data)
-            others = [d for d in nodes if d is not publisher]
-            times = []
-            for d in others:
-                def holds(d=d):
-                    r = records(d).get(cid)
-                    if r and r.get("state") == "stored":
-                        times.append(r["changed_ms"] / 1000)
-                        return True
-                    return False
-                # The latency comes from the record's own time, so the driver polls gently:
-                # its requests would otherwise take CPU from the daemons it measures.
-                wait_until(f"{cid} on {d.name}", holds, 60, step=0.25)
-            latencies.append(max(times) - sent)
-            time.sleep(args.gap)
-            if (u + 1) % 10 == 0:
-                log(f"{u + 1}/{args.uploads} uploads; last {latencies[-1] * 1000:.0f} ms")
-        wall = time.monotonic() - t0
+        rounds(latencies)
+    finally:
         stop.set()
         sampler.join()
-        cpu = {d.name: cpu_seconds(d.proc.pid) - cpu0[d.name] for d in everyone}
-        node_cpu = [cpu[d.name] for d in nodes]
-        ms = [x * 1000 for x in latencies]
-        return {
-            "nodes": args.nodes, "degree": args.degree, "uploads": args.uploads, "size": args.size,
-            "gap_s": args.gap,
-            "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
-            "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1),
-            # Which uploads made the tail (index from 0, ms): a run's slow moments show here.
-            "slowest": sorted(enumerate(round(m) for m in ms), key=lambda x: -x[1])[:5],
-            "wall_s": round(wall, 1),
-            "cpu_s_per_node_median": round(statistics.median(node_cpu), 2),
-            "cpu_s_per_node_max": round(max(node_cpu), 2),
-            "cpu_s_idle_node": round(cpu["idle"], 2),
-            "peak_rss_kib_median": statistics.median(peak[d.name] for d in nodes),
-            "peak_rss_kib_max": max(peak[d.name] for d in nodes),
-            "rss_kib_idle_node": peak["idle"],
-        }
+    wall = time.monotonic() - t0
+    cpu = {d.name: cpu_seconds(d.proc.pid) - cpu0[d.name] for d in everyone}
+    node_cpu = [cpu[d.name] for d in nodes]
+    ms = [x * 1000 for x in latencies]
+    return {
+        "nodes": args.nodes, "degree": args.degree, "uploads": args.uploads, "size": args.size,
+        "gap_s": args.gap,
+        "p50_ms": round(pct(ms, 50), 1), "p99_ms": round(pct(ms, 99), 1),
+        "max_ms": round(max(ms), 1), "mean_ms": round(statistics.mean(ms), 1),
+        # Which uploads made the tail (index from 0, ms): a run's slow moments show here.
+        "slowest": sorted(enumerate(round(m) for m in ms), key=lambda x: -x[1])[:5],
+        "wall_s": round(wall, 1),
+        "cpu_s_per_node_median": round(statistics.median(node_cpu), 2),
+        "cpu_s_per_node_max": round(max(node_cpu), 2),
+        "cpu_s_idle_node": round(cpu["idle"], 2),
+        "peak_rss_kib_median": statistics.median(peak[d.name] for d in nodes),
+        "peak_rss_kib_max": max(peak[d.name] for d in nodes),
+        "rss_kib_idle_node": peak["idle"],
+    }
+
+
+def ring(args, root, stego=False):
+    """`args.nodes` daemons and an idle one, started; the nodes connected in a ring with chords."""
+    nodes = [daemon(args.stargate, root, f"n{i}", stego=stego) for i in range(args.nodes)]
+    idle = daemon(args.stargate, root, "idle", stego=stego)
+    start(nodes + [idle])
+    connect_graph(nodes, chords(args.nodes, args.degree))
+    time.sleep(2)  # let gossipsub build its meshes (heartbeat 1 s)
+    wait_idle(nodes + [idle])
+    return nodes, idle
+
+
+def propagation(args, root):
+    nodes, idle = [], None
+    try:
+        nodes, idle = ring(args, root)
+
+        def rounds(latencies):
+            for u in range(args.uploads):
+                publisher = nodes[u % len(nodes)]
+                data = os.urandom(args.size)
+                sent = time.time()
+                cid = add_announced(publisher, data)
+                def stored_at(d):
+                    r = records(d).get(cid)
+                    return r["changed_ms"] / 1000 if r and r.get("state") == "stored" else None
+
+                others = [d for d in nodes if d is not publisher]
+                latencies.append(last_time(others, cid, stored_at) - sent)
+                time.sleep(args.gap)
+                if (u + 1) % 10 == 0:
+                    log(f"{u + 1}/{args.uploads} uploads; last {latencies[-1] * 1000:.0f} ms")
+
+        return timed_network(args, nodes, idle, rounds)
     finally:
-        stop_all(everyone)
+        stop_all(nodes + ([idle] if idle else []))
+
+
+def stego(args, root):
+    nodes, idle = [], None
+    try:
+        nodes, idle = ring(args, root, stego=True)
+        cursors = {d.name: 0 for d in nodes}
+
+        def rounds(latencies):
+            for u in range(args.uploads):
+                publisher = nodes[u % len(nodes)]
+                image = add_file(publisher, os.urandom(args.size))
+                payload = add_file(publisher, os.urandom(256))
+                sent = time.time()
+                post_approval(publisher, image, payload, u)
+                def made_at(d):
+                    for r in ingestions(d, cursors[d.name]):
+                        cursors[d.name] = r["id"]
+                        if r["payload_cid"] == payload:
+                            return r["created_ms"] / 1000
+                    return None
+
+                latencies.append(last_time(nodes, f"the record of {payload}", made_at) - sent)
+                time.sleep(args.gap)
+                if (u + 1) % 10 == 0:
+                    log(f"{u + 1}/{args.uploads} callbacks; last {latencies[-1] * 1000:.0f} ms")
+
+        return timed_network(args, nodes, idle, rounds)
+    finally:
+        stop_all(nodes + ([idle] if idle else []))
 
 
 def catchup_once(args, root, sync):
@@ -340,7 +450,7 @@ def quiet(args, root):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["propagation", "catchup", "quiet"])
+    p.add_argument("what", choices=["propagation", "catchup", "quiet", "stego"])
     p.add_argument("--stargate", required=True)
     p.add_argument("--nodes", type=int)
     p.add_argument("--degree", type=int, default=3)
@@ -353,7 +463,8 @@ def main():
     p.add_argument("--poll", type=int, default=10)
     p.add_argument("--publish", type=int, default=30)
     args = p.parse_args()
-    defaults = {"propagation": (20, 100), "catchup": (10, 2000), "quiet": (10, 200)}
+    defaults = {"propagation": (20, 100), "catchup": (10, 2000), "quiet": (10, 200),
+                "stego": (10, 100)}
     args.nodes = args.nodes or defaults[args.what][0]
     args.uploads = args.uploads or defaults[args.what][1]
     root = tempfile.mkdtemp(prefix="mirror-bench-")

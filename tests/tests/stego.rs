@@ -1,7 +1,9 @@
 //! Stego results between real daemons on loopback: a signed approval on one node is pinned and
 //! announced, and every node stores both CIDs and makes exactly one ingestion record, however
 //! often it is announced; the platform pulls and acks them with the ingest token. Bad callbacks
-//! and bad tokens are refused and counted, and neither secret ever reaches a log.
+//! and bad tokens are refused and counted, and neither secret ever reaches a log. A node that
+//! was away learns of an approval through the sync protocol, or through manifests without it;
+//! an approval made with no peer around is announced once one comes.
 
 use std::time::Duration;
 
@@ -10,16 +12,17 @@ use serde_json::{Value, json};
 use stargate_protocol::stego::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use stargate_tests::{
     INGEST_TOKEN, STEGO_SECRET, StargateDaemon, callback_body, sign_callback, stego_options,
-    unix_now, wait_for,
+    unix_now, wait_for, wait_until,
 };
 
 /// Gossip mesh, fetch and pin on a loaded 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Starts `n` daemons connected in a line, each seeing its neighbours on the stego topic.
-fn line(n: usize) -> Result<Vec<StargateDaemon>> {
+/// Starts `n` daemons with `extra` `[ipfs]` keys, connected in a line, each seeing its
+/// neighbours on the stego topic.
+fn line(n: usize, extra: &str) -> Result<Vec<StargateDaemon>> {
     let nodes = (0..n)
-        .map(|_| StargateDaemon::start(stego_options("")))
+        .map(|_| StargateDaemon::start(stego_options(extra)))
         .collect::<Result<Vec<_>>>()?;
     for pair in nodes.windows(2) {
         pair[0].connect(&pair[1])?;
@@ -65,7 +68,7 @@ fn no_secret_in_the_log(node: &StargateDaemon) -> Result<()> {
 
 #[test]
 fn an_approval_becomes_one_record_on_every_node_however_often_announced() -> Result<()> {
-    let nodes = line(4)?;
+    let nodes = line(4, "")?;
     let a = &nodes[0];
     let (image, _) = a.add_file(200 * 1024, 1)?;
     let (payload, _) = a.add_file(3000, 2)?;
@@ -244,7 +247,7 @@ fn bad_callbacks_are_refused_counted_and_change_nothing() -> Result<()> {
 
 #[test]
 fn a_payload_held_by_a_stopped_node_is_retried_and_recorded_across_a_restart() -> Result<()> {
-    let mut nodes = line(2)?.into_iter();
+    let mut nodes = line(2, "")?.into_iter();
     let mut a = nodes.next().context("a")?;
     let b = nodes.next().context("b")?;
     let (image, _) = b.add_file(2000, 5)?;
@@ -285,7 +288,7 @@ fn a_payload_held_by_a_stopped_node_is_retried_and_recorded_across_a_restart() -
 #[test]
 fn a_backend_publishing_through_pubsub_pub_makes_records_here_and_there() -> Result<()> {
     use base64::Engine as _;
-    let nodes = line(2)?;
+    let nodes = line(2, "")?;
     let (a, b) = (&nodes[0], &nodes[1]);
     // What an unchanged backend does: `add` both, then `pubsub/pub` of the stego JSON.
     let (image, _) = a.add_file(4000, 8)?;
@@ -320,5 +323,123 @@ fn a_backend_publishing_through_pubsub_pub_makes_records_here_and_there() -> Res
         );
     }
     ensure!(a.metric("ingest_records_made_total")? == 1.0);
+    Ok(())
+}
+
+/// Approves a stego result held on `a` (an image and a payload added there); both CIDs.
+fn approve_on(a: &StargateDaemon, seed: u64) -> Result<(String, String, String)> {
+    let (image, _) = a.add_file(20_000, seed)?;
+    let (payload, _) = a.add_file(700, seed + 1)?;
+    let body = callback_body(&image, &payload, "approved", &json!({"wish_id": seed}));
+    let (code, answer) = a.post_signed_callback(&body)?;
+    ensure!(code == 202, "{code} {answer}");
+    Ok((image, payload, body))
+}
+
+/// Waits until `node` holds exactly one ingestion record, of `payload`.
+fn one_record(node: &StargateDaemon, payload: &str) -> Result<()> {
+    let records = wait_for(TIMEOUT, || {
+        let records = node.ingestion_records("").ok()?;
+        (!records.is_empty()).then_some(records)
+    })
+    .with_context(|| format!("no ingestion record on {}", node.peer_id()))?;
+    ensure!(
+        records.len() == 1 && records[0]["payload_cid"] == payload,
+        "{}: {records:?}",
+        node.peer_id()
+    );
+    Ok(())
+}
+
+/// `a` and `c` connected, `b` connected to `a` then stopped: `b` is the node that was away.
+fn two_and_one_away(extra: &str) -> Result<(StargateDaemon, StargateDaemon, StargateDaemon)> {
+    let mut nodes = line(3, extra)?.into_iter();
+    let (mut b, a, c) = (
+        nodes.next().context("b")?,
+        nodes.next().context("a")?,
+        nodes.next().context("c")?,
+    );
+    b.stop()?;
+    Ok((a, b, c))
+}
+
+#[test]
+fn a_node_away_during_an_approval_learns_it_through_the_sync_protocol() -> Result<()> {
+    let (a, b, c) = two_and_one_away("")?;
+    let (_, payload, _) = approve_on(&a, 20)?;
+    one_record(&c, &payload)?;
+    let b = b.restart()?;
+    b.connect(&a)?;
+    one_record(&b, &payload)?;
+    ensure!(
+        b.metric("stargate_sync_entries_learned_total")? >= 1.0,
+        "not learned by reconciliation"
+    );
+    ensure!(b.metric("stego_announcements_received_total")? == 0.0);
+    ensure!(b.metric("ipfs_mirror_manifests_read_total")? == 0.0);
+    Ok(())
+}
+
+#[test]
+fn approved_twice_and_replayed_through_manifests_is_one_record_per_node() -> Result<()> {
+    let (a, b, c) = two_and_one_away("sync_enabled = false")?;
+    // Approved on a, then the same result on c: announced by two nodes.
+    let (_, payload, body) = approve_on(&a, 30)?;
+    one_record(&c, &payload)?;
+    let (code, answer) = c.post_signed_callback(&body)?;
+    ensure!(code == 202, "{code} {answer}");
+    wait_until(TIMEOUT, || {
+        a.metric("stego_announcements_received_total")
+            .is_ok_and(|n| n >= 1.0)
+    })
+    .context("a did not hear c's announcement")?;
+    // b was away: it learns of it from manifests only.
+    let read_before: Vec<f64> = [&a, &c]
+        .iter()
+        .map(|n| n.metric("ipfs_mirror_manifests_read_total"))
+        .collect::<Result<_>>()?;
+    let b = b.restart()?;
+    b.connect(&a)?;
+    one_record(&b, &payload)?;
+    ensure!(b.metric("ipfs_mirror_manifests_read_total")? >= 1.0);
+    ensure!(b.metric("stargate_sync_entries_learned_total")? == 0.0);
+    // a and c read b's manifest, which lists it again: nothing more is made anywhere.
+    for (node, before) in [&a, &c].into_iter().zip(read_before) {
+        wait_until(TIMEOUT, || {
+            node.metric("ipfs_mirror_manifests_read_total")
+                .is_ok_and(|n| n > before)
+        })
+        .with_context(|| format!("{} read no manifest again", node.peer_id()))?;
+    }
+    for node in [&a, &b, &c] {
+        one_record(node, &payload)?;
+        ensure!(node.metric("ingest_records_made_total")? == 1.0);
+        ensure!(node.metric("stego_uploads_stored")? == 1.0);
+    }
+    Ok(())
+}
+
+#[test]
+fn an_approval_made_with_no_peer_is_announced_once_one_comes() -> Result<()> {
+    // No sync protocol, and a publishes no manifest: only the announcement can carry it.
+    let a = StargateDaemon::start(stego_options(
+        "sync_enabled = false\nmirror_upload_enabled = false",
+    ))?;
+    let (_, payload, _) = approve_on(&a, 40)?;
+    one_record(&a, &payload)?;
+    wait_until(TIMEOUT, || a.log().contains("announced again later"))
+        .context("the announcement did not fail for want of peers")?;
+    ensure!(
+        a.metric("stego_announced_total")? == 0.0,
+        "announced to no one"
+    );
+    // Kept across a restart.
+    let a = a.restart()?;
+    let b = StargateDaemon::start(stego_options("sync_enabled = false"))?;
+    b.connect(&a)?;
+    one_record(&b, &payload)?;
+    ensure!(a.metric("stego_announced_total")? == 1.0);
+    ensure!(b.metric("stego_announcements_received_total")? >= 1.0);
+    ensure!(b.metric("ipfs_mirror_manifests_read_total")? == 0.0);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Manifests, the guide's catch-up path: this node's signed list of what it holds (newest
-//! first, at most `mirror_max_files`), published when that changed, stored, provided and
-//! announced by CID as type `manifest`; and the latest manifests heard of from others, read
-//! every poll interval, whose missing entries are queued.
+//! first, at most `mirror_max_files`, its stored stego uploads among them), published when that
+//! changed, stored, provided and announced by CID as type `manifest`; and the latest manifests
+//! heard of from others, read every poll interval, whose missing entries are queued (stego
+//! entries through the stego part's intake).
 //!
 //! A node that was away hears no old announcement again, so the current manifest is announced
 //! again when a peer this node did not see on the topic before joins it: one small message per
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use libp2p::PeerId;
 use serde_json::json;
-use stargate_protocol::mirror::{Announcement, MANIFEST_TYPE, Manifest};
+use stargate_protocol::mirror::{Announcement, Entry, MANIFEST_TYPE, Manifest};
 use stargate_protocol::transfer::TransferRequest;
 use stargate_protocol::unixfs::export::DagScope;
 use stargate_protocol::{Block, Cid};
@@ -61,8 +62,11 @@ impl Mirror {
                 .collect();
             let newcomers = peers.difference(&known_peers).next().is_some();
             known_peers = peers;
-            let changes = match blocking(&inner.store, |s| s.mirror_counts()).await {
-                Ok(c) if c.stored > 0 => c.changes,
+            let counts = blocking(&inner.store, |s| {
+                Ok((s.mirror_counts()?, s.stego_counts()?))
+            });
+            let changes = match counts.await {
+                Ok((m, s)) if m.stored + s.stored > 0 => (m.changes, s.changes),
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the mirror counts");
@@ -101,7 +105,15 @@ impl Mirror {
             limit: inner.settings.max_files,
             ..MirrorFilter::default()
         };
-        let records = blocking(&inner.store, move |s| s.mirror_list(&filter)).await?;
+        let max = inner.settings.max_files;
+        let (records, stego) = blocking(&inner.store, move |s| {
+            Ok((s.mirror_list(&filter)?, s.stego_stored_entries(max)?))
+        })
+        .await?;
+        // Both newest first; together, the newest `mirror_max_files`.
+        let mut entries: Vec<Entry> = records.into_iter().map(|r| r.entry).chain(stego).collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.time));
+        entries.truncate(max);
         let previous = self.own_manifest().await?;
         let time = now_s();
         // Above the last one even if the clock stepped back, and above any a wiped data dir
@@ -115,7 +127,7 @@ impl Mirror {
             publisher: inner.local,
             seq,
             time,
-            entries: records.into_iter().map(|r| r.entry).collect(),
+            entries,
         };
         let count = manifest.entries.len();
         let block = manifest.sign(&inner.keypair)?;
@@ -255,8 +267,9 @@ impl Mirror {
             return Err("manifest_replayed");
         }
         inner.metrics.manifest_read();
+        let entries = self.pass_on_stego(manifest.entries).await;
         if inner.settings.download {
-            self.admit(manifest.entries).await.map_err(|_| "store")?;
+            self.admit(entries).await.map_err(|_| "store")?;
         }
         Ok(())
     }

@@ -1,15 +1,16 @@
 //! The running mirror: its parts (settings, store, network, metrics, the reconciled set) and
 //! its start, which spawns the loops the sibling modules define.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
+use stargate_protocol::mirror::Entry;
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::Store;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,8 @@ use crate::p2p::{self, Network};
 
 /// Reconciliation results waiting for the intake.
 const LEARNED_QUEUE: usize = 16;
+/// Batches of stego entries (from manifests and reconciliations) waiting for the stego intake.
+const STEGO_QUEUE: usize = 16;
 
 /// The running mirror. Cheap to clone.
 #[derive(Clone)]
@@ -49,6 +52,10 @@ pub(super) struct Inner {
     pub(super) reconciling: SyncPeers,
     /// Wakes the download scheduler: something was queued, or a download ended.
     pub(super) work: Notify,
+    /// Where stego entries learned from peers go: the stego part's intake (`sync.rs`).
+    pub(super) stego_entries: mpsc::Sender<Vec<Entry>>,
+    /// Its other end, until the stego part takes it.
+    pub(super) stego_inbox: Mutex<Option<mpsc::Receiver<Vec<Entry>>>>,
     pub(super) shutdown: CancellationToken,
 }
 
@@ -88,7 +95,7 @@ impl Mirror {
             .gossip_validate(&settings.topic)
             .await
             .context("joining the mirror topic")?;
-        let (learned, to_learn) = tokio::sync::mpsc::channel(LEARNED_QUEUE);
+        let (learned, to_learn) = mpsc::channel(LEARNED_QUEUE);
         let sync = match metrics.sync.clone() {
             Some(sync_metrics) => Some(
                 p2p::sync::start(
@@ -105,6 +112,7 @@ impl Mirror {
             ),
             None => None,
         };
+        let (stego_entries, stego_inbox) = mpsc::channel(STEGO_QUEUE);
         let reconciling = sync
             .as_ref()
             .map(|(_, peers)| peers.clone())
@@ -123,6 +131,8 @@ impl Mirror {
                 learned: AtomicU64::new(0),
                 reconciling,
                 work: Notify::new(),
+                stego_entries,
+                stego_inbox: Mutex::new(Some(stego_inbox)),
                 shutdown,
             }),
         };

@@ -1,13 +1,16 @@
 //! The mirror's side of the sync protocol (`p2p::sync`): the set it reconciles holds the id of
-//! every recorded entry, the protocol reads entries from the store (`entries.rs`), and what it
-//! learns goes through the same intake as announcements.
+//! every recorded entry, mirrored uploads and stego uploads alike (their ids never collide),
+//! the protocol reads entries from the store (`entries.rs`), and what it learns goes through
+//! the same intake as announcements: the mirror's, or for a stego entry the stego part's.
 
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
+use stargate_protocol::mirror::Entry;
 use tokio::sync::mpsc;
 
 use super::running::Mirror;
-use crate::p2p::sync::Learned;
+use crate::p2p::sync::{Learned, SyncSet};
 
 impl Mirror {
     /// Takes what reconciliations learned through the intake, until shutdown.
@@ -21,7 +24,8 @@ impl Mirror {
                 },
             };
             let count = entries.len();
-            if !self.inner.settings.download {
+            let entries = self.pass_on_stego(entries).await;
+            if !self.inner.settings.download || entries.is_empty() {
                 continue;
             }
             match self.admit(entries).await {
@@ -34,5 +38,30 @@ impl Mirror {
                 Err(e) => tracing::warn!(error = %e, "recording entries learned by reconciliation"),
             }
         }
+    }
+
+    /// Hands the stego entries among `entries` (from a manifest or a reconciliation) to the
+    /// stego part's intake, waiting for room; returns the others.
+    pub(super) async fn pass_on_stego(&self, entries: Vec<Entry>) -> Vec<Entry> {
+        let (stego, mirrored): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| e.payload.is_some());
+        if !stego.is_empty() && self.inner.stego_entries.send(stego).await.is_err() {
+            tracing::debug!("stego entries dropped: the stego part has stopped");
+        }
+        mirrored
+    }
+
+    /// The stego entries peers told of, for the stego part's intake; `None` once taken.
+    pub(crate) fn take_stego_entries(&self) -> Option<mpsc::Receiver<Vec<Entry>>> {
+        self.inner
+            .stego_inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// The reconciled set, which the stego part adds its uploads' ids to.
+    pub(crate) fn reconciled_set(&self) -> &SyncSet {
+        &self.inner.set
     }
 }

@@ -52,9 +52,13 @@ impl Stego {
             Value::Object(callback.metadata.clone()).to_string(),
             now_ms(),
         );
+        let id = upload.id();
         let recorded = blocking(&self.inner.store, move |s| s.stego_record(&upload, how))
             .await
             .map_err(|e| StegoError::Failed(format!("recording the stego result: {e}")))?;
+        if how != StegoAdmission::Rejected {
+            self.inner.mirror.reconciled_set().insert(id);
+        }
         Ok(recorded)
     }
 
@@ -74,6 +78,7 @@ impl Stego {
             now_ms(),
         );
         let ingest = inner.settings.ingest;
+        inner.mirror.reconciled_set().insert(upload.id());
         let (waiting, made) = blocking(&inner.store, move |s| {
             if s.stego_get(&upload.id())?.is_some() {
                 return Ok((false, false));
@@ -103,26 +108,5 @@ impl Stego {
             inner.metrics.record_made();
         }
         Ok(())
-    }
-
-    /// Publishes `announcement` on the stego topic; a failure (no peer on the topic, say) is
-    /// logged, and the result stays recorded and pinned here.
-    pub(super) async fn announce(&self, announcement: &StegoAnnouncement) {
-        let inner = &self.inner;
-        match inner
-            .network
-            .gossip_publish(&inner.settings.stego_topic, announcement.encode())
-            .await
-        {
-            Ok(()) => {
-                inner.metrics.announced();
-                tracing::info!(image = %announcement.image, payload = %announcement.payload, "stego result announced");
-            }
-            Err(e) => tracing::warn!(
-                image = %announcement.image,
-                error = %e,
-                "announcing a stego result failed"
-            ),
-        }
     }
 }

@@ -11,8 +11,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde_json::{Map, Value};
-use stargate_protocol::stego::StegoAnnouncement;
 use stargate_storage::{IngestMade, StegoOutcome, StegoUpload};
 
 use super::running::Stego;
@@ -70,13 +68,8 @@ impl Stego {
                     reason: failure.reason.to_owned(),
                 }
             } else {
-                let backoff = inner
-                    .settings
-                    .stego_sync_interval
-                    .saturating_mul(1 << upload.attempts.min(16));
                 StegoOutcome::Retry {
-                    at: now_ms()
-                        .saturating_add(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX)),
+                    at: self.retry_at(upload.attempts),
                 }
             };
             break;
@@ -94,14 +87,7 @@ impl Stego {
             self.make_record(id).await;
         }
         if upload.publisher == inner.local {
-            let metadata: Map<String, Value> =
-                serde_json::from_str(&upload.metadata).unwrap_or_default();
-            self.announce(&StegoAnnouncement {
-                image: upload.image,
-                payload: upload.payload,
-                metadata,
-            })
-            .await;
+            self.announce(&upload.announcement()).await;
         }
     }
 

@@ -5,8 +5,12 @@
 //! - `approval.rs`: the signed callback's verdict (checked by the HTTP layer): an approval is
 //!   recorded as this node's upload, fetched if need be, pinned and then announced; a
 //!   rejection is recorded and nothing else.
+//! - `announce.rs`: an approval's announcement on the stego topic, published again with backoff
+//!   when publishing failed (no peer yet), kept in the store until then.
 //! - `intake.rs`: every message on the stego topic is judged before gossipsub forwards it
-//!   (decode, allow/deny lists, per-publisher rate), and an accepted one recorded to fetch.
+//!   (decode, allow/deny lists, per-publisher rate), and an accepted one recorded to fetch;
+//!   stego entries from manifests and reconciliations (handed over by the mirror) go the same
+//!   way. Every upload's id is in the mirror's reconciled set.
 //! - `fetch.rs`: waiting uploads are fetched and pinned through the mirror's download path,
 //!   retried with backoff up to a limit; once both CIDs are stored the ingestion record is made
 //!   at once, and a sweep every `ingest_sync_interval_sec` makes any that were missed.
@@ -15,6 +19,7 @@
 //! State lives in the store (`stargate_storage::Store::stego_*`, `ingest_*`), so a restart
 //! loses nothing: waiting uploads stay queued, stored ones without a record are swept.
 
+mod announce;
 mod approval;
 mod fetch;
 mod intake;

@@ -8,6 +8,11 @@
 //! [`SIGNING_DOMAIN`] followed by the dag-cbor encoding of the same map without `key` and `sig`;
 //! the key must hash to the publisher's peer id. Entries name their original publisher, which
 //! may be another instance: the manifest's signer vouches that it mirrors them.
+//!
+//! Stego uploads are entries too, with their payload beside the image (see `entry.rs`); they
+//! count against the same entry limit. A manifest without them is byte for byte what nodes
+//! before them wrote; one with them is refused by those nodes' signature check (they re-encode
+//! the entries without the payload), so they read nothing from it rather than something wrong.
 
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -251,6 +256,20 @@ mod tests {
         let m = manifest(&key, 3);
         let block = m.sign(&key).unwrap();
         assert_eq!(Manifest::decode_verified(block.data(), 2000).unwrap(), m);
+    }
+
+    #[test]
+    fn stego_entries_are_listed_signed_and_counted_with_the_others() {
+        use super::super::entry::tests::stego_entry;
+        let key = key(1);
+        let mut m = manifest(&key, 3);
+        m.entries.insert(0, stego_entry(9, peer(4)));
+        let block = m.sign(&key).unwrap();
+        let read = Manifest::decode_verified(block.data(), 2000).unwrap();
+        assert_eq!(read, m);
+        assert!(read.entries[0].payload.is_some());
+        let err = Manifest::decode_verified(block.data(), 3).unwrap_err();
+        assert_eq!(err.reason(), "too_many_entries");
     }
 
     #[test]

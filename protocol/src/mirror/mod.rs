@@ -8,7 +8,9 @@ mod entry;
 mod manifest;
 
 pub use announcement::{Announcement, AnnouncementError, MANIFEST_TYPE};
-pub(crate) use announcement::{checked_metadata, decode_json, parse_announced_cid};
-pub use entry::{Entry, EntryError, EntryId, entry_id};
+pub(crate) use announcement::{
+    check_metadata_size, checked_metadata, decode_json, parse_announced_cid,
+};
+pub use entry::{Entry, EntryError, EntryId, STEGO_TYPE, entry_id, stego_id};
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};
 pub use manifest::{Manifest, ManifestError, SIGNING_DOMAIN};

@@ -6,10 +6,10 @@ use crate::limits::{MAX_ANNOUNCEMENT_METADATA_SIZE, MAX_ANNOUNCEMENT_TYPE_LEN, M
 /// (each is answered by one message).
 pub const MAX_ENTRIES_PER_MESSAGE: usize = 128;
 
-/// Largest encoded entry: a CID, a type, metadata, a publisher and a time, each at its limit,
-/// with room for their dag-cbor framing.
+/// Largest encoded entry: a CID (two for a stego upload's image and payload), a type,
+/// metadata, a publisher and a time, each at its limit, with room for their dag-cbor framing.
 pub const MAX_ENTRY_SIZE: usize =
-    MAX_ANNOUNCEMENT_METADATA_SIZE + MAX_ANNOUNCEMENT_TYPE_LEN + MAX_CID_BYTES + 256;
+    MAX_ANNOUNCEMENT_METADATA_SIZE + MAX_ANNOUNCEMENT_TYPE_LEN + 2 * MAX_CID_BYTES + 256;
 
 /// Largest Negentropy round message. The Negentropy frame limit ([`NEGENTROPY_FRAME_LIMIT`])
 /// leaves room below it, as the crate may overshoot its limit by a range's worth of ids.

@@ -5,22 +5,16 @@
 //! refusals read and count alike on both topics. As there, the publisher is the gossipsub
 //! signer, and unknown fields are ignored.
 
+use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::Cid;
 use crate::mirror::{
-    AnnouncementError, EntryId, checked_metadata, decode_json, parse_announced_cid,
+    AnnouncementError, Entry, EntryError, EntryId, STEGO_TYPE, check_metadata_size,
+    checked_metadata, decode_json, parse_announced_cid, stego_id,
 };
-
-/// The type every stego announcement carries.
-pub const STEGO_TYPE: &str = "stego";
-
-/// Keeps stego ids apart from mirror entry ids and any other SHA-256 the node computes, so that
-/// stego uploads are a namespace of their own in a reconciled set.
-const ID_DOMAIN: &[u8] = b"stargate/stego-entry/1";
 
 /// An approved stego image and its payload, as announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,19 +103,28 @@ impl StegoAnnouncement {
     pub fn id(&self) -> EntryId {
         stego_id(&self.image, &self.payload)
     }
-}
 
-/// The id of the stego upload of `image` carrying `payload`: SHA-256 over a domain and both
-/// binary CIDs, each behind its length.
-pub fn stego_id(image: &Cid, payload: &Cid) -> EntryId {
-    let mut hasher = Sha256::new();
-    hasher.update(ID_DOMAIN);
-    for cid in [image, payload] {
-        let bytes = cid.to_bytes();
-        hasher.update([u8::try_from(bytes.len()).unwrap_or(u8::MAX)]);
-        hasher.update(bytes);
+    /// The entry that carries it in manifests and the reconciled set, published by
+    /// `publisher`, first heard of at `time` (Unix s).
+    pub fn entry(&self, publisher: PeerId, time: u64) -> Result<Entry, EntryError> {
+        Ok(Entry {
+            cid: self.image,
+            payload: Some(self.payload),
+            kind: STEGO_TYPE.to_owned(),
+            metadata: check_metadata_size(&self.metadata)?,
+            publisher,
+            time,
+        })
     }
-    hasher.finalize().into()
+
+    /// The stego upload `entry` records, if it is one.
+    pub fn of_entry(entry: &Entry) -> Option<Self> {
+        Some(Self {
+            image: entry.cid,
+            payload: entry.payload?,
+            metadata: serde_json::from_str(&entry.metadata).unwrap_or_default(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +162,25 @@ pub(crate) mod tests {
         .unwrap();
         assert!(no_metadata.metadata.is_empty());
         assert_eq!(no_metadata.id(), a.id());
+    }
+
+    #[test]
+    fn its_entry_carries_it_whole() {
+        let a = decode(&format!(
+            r#"{{"cid":"{IMAGE}","payload":"{PAYLOAD}","type":"stego","metadata":{{"wish":"w-1"}}}}"#
+        ))
+        .unwrap();
+        let publisher = libp2p_identity::Keypair::ed25519_from_bytes([1; 32])
+            .unwrap()
+            .public()
+            .to_peer_id();
+        let entry = a.entry(publisher, 7).unwrap();
+        assert_eq!(entry.id(), a.id());
+        assert_eq!(entry.kind, STEGO_TYPE);
+        assert_eq!(StegoAnnouncement::of_entry(&entry), Some(a));
+        let mut plain = entry.clone();
+        plain.payload = None;
+        assert_eq!(StegoAnnouncement::of_entry(&plain), None);
     }
 
     #[test]

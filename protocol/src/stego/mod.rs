@@ -7,5 +7,6 @@ mod announcement;
 mod callback;
 pub mod signature;
 
-pub use announcement::{STEGO_TYPE, StegoAnnouncement, StegoAnnouncementError, stego_id};
+pub use crate::mirror::{STEGO_TYPE, stego_id};
+pub use announcement::{StegoAnnouncement, StegoAnnouncementError};
 pub use callback::{Callback, CallbackError, Verdict};
