@@ -174,14 +174,17 @@ impl Authorizations {
             return Ok(());
         }
         match presented(headers) {
-            Some(credentials) => self.allowed(path, credentials),
-            None if self.is_open() => Ok(()),
-            None if self.named.is_empty() && self.reads_open && is_read(path) => Ok(()),
-            None => Err(Refusal::Missing),
+            Presented::Credentials(scheme, secret) => self.allowed(path, scheme, secret),
+            Presented::Unusable => Err(Refusal::Invalid),
+            Presented::Nothing if self.is_open() => Ok(()),
+            Presented::Nothing if self.named.is_empty() && self.reads_open && is_read(path) => {
+                Ok(())
+            }
+            Presented::Nothing => Err(Refusal::Missing),
         }
     }
 
-    fn allowed(&self, path: &str, (scheme, secret): (Scheme, SecretDigest)) -> Result<(), Refusal> {
+    fn allowed(&self, path: &str, scheme: Scheme, secret: SecretDigest) -> Result<(), Refusal> {
         if scheme == Scheme::Bearer && self.api_key.is_some_and(|k| same(&k, &secret)) {
             return Ok(());
         }
@@ -277,26 +280,35 @@ fn parse_named(name: &str, secret: &str, paths: &[String]) -> Result<Named, Auth
     })
 }
 
-/// The credentials of `Authorization`, if any: a header that is there but unreadable counts as
-/// wrong credentials, not as none.
-fn presented(headers: &HeaderMap) -> Option<(Scheme, SecretDigest)> {
-    let value = headers.get(header::AUTHORIZATION)?;
-    let text = value.to_str().unwrap_or_default().trim();
-    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+/// What a request's `Authorization` header holds.
+enum Presented {
+    Nothing,
+    /// A header that is there but unreadable or of another scheme: wrong credentials, not none.
+    Unusable,
+    Credentials(Scheme, SecretDigest),
+}
+
+fn presented(headers: &HeaderMap) -> Presented {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Presented::Nothing;
+    };
+    let Some((scheme, rest)) = value.to_str().ok().and_then(|t| t.trim().split_once(' ')) else {
+        return Presented::Unusable;
+    };
     let rest = rest.trim();
-    Some(if scheme.eq_ignore_ascii_case("bearer") {
-        (Scheme::Bearer, digest(rest))
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Presented::Credentials(Scheme::Bearer, digest(rest))
     } else if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
+        base64::engine::general_purpose::STANDARD
             .decode(rest)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
-        (Scheme::Basic, digest(&decoded))
+            .map_or(Presented::Unusable, |user_password| {
+                Presented::Credentials(Scheme::Basic, digest(&user_password))
+            })
     } else {
-        // An unknown scheme matches nothing, and the digest of text no secret equals.
-        (Scheme::Bearer, digest(&format!("\0{text}")))
-    })
+        Presented::Unusable
+    }
 }
 
 /// Whether `path` is `prefix` or below it (`/api/v0` covers `/api/v0/add`, not `/api/v01`).
@@ -310,8 +322,8 @@ fn is_read(path: &str) -> bool {
     if let Some(command) = path.strip_prefix("/api/v0/") {
         return READS.contains(&command.trim_end_matches('/'));
     }
-    // The Stargate API's reads and the status page.
-    under(path, "/api/v1/mirror") || under(path, "/webui")
+    // The Stargate API's reads.
+    under(path, "/api/v1/mirror")
 }
 
 #[cfg(test)]
