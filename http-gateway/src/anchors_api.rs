@@ -109,11 +109,9 @@ struct Api {
 
 /// The `/api/v1/anchors` routes over `state`'s chain service (503 without one).
 pub fn anchors_router(state: AppState, auth: ApiAuth) -> Router {
-    let limit = state.options().max_concurrent_requests;
     Router::new()
         .route("/api/v1/anchors", post(post_anchors))
         .route("/api/v1/anchors/{cid}", get(get_proof))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(limit))
         .with_state(Api { state, auth })
 }
 

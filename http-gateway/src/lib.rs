@@ -20,6 +20,7 @@ mod anchors_api;
 mod authorization;
 mod gateway;
 mod health;
+mod limit;
 mod metrics;
 mod mirror;
 mod mirror_api;
@@ -38,6 +39,7 @@ pub use crate::anchoring::{
 pub use crate::anchors_api::{ApiAuth, anchors_router};
 pub use crate::authorization::{AuthSecretError, Authorizations};
 pub use crate::gateway::gateway_router;
+pub use crate::limit::RequestLimits;
 pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
 pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery};
 pub use crate::mirror_api::mirror_router;

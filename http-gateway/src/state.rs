@@ -21,6 +21,9 @@ pub struct HttpOptions {
     pub timeout: Duration,
     /// Most requests served at once per listener; more wait their turn.
     pub max_concurrent_requests: usize,
+    /// Most requests waiting for a slot per listener, each at most `timeout`; more are answered
+    /// 503 at once.
+    pub max_waiting_requests: usize,
 }
 
 impl Default for HttpOptions {
@@ -28,6 +31,7 @@ impl Default for HttpOptions {
         Self {
             timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
+            max_waiting_requests: 1024,
         }
     }
 }

@@ -48,30 +48,18 @@ struct Api {
 /// The stego callback, the ingestion pull API and `ingest ls` over `state`: the API
 /// listener's.
 pub fn stego_router(state: AppState, auth: StegoAuth) -> Router {
-    with_limit(
-        Router::new()
-            .route("/api/v1/stego/callback", post(callback))
-            .route("/api/v1/ingestions", get(ingestions))
-            .route("/api/v1/ingestions/{id}/ack", post(ack))
-            .route("/api/v0/ingest/ls", post(ingest_ls)),
-        state,
-        auth,
-    )
+    Router::new()
+        .route("/api/v1/stego/callback", post(callback))
+        .route("/api/v1/ingestions", get(ingestions))
+        .route("/api/v1/ingestions/{id}/ack", post(ack))
+        .route("/api/v0/ingest/ls", post(ingest_ls))
+        .with_state(Api { state, auth })
 }
 
 /// The stego callback alone, for the gateway listener when it is configured to take it.
 pub fn stego_callback_router(state: AppState, auth: StegoAuth) -> Router {
-    with_limit(
-        Router::new().route("/api/v1/stego/callback", post(callback)),
-        state,
-        auth,
-    )
-}
-
-fn with_limit(routes: Router<Api>, state: AppState, auth: StegoAuth) -> Router {
-    let limit = state.options().max_concurrent_requests;
-    routes
-        .layer(tower::limit::ConcurrencyLimitLayer::new(limit))
+    Router::new()
+        .route("/api/v1/stego/callback", post(callback))
         .with_state(Api { state, auth })
 }
 

@@ -265,6 +265,7 @@ pub(crate) struct GatewayConfig {
     pub(crate) addr: SocketAddr,
     pub(crate) http_timeout_sec: u64,
     pub(crate) max_concurrent_requests: usize,
+    pub(crate) max_waiting_requests: usize,
     pub(crate) stego_callback: bool,
 }
 

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use stargate_http_gateway::{
-    ApiAuth, AppState, Authorizations, HttpOptions, Observability, StegoAuth,
+    ApiAuth, AppState, Authorizations, HttpOptions, Observability, RequestLimits, StegoAuth,
 };
 use stargate_protocol::unixfs::export::BlockSource;
 use stargate_storage::{Store, StoreOptions};
@@ -52,6 +52,7 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
 
     let mut registry = Registry::default();
     let http_metrics = stargate_http_gateway::HttpMetrics::register(&mut registry);
+    let limits = RequestLimits::register(&mut registry, http_options(&config));
     let p2p_metrics = p2p::Metrics::register(&mut registry);
     let api_auth = ApiAuth::register(
         &mut registry,
@@ -180,13 +181,16 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
             stego_auth.clone(),
         ));
     }
-    let gateway = obs.wrap(gateway);
+    let gateway = obs.wrap(limits.wrap("gateway", gateway));
     let api = obs.wrap(
         api_access.protect(
-            stargate_http_gateway::api_router(state.clone())
-                .merge(anchors)
-                .merge(stargate_http_gateway::mirror_router(state.clone()))
-                .merge(stargate_http_gateway::stego_router(state, stego_auth)),
+            limits.wrap(
+                "api",
+                stargate_http_gateway::api_router(state.clone())
+                    .merge(anchors)
+                    .merge(stargate_http_gateway::mirror_router(state.clone()))
+                    .merge(stargate_http_gateway::stego_router(state, stego_auth)),
+            ),
         ),
     );
 
@@ -278,6 +282,7 @@ pub(crate) fn http_options(config: &Config) -> HttpOptions {
     let mut options = HttpOptions::default();
     options.timeout = std::time::Duration::from_secs(config.gateway.http_timeout_sec);
     options.max_concurrent_requests = config.gateway.max_concurrent_requests;
+    options.max_waiting_requests = config.gateway.max_waiting_requests;
     options
 }
 

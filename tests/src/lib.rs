@@ -20,6 +20,7 @@ mod gateway;
 mod js;
 mod kubo;
 mod launch;
+mod load;
 mod mirror;
 mod node;
 mod paths;
@@ -40,6 +41,7 @@ pub use js::{
     CarReport, ImportEntry, ImportOptions, ImportResult, js_car_verify, js_unixfs_import,
 };
 pub use kubo::{KeyType, KuboAdd, KuboOptions, KuboPeer, PubsubMessage, SubscriptionId};
+pub use load::{Kind, LoadReport, Tally, run_users};
 pub use mirror::{mirror_config, mirror_options};
 pub use node::StargateNode;
 pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};

@@ -50,9 +50,6 @@ pub(crate) enum GatewayError {
     /// `Cache-Control: only-if-cached` and the root block is not in the local store.
     #[error("{0} is not in this node's store (request was only-if-cached)")]
     NotCached(String),
-    /// Every request slot stayed taken for as long as a request may wait.
-    #[error("too many requests in flight; try again later")]
-    Busy(Duration),
     /// A method other than GET or HEAD.
     #[error("method {0} is not allowed: the gateway answers GET and HEAD")]
     MethodNotAllowed(String),
@@ -84,7 +81,6 @@ impl GatewayError {
             Self::Export(e) => export_status(e),
             Self::TimedOut(after) => (StatusCode::GATEWAY_TIMEOUT, Some(*after)),
             Self::NotCached(_) => (StatusCode::PRECONDITION_FAILED, None),
-            Self::Busy(after) => (StatusCode::SERVICE_UNAVAILABLE, Some(*after)),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, None),
             Self::Ipns => (StatusCode::NOT_IMPLEMENTED, None),
             Self::NoRoute(_) => (StatusCode::NOT_FOUND, None),

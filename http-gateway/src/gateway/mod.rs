@@ -11,7 +11,6 @@ mod error;
 mod file;
 mod format;
 mod headers;
-mod limit;
 mod listing;
 mod range;
 mod request;
@@ -36,7 +35,6 @@ use error::GatewayError;
 /// The gateway router over `state`: `/ipfs/...` for GET and HEAD; `/ipns/...` answers that
 /// IPNS is not served; every other path is 404.
 pub fn gateway_router(state: AppState) -> Router {
-    let gate = limit::Gate::new(state.options());
     let ipfs = get(respond::ipfs).fallback(method_not_allowed);
     Router::new()
         .route("/ipfs/{*path}", ipfs.clone())
@@ -44,7 +42,6 @@ pub fn gateway_router(state: AppState) -> Router {
         .route("/ipfs/", ipfs)
         .route("/ipns/{*path}", any(ipns))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(gate, limit::limit))
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }

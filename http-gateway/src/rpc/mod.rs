@@ -38,7 +38,6 @@ pub(crate) use params::Params;
 
 /// The `/api/v0` router over `state`.
 pub fn api_router(state: AppState) -> Router {
-    let limit = state.options().max_concurrent_requests;
     Router::new()
         .route("/api/v0/add", post(add::add))
         .route("/api/v0/cat", post(content::cat))
@@ -84,7 +83,6 @@ pub fn api_router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(deadline::deadline))
         // `add` streams bodies of any size through bounded channels; the others read small ones.
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(tower::limit::ConcurrencyLimitLayer::new(limit))
         .with_state(state)
 }
 
