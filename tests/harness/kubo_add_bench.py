@@ -3,8 +3,9 @@
 
 Prints one JSON line on stdout:
   {"bytes": N, "runs": R,
-   "only_hash": {"seconds": [..], "cpu_seconds": [..], "best_mb_s": x,
-                 "median_mb_s": y, "median_cpu_mb_s": z},
+   "only_hash": {"seconds": [..], "cpu_seconds": [..], "median_mb_s": y,
+                 "best_mb_s": x, "worst_mb_s": w, "spread": x / w - 1,
+                 "add_cpu_s_per_gib": c, "median_cpu_mb_s": z},
    "stored":    {...same...}}
 MB/s are 10^6 bytes per second of wall time of the AddFile call alone (node
 start-up excluded); cpu_seconds is the process's user + system CPU time
@@ -29,6 +30,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_stats  # noqa: E402
 import kubo_peer  # noqa: E402
 
 
@@ -51,14 +53,10 @@ def timed_add(peer, path, only_hash):
 def summary(size, samples):
     seconds = [s for s, _ in samples]
     cpu = [c for _, c in samples]
-    rates = [size / s / 1e6 for s in seconds]
-    return {
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "best_mb_s": max(rates),
-        "median_mb_s": statistics.median(rates),
-        "median_cpu_mb_s": size / statistics.median(cpu) / 1e6,
-    }
+    out = bench_stats.summary(size, seconds, {"add": cpu})
+    out["cpu_seconds"] = cpu
+    out["median_cpu_mb_s"] = size / statistics.median(cpu) / 1e6
+    return out
 
 
 def main():

@@ -56,9 +56,8 @@ import time
 import urllib.error
 import urllib.request
 
-from nodes import Daemon, Failed, log, stop_all
+from nodes import cpu_seconds, Daemon, Failed, log, stop_all
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 MIRROR_CONFIG = """[ipfs]
 mirror_enabled = true
@@ -179,12 +178,6 @@ def connect_graph(daemons, edges):
     addrs = [d.swarm_addr() for d in daemons]
     for a, b in edges:
         daemons[a].connect(addrs[b])
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def rss_kib(pid):

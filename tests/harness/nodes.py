@@ -34,6 +34,17 @@ def log(msg):
     print(f"{os.path.basename(sys.argv[0])}: {msg}", file=sys.stderr, flush=True)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU of process `pid` so far, all its threads (/proc/PID/stat fields 14
+    and 15)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def _stop_process(proc, terminate=True):
     if terminate and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -45,9 +45,8 @@ import tempfile
 import threading
 import time
 
-from nodes import Daemon, Failed, Kubo, log, start_daemons, stop_all
+from nodes import cpu_seconds, Daemon, Failed, Kubo, log, start_daemons, stop_all
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def status_kib(pid, field):
@@ -69,13 +68,6 @@ def anon_kib(pid):
 
 def threads(pid):
     return status_kib(pid, "Threads")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    # Fields 14 and 15 (utime, stime) are rest[11] and rest[12].
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
 def mib(kib):

@@ -17,9 +17,12 @@
   cannot do it (yet) or it takes longer than --bitswap-timeout.
 
 Every receiver starts empty (a fresh data dir or repo per run). Prints one JSON line:
-  {"bytes": N, "runs": R, "<direction>": {"seconds": [...], "median_mb_s": x, "best_mb_s": y}
+  {"bytes": N, "runs": R, "<direction>": {"seconds": [...], "median_mb_s": x, "best_mb_s": y,
+   "worst_mb_s": z, "spread": best/worst - 1, "sender_cpu_s_per_gib": c, "receiver_cpu_s_per_gib": d}
    | {"error": "..."} , ...}
-MB = 10^6 bytes. Run it inside the loopback-only namespace (scripts/bench-transfer.sh does):
+MB = 10^6 bytes. CPU is each side's whole process (every thread, user + system) from just
+before the transfer to just after it, per GiB moved, median over the runs; the sender is the
+node holding the file, the receiver the fresh one (for `cat`, the daemon, not the CLI). Run it inside the loopback-only namespace (scripts/bench-transfer.sh does):
 every node listens on 127.0.0.1 only, with no bootstrap peers, mDNS, UPnP, relay or AutoNAT.
 """
 
@@ -27,22 +30,37 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from nodes import Daemon, Failed, Kubo, stop_all
+import bench_stats
+from nodes import cpu_seconds, Daemon, Failed, Kubo, stop_all
 
-def summary(size, seconds):
-    rates = [size / s / 1e6 for s in seconds]
-    return {"seconds": seconds, "median_mb_s": statistics.median(rates),
-            "best_mb_s": max(rates)}
+class Sample:
+    """One transfer: its seconds and the CPU both sides spent on it."""
+
+    def __init__(self, sender_pid, receiver_pid):
+        self.pids = (sender_pid, receiver_pid)
+        self.cpu = [cpu_seconds(p) for p in self.pids]
+        self.seconds = None
+
+    def done(self, seconds):
+        self.cpu = [cpu_seconds(p) - before for p, before in zip(self.pids, self.cpu)]
+        self.seconds = seconds
+        return self
+
+
+def summary(size, samples):
+    return bench_stats.summary(size, [s.seconds for s in samples],
+                               {"sender": [s.cpu[0] for s in samples],
+                                "receiver": [s.cpu[1] for s in samples]})
 
 
 def measure(size, runs, once):
-    """Runs `once()` (which returns seconds) `runs` times; a failure ends the direction."""
+    """Runs `once()` (which returns a finished Sample) `runs` times; a failure ends the
+    direction."""
     try:
         return summary(size, [once(i) for i in range(runs)])
     except (Failed, subprocess.TimeoutExpired, StopIteration) as e:
@@ -53,7 +71,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file")
     ap.add_argument("--stargate", required=True)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--bitswap-timeout", type=float, default=120)
     args = ap.parse_args()
     size = os.path.getsize(args.file)
@@ -87,48 +105,56 @@ def main():
 
         def stargate_to_stargate(i):
             dst = daemon(f"stargate-dst-{i}")
+            sample = Sample(src.proc.pid, dst.proc.pid)
             fetched = dst.cli("dag", "fetch", "--from", src_addr, cid)
-            drop(dst)
             # "fetched CID: N blocks, B bytes in S s (X MB/s)"
-            return float(fetched.split(" in ")[1].split(" s ")[0])
+            sample.done(float(fetched.split(" in ")[1].split(" s ")[0]))
+            drop(dst)
+            return sample
 
-        def kubo_downloads_from(addr, tag):
-            """A fresh Kubo peer downloading `cid` from the node at `addr`."""
+        def kubo_downloads_from(holder, addr, tag):
+            """A fresh Kubo peer downloading `cid` from `holder`, reached at `addr`."""
             def once(i):
                 dst = kubo(f"{tag}-{i}")
                 dst.call(cmd="connect", addr=addr)
                 out = os.path.join(root, f"{tag}-out-{i}")
-                seconds = dst.call(cmd="download", cid=cid, dest=out,
-                                   timeout=args.bitswap_timeout)["seconds"]
+                sample = Sample(holder.proc.pid, dst.proc.pid)
+                sample.done(dst.call(cmd="download", cid=cid, dest=out,
+                                     timeout=args.bitswap_timeout)["seconds"])
                 drop(dst)
                 os.remove(out)
-                return seconds
+                return sample
             return once
 
         paths = {}
 
-        def stargate_cats_from(addr, tag):
-            """A fresh daemon reading `cid` with `stargate cat` from the node at `addr`."""
+        def stargate_cats_from(holder, addr, tag):
+            """A fresh daemon reading `cid` with `stargate cat` from `holder`, reached at
+            `addr`."""
             def once(i):
                 dst = daemon(f"{tag}-{i}")
                 dst.cli("swarm", "connect", addr)
+                sample = Sample(holder.proc.pid, dst.proc.pid)
                 start = time.perf_counter()
                 with open(os.devnull, "wb") as sink:
                     dst.cli("cat", cid, stdout=sink, timeout=args.bitswap_timeout)
-                seconds = time.perf_counter() - start
+                sample.done(time.perf_counter() - start)
                 m = dst.metrics()
                 paths[tag] = {p: int(m.get(f'stargate_retrieval_blocks_total{{path="{p}"}}', 0))
                               for p in ("transfer", "bitswap")}
                 drop(dst)
-                return seconds
+                return sample
             return once
 
         out["stargate->stargate"] = measure(size, args.runs, stargate_to_stargate)
-        out["kubo->kubo"] = measure(size, args.runs, kubo_downloads_from(ksrc.addr, "kubo-dst"))
+        out["kubo->kubo"] = measure(
+            size, args.runs, kubo_downloads_from(ksrc, ksrc.addr, "kubo-dst"))
         out["cat stargate<-stargate"] = measure(
-            size, args.runs, stargate_cats_from(src_addr, "stargate-cat"))
-        out["kubo<-stargate"] = measure(size, 1, kubo_downloads_from(src_addr, "kubo-from-stargate"))
-        out["stargate<-kubo"] = measure(size, 1, stargate_cats_from(ksrc.addr, "stargate-from-kubo"))
+            size, args.runs, stargate_cats_from(src, src_addr, "stargate-cat"))
+        out["kubo<-stargate"] = measure(
+            size, 1, kubo_downloads_from(src, src_addr, "kubo-from-stargate"))
+        out["stargate<-kubo"] = measure(
+            size, 1, stargate_cats_from(ksrc, ksrc.addr, "stargate-from-kubo"))
         for direction, tag in (("cat stargate<-stargate", "stargate-cat"),
                                ("stargate<-kubo", "stargate-from-kubo")):
             if tag in paths and "error" not in out[direction]:
