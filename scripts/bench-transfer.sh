@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: node-to-node transfer of one file on loopback, Stargate against Kubo in one run.
 #
-#   bash scripts/bench-transfer.sh [SIZE=256MiB] [RUNS=5]
+#   bash scripts/bench-transfer.sh [SIZE=256MiB] [RUNS=5] [--quic]
+#
+# With --quic the Stargate daemons reach each other (and Kubo reaches them) over QUIC, not TCP.
 #
 # stargate->stargate is `stargate dag fetch` (the /stargate/car/1.0.0 transfer, every block
 # verified and stored) between two daemons; kubo->kubo is Kubo v0.22's Download over Bitswap
@@ -16,6 +18,7 @@ set -euo pipefail
 source "$(dirname "$0")/bench-lib.sh"
 size="${1:-256MiB}"
 runs="${2:-5}"
+transport=("${@:3}")
 cd "$bench_repo"
 bash scripts/install-test-deps.sh --tools-only >&2
 cargo build --release --locked -p stargate-node --bin stargate >&2
@@ -24,7 +27,7 @@ trap 'rm -rf "$work"' EXIT
 bench_make_file "$work/input" "$size" 1
 
 json="$(bench_in_ns "$bench_repo/.venv/bin/python" "$bench_repo/tests/harness/transfer_bench.py" \
-  --stargate "$bench_repo/target/release/stargate" --runs "$runs" "$work/input")"
+  --stargate "$bench_repo/target/release/stargate" --runs "$runs" "${transport[@]}" "$work/input")"
 echo "$json" >&2
 python3 - "$json" "$size" <<'PY'
 import json, sys

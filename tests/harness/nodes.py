@@ -59,18 +59,21 @@ class Daemon:
     """A `stargate daemon` in its own data dir, API and gateway on free ports.
 
     `extra` is appended to its config.toml (more sections). The daemon's environment has no
-    STARGATE_* variable of the caller's, so only that file configures it.
+    STARGATE_* variable of the caller's, so only that file configures it. With `quic`, the
+    swarm listens on QUIC (UDP) as well as TCP, and `swarm_addr` names the QUIC address.
     """
 
-    def __init__(self, binary, root, name, extra=""):
+    def __init__(self, binary, root, name, extra="", quic=False):
         self.binary = binary
         self.name = name
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
+        self.transport = "udp" if quic else "tcp"
+        listen = '"/ip4/127.0.0.1/tcp/0"' + (', "/ip4/127.0.0.1/udp/0/quic-v1"' if quic else "")
         with open(os.path.join(self.dir, "config.toml"), "w", encoding="utf-8") as f:
             f.write(
                 '[api]\naddr = "127.0.0.1:0"\n\n[gateway]\naddr = "127.0.0.1:0"\n\n'
-                f'[swarm]\nlisten = ["/ip4/127.0.0.1/tcp/0"]\n{LOOPBACK_SWARM}\n{extra}\n'
+                f'[swarm]\nlisten = [{listen}]\n{LOOPBACK_SWARM}\n{extra}\n'
             )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
         self.proc = None
@@ -132,7 +135,8 @@ class Daemon:
 
     def swarm_addr(self):
         ident = self.api("id")
-        addr = next(a for a in ident["Addresses"] if a.startswith("/ip4/127.0.0.1/tcp/"))
+        prefix = f"/ip4/127.0.0.1/{self.transport}/"
+        addr = next(a for a in ident["Addresses"] if a.startswith(prefix))
         return addr if "/p2p/" in addr else f"{addr}/p2p/{ident['ID']}"
 
     def connect(self, addr):

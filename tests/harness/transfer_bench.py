@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times node-to-node transfers of one file on loopback, all in one run.
 
-  python transfer_bench.py --stargate BIN FILE [--runs 3] [--bitswap-timeout 120]
+  python transfer_bench.py --stargate BIN FILE [--runs 5] [--bitswap-timeout 120] [--quic]
 
 - stargate->stargate: the file added on one `stargate daemon`, fetched by another with
   `stargate dag fetch --from PEER CID` (the `/stargate/car/1.0.0` transfer: every block
@@ -73,13 +73,15 @@ def main():
     ap.add_argument("--stargate", required=True)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--bitswap-timeout", type=float, default=120)
+    ap.add_argument("--quic", action="store_true",
+                    help="Stargate daemons reach each other over QUIC instead of TCP")
     args = ap.parse_args()
     size = os.path.getsize(args.file)
     root = tempfile.mkdtemp(prefix="transfer-bench-")
     nodes = []
 
     def daemon(name):
-        d = Daemon(args.stargate, root, name)
+        d = Daemon(args.stargate, root, name, quic=args.quic)
         nodes.append(d)
         return d.start().wait_ready()
 
