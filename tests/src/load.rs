@@ -74,7 +74,7 @@ pub struct Tally {
     pub errors: u64,
     /// Up to five error descriptions, to say what went wrong.
     pub first_errors: Vec<String>,
-    /// Body bytes of the answers served.
+    /// Content bytes moved by the requests served: the body read, or for `add` the upload.
     pub bytes: u64,
 }
 
@@ -369,18 +369,21 @@ async fn request(
         String::from_utf8_lossy(&body[..body.len().min(200)])
     );
     match expected {
-        Some(bytes) => ensure!(
-            body.as_ref() == bytes.as_slice(),
-            "{} bytes that are not the file's",
-            body.len()
-        ),
+        Some(bytes) => {
+            ensure!(
+                body.as_ref() == bytes.as_slice(),
+                "{} bytes that are not the file's",
+                body.len()
+            );
+            Ok(Answer::Served(body.len() as u64))
+        }
         None => {
             let answer: Added = serde_json::from_slice(&body).context("add's answer")?;
             stargate_protocol::parse_cid(&answer.hash)
                 .with_context(|| format!("add answered {:?}, not a CID", answer.hash))?;
+            Ok(Answer::Served(ADDED as u64))
         }
     }
-    Ok(Answer::Served(body.len() as u64))
 }
 
 /// Resident memory of process `pid` now, in bytes.

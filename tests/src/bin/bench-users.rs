@@ -16,7 +16,10 @@ fn main() -> Result<()> {
     let users: usize = args.next().map_or(Ok(100), |a| a.parse()).context(USAGE)?;
     let secs: u64 = args.next().map_or(Ok(60), |a| a.parse()).context(USAGE)?;
     let daemon = StargateDaemon::start(DaemonOptions {
-        env: vec![("STARGATE_LOG".into(), "warn".into())],
+        env: vec![
+            // The harness reads the gateway address from the "daemon ready" line.
+            ("STARGATE_LOG".into(), "warn,stargate::daemon=info".into()),
+        ],
         ..DaemonOptions::default()
     })?;
     let report = run_users(&daemon, users.max(1), Duration::from_secs(secs))?;
