@@ -27,6 +27,7 @@ import bench_stats
 def timed_add(binary, data_dir, path, only_hash):
     flags = ["-Q", "-n"] if only_hash else ["-Q"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARGATE_")}
+    bench_stats.settle()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([binary, "--data-dir", data_dir, "add", *flags, path], check=True,

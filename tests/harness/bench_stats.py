@@ -1,6 +1,13 @@
 """What every throughput benchmark reports about its runs (MB = 10^6 bytes)."""
 
+import os
 import statistics
+
+
+def settle():
+    """Flushes what earlier runs left dirty in the page cache, so that no run pays for the
+    write-back of the one before (one source of runs 30-40 % apart)."""
+    os.sync()
 
 
 def summary(size, seconds, cpu):

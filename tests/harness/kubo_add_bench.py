@@ -43,6 +43,7 @@ def start_peer(root, name):
 
 
 def timed_add(peer, path, only_hash):
+    bench_stats.settle()
     before = resource.getrusage(resource.RUSAGE_SELF)
     seconds = peer.add(path, only_hash)["seconds"]
     after = resource.getrusage(resource.RUSAGE_SELF)

@@ -42,6 +42,7 @@ class Sample:
     """One transfer: its seconds and the CPU both sides spent on it."""
 
     def __init__(self, sender_pid, receiver_pid):
+        bench_stats.settle()
         self.pids = (sender_pid, receiver_pid)
         self.cpu = [cpu_seconds(p) for p in self.pids]
         self.seconds = None
