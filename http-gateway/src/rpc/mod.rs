@@ -20,6 +20,7 @@ mod pubsub;
 mod repo;
 mod response;
 mod routing;
+mod stats;
 mod swarm;
 mod tar;
 
@@ -55,6 +56,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/repo/verify", post(repo::verify))
         .route("/api/v0/repo/stat", post(repo::stat))
         .route("/api/v0/stats/repo", post(repo::stat))
+        .route("/api/v0/stats/bw", post(stats::bw))
         .route("/api/v0/version", post(repo::version))
         .route("/api/v0/config", post(config::get))
         .route("/api/v0/config/show", post(config::show))
