@@ -76,6 +76,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/dag/put", post(dag::put))
         .route("/api/v0/dag/get", post(dag::get))
         .route("/api/v0/dag/stat", post(dag::stat))
+        .route("/api/v0/dag/resolve", post(dag::resolve))
         .route("/api/v0/dag/export", post(dag_car::export))
         .route("/api/v0/dag/import", post(dag_car::import))
         .route("/api/v0/pubsub/pub", post(pubsub::publish))
