@@ -373,6 +373,17 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
         ensure!(report[key]["status"] == 400, "{key}: {}", report[key]);
     }
     check_key_id(&report["key_list"], "name", "id", node_id)?;
+    ensure!(
+        report["get_compress_bad_level"]["status"] == 400,
+        "get_compress_bad_level: {}",
+        report["get_compress_bad_level"]
+    );
+    ensure!(
+        report["dag_resolve"]["rem_path"] == "name"
+            && report["dag_resolve"]["cid"] == report["dag_put"]["cbor"],
+        "dag_resolve: {}",
+        report["dag_resolve"]
+    );
     // stats/bw: the bytes of the connection to the Kubo peer, once and polled three times.
     ensure!(
         report["stats_bw"]["polled"] == 3

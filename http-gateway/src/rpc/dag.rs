@@ -208,7 +208,8 @@ async fn resolve_document(source: &dyn BlockSource, arg: &str) -> RpcResult<Loca
 
 /// Kubo's `dag resolve`: the last block the path reaches and the rest of the path inside it.
 pub(crate) async fn resolve(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
-    params.only(&[])?;
+    // kubo-rpc-client appends its `path` option to the argument and sends it along as well.
+    params.only(&["path"])?;
     let source = params.block_source(&state)?;
     let located = resolve_document(source.as_ref(), params.one_arg()?).await?;
     Ok(Json(json!({
