@@ -32,8 +32,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 #   wrk      wrk          gateway load benchmark
 #   strace   strace       checking that a process only touches loopback
 #   systemd-analyze systemd  checking deploy/systemd/stargate.service (scripts/check-deploy.sh)
+#   promtool prometheus   `promtool check metrics` on the node's /metrics (tests/tests/metrics.rs)
 declare -A deb_for=([ip]=iproute2 [unshare]=util-linux [wrk]=wrk [strace]=strace
-  [systemd-analyze]=systemd)
+  [systemd-analyze]=systemd [promtool]=prometheus)
 missing=()
 for cmd in "${!deb_for[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${deb_for[$cmd]}")
@@ -45,8 +46,20 @@ if ((${#missing[@]} > 0)); then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Packages that carry a service (prometheus) must not start it here: only their tools are
+  # wanted. policy-rc.d answering 101 makes invoke-rc.d and deb-systemd-invoke skip the start.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  installed=0
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" &&
+    installed=1
+  ((own_policy)) && rm -f "$policy"
+  ((installed)) || { echo "install-test-deps: apt-get install failed" >&2; exit 1; }
 fi
 
 for cmd in python3 node npm cargo; do

@@ -60,6 +60,7 @@ const READS: &[&str] = &[
     "dag/get",
     "dag/export",
     "dag/stat",
+    "dag/resolve",
     "id",
     "version",
     "swarm/peers",

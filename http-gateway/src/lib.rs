@@ -44,7 +44,7 @@ pub use crate::metrics::{HttpMetrics, Observability, register_store_metrics};
 pub use crate::mirror::{MAX_LS_LIMIT, Mirror, MirrorError, MirrorQuery};
 pub use crate::mirror_api::mirror_router;
 pub use crate::network::{
-    ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
+    Bandwidth, ConnectedPeer, DagFetched, Direction, Network, NetworkError, PeerIdentity, Provider,
 };
 pub use crate::pubsub::{PubSub, PubSubMessage};
 pub use crate::rpc::{InProcess, ListenAddrs, api_router};

@@ -12,6 +12,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use stargate_storage::Store;
@@ -46,7 +47,9 @@ impl HttpMetrics {
 }
 
 /// Exports the block cache's counters of `store` (`stargate_block_cache_hits_total`,
-/// `stargate_block_cache_misses_total`), read from the store at each scrape.
+/// `stargate_block_cache_misses_total`) and what it holds (`stargate_store_blocks`,
+/// `stargate_store_block_bytes`, `stargate_store_disk_bytes`), read from the store at each
+/// scrape (the store keeps the totals, so no scrape scans it).
 pub fn register_store_metrics(registry: &mut Registry, store: Store) {
     registry.register_collector(Box::new(StoreCollector(store)));
 }
@@ -76,6 +79,29 @@ impl Collector for StoreCollector {
                 None,
                 counter.metric_type(),
             )?)?;
+        }
+        let usage = match self.0.usage() {
+            Ok(usage) => usage,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the store's size");
+                return Ok(());
+            }
+        };
+        for (name, help, value) in [
+            ("stargate_store_blocks", "Blocks in the store", usage.blocks),
+            (
+                "stargate_store_block_bytes",
+                "Bytes of the blocks in the store",
+                usage.block_bytes,
+            ),
+            (
+                "stargate_store_disk_bytes",
+                "Disk space the store's database file takes",
+                usage.file_bytes,
+            ),
+        ] {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         Ok(())
     }
@@ -375,5 +401,8 @@ mod tests {
             text.contains("stargate_block_cache_misses_total 1"),
             "{text}"
         );
+        assert!(text.contains("\nstargate_store_blocks 1\n"), "{text}");
+        assert!(text.contains("\nstargate_store_block_bytes 1\n"), "{text}");
+        assert!(text.contains("\nstargate_store_disk_bytes "), "{text}");
     }
 }

@@ -121,6 +121,32 @@ impl DagFetched {
     }
 }
 
+/// Bytes over all peer connections (`stats/bw`, Kubo's `metrics.Stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Bandwidth {
+    /// Bytes received since start.
+    pub total_in: u64,
+    /// Bytes sent since start.
+    pub total_out: u64,
+    /// Bytes per second received lately.
+    pub rate_in: f64,
+    /// Bytes per second sent lately.
+    pub rate_out: f64,
+}
+
+impl Bandwidth {
+    /// Totals and rates.
+    pub fn new(total_in: u64, total_out: u64, rate_in: f64, rate_out: f64) -> Self {
+        Self {
+            total_in,
+            total_out,
+            rate_in,
+            rate_out,
+        }
+    }
+}
+
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -174,4 +200,6 @@ pub trait Network: Send + Sync {
     /// background as the provide strategy says. Never blocks and never fails: what cannot be
     /// queued is announced by the next reprovide.
     fn content_added(&self, cid: Cid, pinned: bool);
+    /// Bytes over all peer connections since start, and the recent rates.
+    fn bandwidth(&self) -> Bandwidth;
 }

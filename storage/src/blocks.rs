@@ -8,14 +8,14 @@
 //! the links table lets DAG walks run without reading leaves.
 
 use bytes::Bytes;
-use redb::ReadableTable;
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use stargate_protocol::limits::MAX_BLOCK_SIZE;
 use stargate_protocol::{Block, Cid, HashCode, Multihash, digest};
 
 use crate::StoreError;
 use crate::dag;
 use crate::error::db_err;
-use crate::tables::{Tables, WriteTables};
+use crate::tables::{BLOCK_INDEX, BLOCK_TOTALS, TOTALS_KEY, Tables, WriteTables, open_write};
 
 /// Bytes per chunk: a 64 KiB page minus room for redb's leaf header and the longest key
 /// (a 66-byte sha2-512 multihash and the chunk number).
@@ -47,7 +47,7 @@ fn chunk_key(mh: &[u8], chunk: usize) -> Vec<u8> {
     key
 }
 
-impl<I, D, L> Tables<I, D, L>
+impl<I, D, L, T> Tables<I, D, L, T>
 where
     I: ReadableTable<&'static [u8], (u32, u64)>,
     D: ReadableTable<&'static [u8], &'static [u8]>,
@@ -146,7 +146,16 @@ impl WriteTables<'_> {
                 .insert(mh.as_slice(), dag::encode_links(&links).as_slice())
                 .map_err(db_err(ctx))?;
         }
+        let (blocks, bytes) = totals(&self.totals)?;
+        self.set_totals(blocks + 1, bytes + u64::from(len))?;
         Ok(true)
+    }
+
+    fn set_totals(&mut self, blocks: u64, bytes: u64) -> Result<(), StoreError> {
+        self.totals
+            .insert(TOTALS_KEY, (blocks, bytes))
+            .map_err(db_err("counting blocks"))?;
+        Ok(())
     }
 
     /// Removes a block. Returns its index entry if it was stored.
@@ -164,8 +173,47 @@ impl WriteTables<'_> {
                 .map_err(db_err(ctx))?;
         }
         self.links.remove(mh).map_err(db_err(ctx))?;
+        let (blocks, bytes) = totals(&self.totals)?;
+        self.set_totals(
+            blocks.saturating_sub(1),
+            bytes.saturating_sub(u64::from(entry.len)),
+        )?;
         Ok(Some(entry))
     }
+}
+
+/// The blocks stored and their bytes, as the totals table holds them.
+pub(crate) fn totals(
+    table: &impl ReadableTable<&'static str, (u64, u64)>,
+) -> Result<(u64, u64), StoreError> {
+    Ok(table
+        .get(TOTALS_KEY)
+        .map_err(db_err("reading the block totals"))?
+        .map_or((0, 0), |v| v.value()))
+}
+
+/// Sums the block index into the totals table when the totals do not match it: a file from
+/// before the table existed, or one an older build wrote blocks to. A scan of the index, once.
+pub(crate) fn reconcile_totals(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let ctx = "summing the block index";
+    let index = open_write(txn, BLOCK_INDEX)?;
+    let mut table = open_write(txn, BLOCK_TOTALS)?;
+    let blocks = index.len().map_err(db_err(ctx))?;
+    if totals(&table)?.0 == blocks && table.len().map_err(db_err(ctx))? == 1 {
+        return Ok(());
+    }
+    let mut bytes = 0u64;
+    for item in index.range::<&[u8]>(..).map_err(db_err(ctx))? {
+        let (_, v) = item.map_err(db_err(ctx))?;
+        bytes += u64::from(v.value().0);
+    }
+    if blocks > 0 {
+        tracing::info!(blocks, bytes, "block totals recomputed from the index");
+    }
+    table
+        .insert(TOTALS_KEY, (blocks, bytes))
+        .map_err(db_err(ctx))?;
+    Ok(())
 }
 
 fn damaged(mh: &[u8], what: &str) -> StoreError {

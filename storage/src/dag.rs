@@ -63,7 +63,7 @@ pub(crate) fn node_key(cid: &Cid) -> Cid {
     Cid::new_v1(cid.codec(), *cid.hash())
 }
 
-impl<I, D, L> Tables<I, D, L>
+impl<I, D, L, T> Tables<I, D, L, T>
 where
     I: ReadableTable<&'static [u8], (u32, u64)>,
     D: ReadableTable<&'static [u8], &'static [u8]>,

@@ -61,7 +61,7 @@ pub use crate::stego::{
     Acked, AnnounceDue, IngestMade, IngestRecord, StegoAdmission, StegoCounts, StegoOutcome,
     StegoRecorded, StegoState, StegoUpload,
 };
-pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat};
+pub use crate::store::{BlockInfo, DATABASE_FILE, Store, StoreOptions, StoreStat, StoreUsage};
 pub use crate::tables::SCHEMA_VERSION;
 pub use crate::verify::{CorruptBlock, VerifyProgress, VerifyReport};
 pub use crate::writer::{BlockWriter, WriteSummary};

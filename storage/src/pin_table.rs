@@ -142,7 +142,7 @@ pub(crate) fn insert_pins(
     Ok(())
 }
 
-impl<I, D, L> Tables<I, D, L>
+impl<I, D, L, T> Tables<I, D, L, T>
 where
     I: ReadableTable<&'static [u8], (u32, u64)>,
     D: ReadableTable<&'static [u8], &'static [u8]>,

@@ -5,10 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTableMetadata,
-    WriteTransaction,
-};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
 use stargate_protocol::{Block, Cid, Multihash};
 
 use crate::StoreError;
@@ -16,7 +13,7 @@ use crate::blocks::{IndexEntry, hash_matches};
 use crate::cache::BlockCache;
 use crate::error::db_err;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::tables::{BLOCK_INDEX, PINS, open_read, prepare, read_tables};
+use crate::tables::{BLOCK_INDEX, BLOCK_TOTALS, PINS, open_read, prepare, read_tables};
 use crate::writer::{BlockWriter, WriteSummary, WriterThread};
 
 /// Name of the database file inside the data directory.
@@ -97,6 +94,18 @@ pub struct StoreStat {
     pub recursive_pins: u64,
     /// Direct pins.
     pub direct_pins: u64,
+}
+
+/// What the store holds, as [`Store::usage`] reads it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreUsage {
+    /// Blocks stored.
+    pub blocks: u64,
+    /// Total bytes of those blocks.
+    pub block_bytes: u64,
+    /// Disk space the database file takes (see [`StoreStat::file_bytes`]).
+    pub file_bytes: u64,
 }
 
 /// A stored block as listed by [`Store::blocks`].
@@ -338,35 +347,46 @@ impl Store {
         }))
     }
 
-    /// Counts and sizes. Sums the block index, so it reads every index entry (not the blocks).
+    /// Blocks, their bytes and the file's disk usage, without a scan: the block totals are
+    /// kept with every write, so this is cheap enough for every metrics scrape.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn usage(&self) -> Result<StoreUsage, StoreError> {
+        let (blocks, block_bytes) =
+            self.read(|txn| crate::blocks::totals(&open_read(txn, BLOCK_TOTALS)?))?;
+        let meta = std::fs::metadata(&self.inner.file).map_err(|e| StoreError::Database {
+            context: "reading the database file size",
+            reason: e.to_string(),
+        })?;
+        Ok(StoreUsage {
+            blocks,
+            block_bytes,
+            file_bytes: disk_usage(&meta),
+        })
+    }
+
+    /// Counts and sizes: [`Store::usage`] and a count of the pins (which reads every pin).
     ///
     /// # Errors
     /// A database error.
     pub fn stat(&self) -> Result<StoreStat, StoreError> {
-        let mut stat = self.read(|txn| {
-            let ctx = "computing store statistics";
-            let index = open_read(txn, BLOCK_INDEX)?;
-            let mut stat = StoreStat {
-                blocks: index.len().map_err(db_err(ctx))?,
-                ..StoreStat::default()
-            };
-            for item in index.range::<&[u8]>(..).map_err(db_err(ctx))? {
-                let (_, v) = item.map_err(db_err(ctx))?;
-                stat.block_bytes += u64::from(v.value().0);
-            }
+        let size = self.usage()?;
+        let mut stat = StoreStat {
+            blocks: size.blocks,
+            block_bytes: size.block_bytes,
+            file_bytes: size.file_bytes,
+            ..StoreStat::default()
+        };
+        self.read(|txn| {
             for (_, mode) in crate::pin_table::all_pins(&open_read(txn, PINS)?)? {
                 match mode {
                     crate::PinMode::Recursive => stat.recursive_pins += 1,
                     crate::PinMode::Direct => stat.direct_pins += 1,
                 }
             }
-            Ok(stat)
+            Ok(())
         })?;
-        let meta = std::fs::metadata(&self.inner.file).map_err(|e| StoreError::Database {
-            context: "reading the database file size",
-            reason: e.to_string(),
-        })?;
-        stat.file_bytes = disk_usage(&meta);
         Ok(stat)
     }
 
@@ -515,6 +535,41 @@ mod tests {
         assert!(!store.put(inline.clone()).unwrap());
         assert_eq!(store.get(inline.cid()).unwrap().unwrap().data(), &b"hi"[..]);
         assert_eq!(store.stat().unwrap().blocks, 0);
+    }
+
+    #[test]
+    fn size_follows_every_write_and_is_rebuilt_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (small, large) = (raw(vec![1u8; 10]), raw(vec![2u8; 3 * CHUNK_LEN]));
+        let size = |store: &Store| {
+            let s = store.usage().unwrap();
+            (s.blocks, s.block_bytes)
+        };
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            assert_eq!(size(&store), (0, 0));
+            store.put_many([small.clone(), large.clone()]).unwrap();
+            // Present already: not counted twice.
+            store.put(small.clone()).unwrap();
+            assert_eq!(size(&store), (2, 10 + 3 * CHUNK_LEN as u64));
+            store.delete(large.cid()).unwrap();
+            assert_eq!(size(&store), (1, 10));
+            let stat = store.stat().unwrap();
+            assert_eq!((stat.blocks, stat.block_bytes), (1, 10));
+            store.put(large.clone()).unwrap();
+            assert_eq!(store.gc().unwrap().blocks_removed, 2);
+            assert_eq!(size(&store), (0, 0));
+            store.put_many([small.clone(), large.clone()]).unwrap();
+            // What a file written by a build without the totals looks like.
+            store
+                .write(|txn| {
+                    txn.delete_table(BLOCK_TOTALS).unwrap();
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(size(&store), (2, 10 + 3 * CHUNK_LEN as u64));
     }
 
     #[test]

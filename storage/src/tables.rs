@@ -48,6 +48,12 @@ const SCHEMA_KEY: &str = "schema_version";
 pub(crate) const BLOCK_INDEX: TableDefinition<&[u8], (u32, u64)> =
     TableDefinition::new("block-index-1");
 
+/// Key [`TOTALS_KEY`] -> (blocks, their bytes): the sums of the block index, kept in every
+/// transaction that changes it, so that sizes are read without a scan.
+pub(crate) const BLOCK_TOTALS: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("block-totals-1");
+pub(crate) const TOTALS_KEY: &str = "blocks";
+
 /// Multihash bytes followed by a one-byte chunk number -> up to `CHUNK_LEN` bytes of the block.
 pub(crate) const BLOCK_DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block-data-1");
 
@@ -147,6 +153,7 @@ fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(META).map_err(db_err(ctx))?;
     txn.open_table(BLOCK_INDEX).map_err(db_err(ctx))?;
     txn.open_table(BLOCK_DATA).map_err(db_err(ctx))?;
+    txn.open_table(BLOCK_TOTALS).map_err(db_err(ctx))?;
     txn.open_table(BLOCK_LINKS).map_err(db_err(ctx))?;
     txn.open_table(PINS).map_err(db_err(ctx))?;
     txn.open_table(ANCHOR_QUEUE).map_err(db_err(ctx))?;
@@ -220,7 +227,8 @@ pub(crate) fn prepare(txn: &WriteTransaction, file: &Path) -> Result<(), StoreEr
                 .map_err(db_err(ctx))?;
         }
     }
-    create_all(txn)
+    create_all(txn)?;
+    crate::blocks::reconcile_totals(txn)
 }
 
 /// Opens a table for reading. Every table exists once the store is open.
@@ -245,10 +253,12 @@ pub(crate) fn open_write<'txn, K: redb::Key + 'static, V: redb::Value + 'static>
 ///
 /// What a block is made of in them (chunks, index entry, links) is `blocks.rs`'s business; DAG
 /// walks over them are `dag.rs`'s.
-pub(crate) struct Tables<I, D, L> {
+pub(crate) struct Tables<I, D, L, T = ()> {
     pub(crate) index: I,
     pub(crate) data: D,
     pub(crate) links: L,
+    /// The block totals (writers keep them; readers have no use for them).
+    pub(crate) totals: T,
 }
 
 pub(crate) type ReadTables = Tables<
@@ -261,6 +271,7 @@ pub(crate) type WriteTables<'txn> = Tables<
     Table<'txn, &'static [u8], (u32, u64)>,
     Table<'txn, &'static [u8], &'static [u8]>,
     Table<'txn, &'static [u8], &'static [u8]>,
+    Table<'txn, &'static str, (u64, u64)>,
 >;
 
 pub(crate) fn read_tables(txn: &ReadTransaction) -> Result<ReadTables, StoreError> {
@@ -268,6 +279,7 @@ pub(crate) fn read_tables(txn: &ReadTransaction) -> Result<ReadTables, StoreErro
         index: open_read(txn, BLOCK_INDEX)?,
         data: open_read(txn, BLOCK_DATA)?,
         links: open_read(txn, BLOCK_LINKS)?,
+        totals: (),
     })
 }
 
@@ -276,5 +288,6 @@ pub(crate) fn write_tables(txn: &WriteTransaction) -> Result<WriteTables<'_>, St
         index: open_write(txn, BLOCK_INDEX)?,
         data: open_write(txn, BLOCK_DATA)?,
         links: open_write(txn, BLOCK_LINKS)?,
+        totals: open_write(txn, BLOCK_TOTALS)?,
     })
 }

@@ -191,6 +191,10 @@ async def run(api, fixtures, peer_addr, provided, provider):
         report["config_api"] = await client.config.config("Addresses.API")
         stats_repo = await client.stats.repo()
         check(stats_repo["NumObjects"] == (await client.repo.stat())["NumObjects"], f"stats.repo: {stats_repo}")
+        # stats bw: the bytes over the peer connections (the Kubo peer's).
+        bw = await client.stats.bw()
+        check(bw["TotalIn"] > 0 and bw["TotalOut"] > 0 and isinstance(bw["RateIn"], float), f"stats.bw: {bw}")
+        report["stats_bw"] = bw
 
         # Commands this node does not have: Kubo's 404.
         report["unknown"] = {

@@ -11,6 +11,7 @@
 
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { gunzipSync } from 'node:zlib'
 
 import { CarReader, CarWriter } from '@ipld/car'
 import * as dagCBOR from '@ipld/dag-cbor'
@@ -111,6 +112,13 @@ const tar = concat(await all(ipfs.get(hello.cid)))
 check(new TextDecoder().decode(tar.subarray(0, 100)).replace(/\0+$/, '') === hello.cid.toString(),
   'get: a tar whose entry is named by the CID')
 check(new TextDecoder().decode(tar.subarray(512, 517)) === 'hello', 'get: the bytes follow')
+// get --compress: a file is its bytes gzipped; with --archive (or a directory) the tar gzipped.
+check(same(gunzipSync(concat(await all(ipfs.get(file, { compress: true, compressionLevel: 1 })))), blob),
+  'get compress: the file gzipped')
+check(same(gunzipSync(concat(await all(ipfs.get(hello.cid, { archive: true, compress: true })))), tar),
+  'get archive compress: the tar gzipped')
+report.get_compress_bad_level = await failure('get with compression level 10',
+  () => all(ipfs.get(file, { compress: true, compressionLevel: 10 })))
 const root = report.add_dir.at(-1).cid
 report.ls = (await all(ipfs.ls(root))).map((e) => ({
   name: e.name, cid: e.cid.toString(), size: e.size, type: e.type
@@ -243,6 +251,14 @@ check(got.value.name === 'stargate' && got.value.link.equals(hello.cid) && same(
 check((await ipfs.dag.get(putCbor, { path: 'list/2/deep' })).value === true, 'dag.get with a path')
 const parent = await ipfs.dag.put({ child: putCbor })
 check((await ipfs.dag.get(parent, { path: 'child/name' })).value === 'stargate', 'dag.get through a link')
+// dag resolve: the last block a path reaches and the rest of the path inside it.
+const throughLink = await ipfs.dag.resolve(parent, { path: 'child/name' })
+check(throughLink.cid.equals(putCbor) && throughLink.remainderPath === 'name',
+  `dag.resolve through a link: ${throughLink.cid} ${throughLink.remainderPath}`)
+const toLink = await ipfs.dag.resolve(`/ipfs/${parent}/child`)
+check(toLink.cid.equals(putCbor) && toLink.remainderPath === '',
+  `dag.resolve to a link: ${toLink.cid} ${toLink.remainderPath}`)
+report.dag_resolve = { cid: throughLink.cid.toString(), rem_path: throughLink.remainderPath }
 report.dag_parent = parent.toString()
 
 // dag export of a UnixFS file (Kubo's DAG for blob.bin) and of the dag-cbor pair, read back here.
@@ -328,13 +344,24 @@ report.key_list = (await ipfs.key.list()).map((k) => ({ name: k.name, id: k.id }
 const statsRepo = await ipfs.stats.repo()
 check(statsRepo.numObjects === (await ipfs.repo.stat()).numObjects && typeof statsRepo.repoPath === 'string',
   `stats.repo: ${statsRepo.numObjects}`)
+// stats bw: the bytes over the peer connections (the Kubo peer's), once and then polled.
+const [bw] = await all(ipfs.stats.bw())
+check(typeof bw.totalIn === 'bigint' && bw.totalIn > 0n && bw.totalOut > 0n &&
+  typeof bw.rateIn === 'number' && typeof bw.rateOut === 'number', `stats.bw: ${bw.totalIn} ${bw.totalOut}`)
+const polled = []
+for await (const stats of ipfs.stats.bw({ poll: true, interval: '200ms' })) {
+  polled.push(stats)
+  if (polled.length === 3) break
+}
+check(polled[2].totalIn >= polled[0].totalIn && polled[0].totalIn >= bw.totalIn,
+  `stats.bw poll: ${polled.map((s) => s.totalIn).join(' ')}`)
+report.stats_bw = { polled: polled.length, total_in: Number(polled[2].totalIn) }
 
 // Commands this node does not have: Kubo's 404 naming the command.
 report.unknown = {
   bitswap_stat: await failure('bitswap.stat', () => ipfs.bitswap.stat()),
   files_ls: await failure('files.ls', () => all(ipfs.files.ls('/'))),
   key_gen: await failure('key.gen', () => ipfs.key.gen('other')),
-  stats_bw: await failure('stats.bw', () => all(ipfs.stats.bw())),
   name_resolve: await failure('name.resolve', () => all(ipfs.name.resolve('k51')))
 }
 

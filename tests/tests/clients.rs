@@ -373,6 +373,26 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
         ensure!(report[key]["status"] == 400, "{key}: {}", report[key]);
     }
     check_key_id(&report["key_list"], "name", "id", node_id)?;
+    ensure!(
+        report["get_compress_bad_level"]["status"] == 400,
+        "get_compress_bad_level: {}",
+        report["get_compress_bad_level"]
+    );
+    ensure!(
+        report["dag_resolve"]["rem_path"] == "name"
+            && report["dag_resolve"]["cid"] == report["dag_put"]["cbor"],
+        "dag_resolve: {}",
+        report["dag_resolve"]
+    );
+    // stats/bw: the bytes of the connection to the Kubo peer, once and polled three times.
+    ensure!(
+        report["stats_bw"]["polled"] == 3
+            && report["stats_bw"]["total_in"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+        "stats_bw: {}",
+        report["stats_bw"]
+    );
 
     // Commands the node does not have: Kubo's 404, the command named.
     let unknown = report["unknown"]
@@ -382,7 +402,6 @@ fn kubo_rpc_client_works_unchanged() -> Result<()> {
         ("bitswap_stat", "bitswap/stat"),
         ("files_ls", "files/ls"),
         ("key_gen", "key/gen"),
-        ("stats_bw", "stats/bw"),
         ("name_resolve", "name/resolve"),
     ] {
         let failure = &unknown[call];
@@ -493,6 +512,14 @@ fn aioipfs_works_unchanged() -> Result<()> {
     check_dag_aioipfs(&mut setup, &report)?;
     let node_id = text(&report["id"], "id")?;
     check_key_id(&report["key_list"]["Keys"], "Name", "Id", node_id)?;
+    let bw = &report["stats_bw"];
+    ensure!(
+        ["TotalIn", "TotalOut"]
+            .iter()
+            .all(|k| bw[k].as_u64().is_some_and(|n| n > 0))
+            && ["RateIn", "RateOut"].iter().all(|k| bw[k].is_f64()),
+        "stats_bw: {bw}"
+    );
     ensure!(
         report["config_peer_id"] == json!({ "Key": "Identity.PeerID", "Value": node_id })
             && report["config_api"]

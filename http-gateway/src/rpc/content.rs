@@ -173,11 +173,12 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
         "archive",
         "compress",
         "compression-level",
+        // kubo-rpc-client sends its `compressionLevel` option under that name.
+        "compressionLevel",
         "progress",
     ])?;
-    if params.flag("compress", false)? {
-        return Err(RpcError::client("--compress is not supported"));
-    }
+    let level = compression_level(&params)?;
+    let archive = params.flag("archive", false)?;
     let source = params.block_source(&state)?;
     let arg = params.one_arg()?;
     let resolved = resolve_text(source.as_ref(), arg).await?;
@@ -188,15 +189,103 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
         .cloned()
         .unwrap_or_else(|| path.root().to_string());
     let (tx, rx) = mpsc::channel::<RpcResult<Bytes>>(TAR_BUFFER);
+    // As Kubo: a file asked for compressed and not as an archive is its bytes gzipped; anything
+    // else is a tar, gzipped when asked.
+    let bare_file = level.is_some() && !archive && !resolved.kind.is_directory();
     tokio::spawn(async move {
-        if let Err(e) = write_tar(source, &resolved, &name, &tx).await {
+        let written = if bare_file {
+            write_file(source, &resolved, &tx).await
+        } else {
+            write_tar(source, &resolved, &name, &tx).await
+        };
+        if let Err(e) = written {
             let _ = tx.send(Err(e)).await;
         }
     });
     let chunks = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok(byte_stream(chunks, &params, "application/x-tar"))
+    Ok(match level {
+        Some(level) => byte_stream(gzipped(chunks, level), &params, "application/gzip"),
+        None => byte_stream(chunks, &params, "application/x-tar"),
+    })
+}
+
+/// Kubo's `--compress` and `--compression-level`: the gzip level, if any (1 to 9; the
+/// default level when only `--compress` is given).
+fn compression_level(params: &Params) -> RpcResult<Option<u32>> {
+    if !params.flag("compress", false)? {
+        return Ok(None);
+    }
+    let level = match params.number::<i64>("compression-level")? {
+        Some(level) => Some(level),
+        None => params.number::<i64>("compressionLevel")?,
+    };
+    match level {
+        None | Some(-1) => Ok(Some(flate2::Compression::default().level())),
+        Some(level @ 1..=9) => Ok(Some(level as u32)),
+        Some(_) => Err(RpcError::client(
+            "compression level must be between 1 and 9",
+        )),
+    }
+}
+
+/// `chunks` gzipped at `level`, compressed on blocking threads a chunk at a time.
+fn gzipped(
+    chunks: impl futures::Stream<Item = RpcResult<Bytes>> + Send + 'static,
+    level: u32,
+) -> impl futures::Stream<Item = RpcResult<Bytes>> + Send + 'static {
+    use flate2::write::GzEncoder;
+    use futures::StreamExt;
+    use std::io::Write;
+
+    // Compresses `input` (or, with `None`, finishes) and hands back what came out.
+    async fn step(
+        mut encoder: GzEncoder<Vec<u8>>,
+        input: Option<Bytes>,
+    ) -> RpcResult<(Option<GzEncoder<Vec<u8>>>, Bytes)> {
+        tokio::task::spawn_blocking(move || match input {
+            Some(input) => {
+                encoder.write_all(&input)?;
+                let out = Bytes::from(std::mem::take(encoder.get_mut()));
+                Ok((Some(encoder), out))
+            }
+            None => Ok((None, Bytes::from(encoder.finish()?))),
+        })
+        .await?
+        .map_err(|e: std::io::Error| RpcError::failed(format!("compressing: {e}")))
+    }
+
+    let encoder = GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    futures::stream::unfold(Some((Box::pin(chunks), encoder)), |state| async move {
+        let (mut chunks, encoder) = state?;
+        let input = match chunks.next().await {
+            Some(Ok(chunk)) => Some(chunk),
+            Some(Err(e)) => return Some((Err(e), None)),
+            None => None,
+        };
+        match step(encoder, input).await {
+            Ok((Some(encoder), out)) => Some((Ok(out), Some((chunks, encoder)))),
+            Ok((None, out)) => Some((Ok(out), None)),
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .filter(|chunk| std::future::ready(!matches!(chunk, Ok(b) if b.is_empty())))
+}
+
+/// Streams the bytes of the file at `resolved`.
+async fn write_file(
+    source: Arc<dyn BlockSource>,
+    resolved: &Resolved,
+    out: &mpsc::Sender<RpcResult<Bytes>>,
+) -> RpcResult<()> {
+    let mut bytes = read_file(source, resolved.block.clone(), 0..u64::MAX, DEFAULT_WINDOW)?;
+    while let Some(chunk) = bytes.try_next().await? {
+        out.send(Ok(chunk))
+            .await
+            .map_err(|_| RpcError::failed("client went away"))?;
+    }
+    Ok(())
 }
 
 /// Streams a tar of the DAG at `resolved`, named `name`, from the exporter's `get` walk:

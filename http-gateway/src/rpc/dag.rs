@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Multipart, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -150,20 +151,33 @@ async fn load(source: &dyn BlockSource, cid: Cid) -> RpcResult<(Codec, Ipld)> {
     Ok((codec, doc))
 }
 
+/// Where a path led: the last block it reached, the rest of the path inside that block, and
+/// the document the whole path names.
+struct Located {
+    cid: Cid,
+    rem_path: Vec<String>,
+    doc: Ipld,
+}
+
 /// The document at `arg` (`<cid>[/path]`): the path walks maps by key and lists by index,
 /// follows links into the blocks they name, and goes through dag-pb nodes by link name as
 /// UnixFS paths do (sharded directories included).
-async fn resolve_document(source: &dyn BlockSource, arg: &str) -> RpcResult<Ipld> {
+async fn resolve_document(source: &dyn BlockSource, arg: &str) -> RpcResult<Located> {
     let path = ContentPath::parse(arg)?;
     let mut cid = *path.root();
     let (mut codec, mut doc) = load(source, cid).await?;
     let segments = path.segments();
+    let mut rem_path = Vec::new();
     let mut at = 0;
     while at < segments.len() {
         if codec == Codec::DagPb {
             let rest = ContentPath::new(cid, segments[at..].to_vec())?;
             let resolved = resolve_path(source, &rest).await?;
-            return Ok(ipld::decode(Codec::DagPb, resolved.block.data())?);
+            return Ok(Located {
+                cid: *resolved.cid(),
+                rem_path: Vec::new(),
+                doc: ipld::decode(Codec::DagPb, resolved.block.data())?,
+            });
         }
         let segment = &segments[at];
         let next = match &doc {
@@ -182,12 +196,27 @@ async fn resolve_document(source: &dyn BlockSource, arg: &str) -> RpcResult<Ipld
         })?;
         at += 1;
         doc = next;
+        rem_path.push(segment.clone());
         if let Ipld::Link(link) = doc {
             cid = link;
+            rem_path.clear();
             (codec, doc) = load(source, cid).await?;
         }
     }
-    Ok(doc)
+    Ok(Located { cid, rem_path, doc })
+}
+
+/// Kubo's `dag resolve`: the last block the path reaches and the rest of the path inside it.
+pub(crate) async fn resolve(State(state): State<AppState>, params: Params) -> RpcResult<Response> {
+    // kubo-rpc-client appends its `path` option to the argument and sends it along as well.
+    params.only(&["path"])?;
+    let source = params.block_source(&state)?;
+    let located = resolve_document(source.as_ref(), params.one_arg()?).await?;
+    Ok(Json(json!({
+        "Cid": { "/": params.cid(&located.cid) },
+        "RemPath": located.rem_path.join("/"),
+    }))
+    .into_response())
 }
 
 /// Kubo's answer: the document (or the part of it the path names) in `output-codec`
@@ -196,7 +225,9 @@ pub(crate) async fn get(State(state): State<AppState>, params: Params) -> RpcRes
     params.only(&["output-codec"])?;
     let codec = codec_option(&params, "output-codec", "dag-json")?;
     let source = params.block_source(&state)?;
-    let doc = resolve_document(source.as_ref(), params.one_arg()?).await?;
+    let doc = resolve_document(source.as_ref(), params.one_arg()?)
+        .await?
+        .doc;
     let bytes = Bytes::from(ipld::encode(codec, &doc)?);
     Ok(byte_stream(
         futures::stream::once(async move { Ok(bytes) }),

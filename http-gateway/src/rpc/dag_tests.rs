@@ -123,6 +123,28 @@ async fn put_get_stat_export_import() {
     // {"a": [true], "b": 1}: keys of one byte, in order.
     assert_eq!(cbor, [0xa2, 0x61, b'a', 0x81, 0xf5, 0x61, b'b', 0x01]);
 
+    // dag/resolve: the last block reached and the rest of the path inside it, as Kubo says.
+    for (path, cid, rem) in [
+        (parent.clone(), &parent, ""),
+        (format!("{parent}/child"), &child, ""),
+        (format!("/ipfs/{parent}/child/a/0"), &child, "a/0"),
+    ] {
+        let (code, body) = call(&state, &format!("/api/v0/dag/resolve?arg={path}"), &[]).await;
+        assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            lines(&body),
+            [json!({ "Cid": { "/": cid }, "RemPath": rem })],
+            "{path}"
+        );
+    }
+    let (code, _) = call(
+        &state,
+        &format!("/api/v0/dag/resolve?arg={parent}/nothing"),
+        &[],
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+
     let (_, body) = call(&state, &format!("/api/v0/dag/stat?arg={parent}"), &[]).await;
     let stats = lines(&body);
     let last = stats.last().unwrap();

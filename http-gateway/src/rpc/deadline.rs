@@ -57,7 +57,7 @@ pub(crate) async fn deadline(req: Request, next: Next) -> Response {
 }
 
 /// A Go `time.ParseDuration` string; a negative one is already over.
-fn parse_go_duration(text: &str) -> Option<Duration> {
+pub(super) fn parse_go_duration(text: &str) -> Option<Duration> {
     let (negative, mut rest) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),

@@ -20,6 +20,7 @@ mod pubsub;
 mod repo;
 mod response;
 mod routing;
+mod stats;
 mod swarm;
 mod tar;
 
@@ -54,6 +55,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/repo/verify", post(repo::verify))
         .route("/api/v0/repo/stat", post(repo::stat))
         .route("/api/v0/stats/repo", post(repo::stat))
+        .route("/api/v0/stats/bw", post(stats::bw))
         .route("/api/v0/version", post(repo::version))
         .route("/api/v0/config", post(config::get))
         .route("/api/v0/config/show", post(config::show))
@@ -73,6 +75,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/api/v0/dag/put", post(dag::put))
         .route("/api/v0/dag/get", post(dag::get))
         .route("/api/v0/dag/stat", post(dag::stat))
+        .route("/api/v0/dag/resolve", post(dag::resolve))
         .route("/api/v0/dag/export", post(dag_car::export))
         .route("/api/v0/dag/import", post(dag_car::import))
         .route("/api/v0/pubsub/pub", post(pubsub::publish))

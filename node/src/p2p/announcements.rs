@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use prometheus_client::metrics::gauge::Gauge;
 use stargate_protocol::Cid;
 use tokio::sync::mpsc;
 
+use super::metrics::Metrics;
 use crate::config::ProvideStrategy;
 
 /// Something the node now has.
@@ -23,9 +25,9 @@ pub(super) enum Announcement {
 /// The receiving side of the announcement queue: what the providing tasks read.
 #[derive(Debug)]
 pub(super) struct Announced {
-    pub(super) queue: mpsc::Receiver<Announcement>,
+    pub(super) queue: Lane<Announcement>,
     /// Roots of DAGs the mirror stored, with when.
-    pub(super) mirrored: mpsc::Receiver<(Instant, Cid)>,
+    pub(super) mirrored: Lane<(Instant, Cid)>,
     /// When the mirror last stored a DAG.
     pub(super) mirrored_last: LastStored,
     /// Set when something could not be queued or announced: the reprovider runs early.
@@ -37,6 +39,9 @@ pub(super) struct Announced {
 pub(super) struct Announcements {
     queue: mpsc::Sender<Announcement>,
     mirrored: mpsc::Sender<(Instant, Cid)>,
+    /// What waits in each lane (`stargate_dht_provides_pending`).
+    queue_pending: Gauge,
+    mirrored_pending: Gauge,
     mirrored_last: LastStored,
     /// Set when something could not be queued or announced: the reprovider runs early.
     missed: Arc<AtomicBool>,
@@ -46,22 +51,38 @@ pub(super) struct Announcements {
 }
 
 impl Announcements {
-    pub(super) fn new(capacity: usize, strategy: ProvideStrategy) -> (Self, Announced) {
+    pub(super) fn new(
+        capacity: usize,
+        strategy: ProvideStrategy,
+        metrics: &Metrics,
+    ) -> (Self, Announced) {
         let (queue, receiver) = mpsc::channel(capacity);
         let (mirrored, mirrored_receiver) = mpsc::channel(capacity);
+        let (queue_pending, mirrored_pending) = (
+            metrics.provides_pending("added"),
+            metrics.provides_pending("mirrored"),
+        );
         let missed = Arc::new(AtomicBool::new(false));
         let mirrored_last = LastStored::default();
         (
             Self {
                 queue,
                 mirrored,
+                queue_pending: queue_pending.clone(),
+                mirrored_pending: mirrored_pending.clone(),
                 mirrored_last: mirrored_last.clone(),
                 missed: Arc::clone(&missed),
                 fetched: strategy == ProvideStrategy::All,
             },
             Announced {
-                queue: receiver,
-                mirrored: mirrored_receiver,
+                queue: Lane {
+                    receiver,
+                    pending: queue_pending,
+                },
+                mirrored: Lane {
+                    receiver: mirrored_receiver,
+                    pending: mirrored_pending,
+                },
                 mirrored_last,
                 missed,
             },
@@ -84,19 +105,42 @@ impl Announcements {
     pub(super) fn push_mirrored(&self, root: Cid) {
         let now = Instant::now();
         self.mirrored_last.set(now);
-        self.full_if(self.mirrored.try_send((now, root)));
+        self.send(&self.mirrored, &self.mirrored_pending, (now, root));
     }
 
     fn try_push(&self, a: Announcement) {
-        self.full_if(self.queue.try_send(a));
+        self.send(&self.queue, &self.queue_pending, a);
     }
 
-    fn full_if<T>(&self, sent: Result<(), mpsc::error::TrySendError<T>>) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = sent
+    fn send<T>(&self, lane: &mpsc::Sender<T>, pending: &Gauge, item: T) {
+        // Counted before it is sent, so that the receiver never takes the gauge below zero.
+        pending.inc();
+        let Err(e) = lane.try_send(item) else {
+            return;
+        };
+        pending.dec();
+        if let mpsc::error::TrySendError::Full(_) = e
             && !self.missed.swap(true, Ordering::Relaxed)
         {
             tracing::warn!("the provide queue is full; the next reprovide announces the rest");
         }
+    }
+}
+
+/// One lane of the queue, receiving side: what it hands out leaves the pending gauge.
+#[derive(Debug)]
+pub(super) struct Lane<T> {
+    receiver: mpsc::Receiver<T>,
+    pending: Gauge,
+}
+
+impl<T> Lane<T> {
+    pub(super) async fn recv(&mut self) -> Option<T> {
+        let item = self.receiver.recv().await;
+        if item.is_some() {
+            self.pending.dec();
+        }
+        item
     }
 }
 

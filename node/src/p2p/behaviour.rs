@@ -16,6 +16,7 @@ use libp2p::{
 use stargate_protocol::bitswap::ProtocolVersion;
 use stargate_storage::Store;
 
+use super::bandwidth::Bandwidth;
 use super::bitswap;
 use super::gossip_behaviour::{self, GossipBehaviour};
 use super::records::ProviderStore;
@@ -74,6 +75,7 @@ pub(crate) fn build_swarm(
     keypair: Keypair,
     settings: &Settings,
     store: Store,
+    bandwidth: &Bandwidth,
 ) -> Result<Swarm<Behaviour>> {
     let yamux = || {
         let mut config = yamux::Config::default();
@@ -93,6 +95,7 @@ pub(crate) fn build_swarm(
         .context("setting up DNS resolution")?
         .with_relay_client(noise::Config::new, yamux)
         .context("setting up the relay client transport")?
+        .with_bandwidth_metrics(&mut bandwidth.registry())
         .with_behaviour(|key, relay_client| behaviour(key, relay_client, settings, store))
         .map_err(|e| anyhow::anyhow!("setting up the network behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))

@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::bandwidth::{Bandwidth, BandwidthCollector};
 use super::bitswap;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +46,10 @@ pub(crate) struct Metrics {
     provider_records: Gauge,
     provider_records_refused: Counter,
     provides: Family<OutcomeLabels, Counter>,
+    provides_pending: Family<LaneLabels, Gauge>,
+    provides_in_flight: Gauge,
+    /// The transport's byte counts (`stats/bw` reads them too).
+    pub(crate) bandwidth: Bandwidth,
     bitswap: Family<BitswapLabels, Counter>,
     bitswap_wants: Gauge,
     retrieved_blocks: Family<PathLabels, Counter>,
@@ -62,6 +67,11 @@ struct VerdictLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    lane: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BitswapLabels {
     what: &'static str,
 }
@@ -75,6 +85,9 @@ impl Metrics {
             provider_records: Gauge::default(),
             provider_records_refused: Counter::default(),
             provides: Family::default(),
+            provides_pending: Family::default(),
+            provides_in_flight: Gauge::default(),
+            bandwidth: Bandwidth::default(),
             bitswap: Family::default(),
             bitswap_wants: Gauge::default(),
             retrieved_blocks: Family::default(),
@@ -110,6 +123,19 @@ impl Metrics {
             "Provider records this node announced, by outcome (ok, failed)",
             m.provides.clone(),
         );
+        registry.register(
+            "stargate_dht_provides_pending",
+            "Announcements waiting in the provide queue, by lane (added: adds, pins and fetched \
+             blocks; mirrored: DAGs the mirror stored, held until it is quiet); each stands for \
+             one or more provider records",
+            m.provides_pending.clone(),
+        );
+        registry.register(
+            "stargate_dht_provides_in_flight",
+            "Provider records being announced now",
+            m.provides_in_flight.clone(),
+        );
+        registry.register_collector(Box::new(BandwidthCollector(m.bandwidth.clone())));
         registry.register(
             "stargate_bitswap",
             "Bitswap counts since start, by what (blocks_received, block_bytes_received, \
@@ -237,6 +263,18 @@ impl Metrics {
         self.provider_records.set(as_gauge(records));
         self.provider_records_refused
             .inc_by(refused.saturating_sub(self.provider_records_refused.get()));
+    }
+
+    /// The gauge of announcements waiting in `lane` (`added`, `mirrored`).
+    pub(super) fn provides_pending(&self, lane: &'static str) -> Gauge {
+        self.provides_pending
+            .get_or_create(&LaneLabels { lane })
+            .clone()
+    }
+
+    /// The gauge of provider records being announced.
+    pub(super) fn provides_in_flight(&self) -> &Gauge {
+        &self.provides_in_flight
     }
 
     pub(super) fn provided(&self, ok: bool) {

@@ -9,6 +9,7 @@
 //! through; the sync protocol between Stargate nodes (`sync/`) is started by the mirror.
 
 mod announcements;
+mod bandwidth;
 mod behaviour;
 pub(crate) mod bitswap;
 mod command;
@@ -58,7 +59,8 @@ pub(crate) fn spawn(
     // the last one used comes just before.
     let gossip =
         event_loop::gossip::Gossip::start(&store, settings.pubsub, metrics.clone(), local_peer_id)?;
-    let swarm = behaviour::build_swarm(keypair, &settings, store.clone())?;
+    let swarm = behaviour::build_swarm(keypair, &settings, store.clone(), &metrics.bandwidth)?;
+    metrics.bandwidth.spawn_sampler(shutdown.clone());
     let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
     let transfer = transfer::Transfer::new(
         swarm.behaviour().transfer.new_control(),
@@ -77,8 +79,11 @@ pub(crate) fn spawn(
         shutdown.clone(),
     )?;
     let task = tokio::spawn(event_loop.run());
-    let (announcements, announced) =
-        announcements::Announcements::new(settings.providing.queue, settings.providing.strategy);
+    let (announcements, announced) = announcements::Announcements::new(
+        settings.providing.queue,
+        settings.providing.strategy,
+        &metrics,
+    );
     let network = Network::new(commands, local_peer_id, announcements, metrics, transfer);
     providing::spawn(
         network.clone(),

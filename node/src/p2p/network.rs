@@ -538,6 +538,11 @@ impl stargate_http_gateway::Network for Network {
     fn content_added(&self, cid: Cid, pinned: bool) {
         self.announcements.push(cid, pinned);
     }
+
+    fn bandwidth(&self) -> stargate_http_gateway::Bandwidth {
+        let t = self.metrics.bandwidth.traffic();
+        stargate_http_gateway::Bandwidth::new(t.total_in, t.total_out, t.rate_in, t.rate_out)
+    }
 }
 
 /// A receiver as a stream.

@@ -86,24 +86,26 @@ async fn announce(network: Network, store: Store, settings: Providing, announced
     } = announced;
     let source: Arc<dyn BlockSource> = Arc::new(store);
     let mirrored_source = Arc::clone(&source);
-    let mirrored = receiver_stream(mirrored)
-        .then(move |(at, root)| {
-            let last = mirrored_last.clone();
-            async move {
-                loop {
-                    let due = (last.get() + MIRRORED_QUIET).min(at + MIRRORED_LATEST);
-                    if Instant::now() >= due {
-                        return root;
-                    }
-                    tokio::time::sleep_until(due.into()).await;
+    let mirrored = futures::stream::unfold(mirrored, |mut lane| async move {
+        lane.recv().await.map(|v| (v, lane))
+    })
+    .then(move |(at, root)| {
+        let last = mirrored_last.clone();
+        async move {
+            loop {
+                let due = (last.get() + MIRRORED_QUIET).min(at + MIRRORED_LATEST);
+                if Instant::now() >= due {
+                    return root;
                 }
+                tokio::time::sleep_until(due.into()).await;
             }
-        })
-        .flat_map(move |root| {
-            let pinned = Announcement::Dag { root, pinned: true };
-            expand(settings.strategy, Arc::clone(&mirrored_source), pinned)
-        })
-        .boxed();
+        }
+    })
+    .flat_map(move |root| {
+        let pinned = Announcement::Dag { root, pinned: true };
+        expand(settings.strategy, Arc::clone(&mirrored_source), pinned)
+    })
+    .boxed();
     let (tx, rx) = mpsc::channel(READ_AHEAD);
     let expand_all = async move {
         while let Some(a) = announced.recv().await {
@@ -176,7 +178,13 @@ async fn provide_all(
     let mut results = std::pin::pin!(
         cids.map(|cid| {
             let network = network.clone();
-            async move { (cid, network.start_providing(dht_key(&cid)).await) }
+            async move {
+                let in_flight = network.metrics().provides_in_flight();
+                in_flight.inc();
+                let result = network.start_providing(dht_key(&cid)).await;
+                in_flight.dec();
+                (cid, result)
+            }
         })
         .buffer_unordered(concurrency)
     );
