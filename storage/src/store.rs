@@ -338,6 +338,24 @@ impl Store {
         }))
     }
 
+    /// Blocks stored and the disk space the database file takes, without reading the index
+    /// (for a status shown every few seconds; [`Store::stat`] has the rest).
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn usage(&self) -> Result<(u64, u64), StoreError> {
+        let blocks = self.read(|txn| {
+            open_read(txn, BLOCK_INDEX)?
+                .len()
+                .map_err(db_err("counting blocks"))
+        })?;
+        let meta = std::fs::metadata(&self.inner.file).map_err(|e| StoreError::Database {
+            context: "reading the database file size",
+            reason: e.to_string(),
+        })?;
+        Ok((blocks, disk_usage(&meta)))
+    }
+
     /// Counts and sizes. Sums the block index, so it reads every index entry (not the blocks).
     ///
     /// # Errors
@@ -718,6 +736,7 @@ mod tests {
         assert_eq!(stat.block_bytes, 100 + b.data().len() as u64);
         assert_eq!((stat.recursive_pins, stat.direct_pins), (1, 1));
         assert!(stat.file_bytes > 0);
+        assert_eq!(store.usage().unwrap(), (2, stat.file_bytes));
         let m = store.metrics();
         assert_eq!((m.blocks_put, m.bytes_put), (2, stat.block_bytes));
     }
