@@ -8,7 +8,8 @@
 //! the first render needs no JavaScript and every value, first render or update, goes through
 //! askama's HTML escaping. Nothing is loaded from elsewhere: the page works offline, and its
 //! Content-Security-Policy allows only its own inline style, its one script (by hash) and
-//! requests back to this node.
+//! requests back to this node. Its icon is empty and inline, so the browser asks for no
+//! `/favicon.ico` (which the API's authorization would refuse).
 //!
 //! Each part is gathered on its own with a time limit: a part that fails or is slow shows its
 //! error and the rest of the page still renders.
@@ -50,7 +51,7 @@ static HEADERS: LazyLock<[(HeaderName, HeaderValue); 5]> = LazyLock::new(|| {
         .encode(stargate_protocol::sha2_256(SCRIPT.as_bytes()));
     let policy = format!(
         "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; \
-         connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
+         connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     );
     [
