@@ -17,9 +17,12 @@ use stargate_tests::{
 /// Funding, confirmations, gossip and mirroring on a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(120);
 
+/// A confirmed anchor as `anchor status` shows it: txid, height, depth.
+type Confirmed = (String, u32, u32);
+
 /// `anchor status <cid>`'s line: `<cid> confirmed txid <txid> height <h> depth <d>`, or
 /// `<cid> <state> ...`; the state, and once confirmed the txid, height and depth.
-fn anchor_line(node: &StargateDaemon, cid: &str) -> Result<(String, Option<(String, u32, u32)>)> {
+fn anchor_line(node: &StargateDaemon, cid: &str) -> Result<(String, Option<Confirmed>)> {
     let out = node.cli_ok(&["anchor", "status", cid])?;
     let line = out
         .lines()
