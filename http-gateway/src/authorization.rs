@@ -323,8 +323,8 @@ fn is_read(path: &str) -> bool {
     if let Some(command) = path.strip_prefix("/api/v0/") {
         return READS.contains(&command.trim_end_matches('/'));
     }
-    // The Stargate API's reads.
-    under(path, "/api/v1/mirror")
+    // The Stargate API's reads, and the status page.
+    under(path, "/api/v1/mirror") || under(path, "/webui")
 }
 
 #[cfg(test)]
@@ -378,6 +378,9 @@ mod tests {
         );
         assert_eq!(a.decide("/api/v0/cat", &none), Ok(()));
         assert_eq!(a.decide("/api/v1/mirror/status", &none), Ok(()));
+        assert_eq!(a.decide("/webui", &none), Ok(()));
+        assert_eq!(a.decide("/webui/panels", &none), Ok(()));
+        assert_eq!(a.decide("/webuix", &none), Err(Refusal::Missing));
         assert_eq!(a.decide("/api/v0/add", &with("Bearer k3y")), Ok(()));
         assert_eq!(
             a.decide("/api/v0/add", &with("Bearer nope")),
@@ -404,6 +407,7 @@ mod tests {
             Err(Refusal::Missing)
         );
         assert_eq!(a.decide("/api/v0/cat", &with("Bearer k3y")), Ok(()));
+        assert_eq!(a.decide("/webui", &HeaderMap::new()), Err(Refusal::Missing));
     }
 
     #[test]

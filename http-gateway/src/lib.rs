@@ -8,6 +8,7 @@
 //!   `/api/v1/ingestions`), behind the [`Stego`] trait and the store;
 //! - who may call the API listener ([`Authorizations`]: Kubo's `API.Authorizations` and the
 //!   guide's API key);
+//! - the status page (`/webui`) on the API listener;
 //! - `/health` and Prometheus `/metrics` on both listeners.
 //!
 //! This crate depends on `protocol` and `storage` and on narrow traits that the node implements
@@ -31,6 +32,7 @@ mod serve;
 mod state;
 mod stego;
 mod stego_api;
+mod webui;
 
 pub use crate::anchoring::{
     AnchorEntry, AnchorState, Anchoring, AnchoringError, AnchoringSummary, SyncProgress,
@@ -52,3 +54,4 @@ pub use crate::serve::serve;
 pub use crate::state::{AppState, HttpOptions};
 pub use crate::stego::{Stego, StegoAuth, StegoError};
 pub use crate::stego_api::{MAX_INGEST_PAGE, stego_callback_router, stego_router};
+pub use crate::webui::webui_router;

@@ -189,6 +189,10 @@ pub(crate) async fn run(data_dir: PathBuf, mut config: Config, args: DaemonArgs)
                 stargate_http_gateway::api_router(state.clone())
                     .merge(anchors)
                     .merge(stargate_http_gateway::mirror_router(state.clone()))
+                    .merge(stargate_http_gateway::webui_router(
+                        state.clone(),
+                        env!("STARGATE_COMMIT"),
+                    ))
                     .merge(stargate_http_gateway::stego_router(state, stego_auth)),
             ),
         ),

@@ -432,6 +432,37 @@ impl Store {
         })
     }
 
+    /// The `limit` newest batches, newest first, each with its first `members` members (as
+    /// CIDv1, in tree order): what a status page lists.
+    ///
+    /// # Errors
+    /// A database error, or a damaged record.
+    pub fn anchor_recent_batches(
+        &self,
+        limit: usize,
+        members: usize,
+    ) -> Result<Vec<(BatchRecord, Vec<Cid>)>, StoreError> {
+        let ctx = "listing recent anchor batches";
+        self.read(|txn| {
+            let batches = open_read(txn, ANCHOR_BATCHES)?;
+            let table = open_read(txn, ANCHOR_BATCH_MEMBERS)?;
+            let mut out = Vec::new();
+            for entry in batches.iter().map_err(db_err(ctx))?.rev().take(limit) {
+                let (id, v) = entry.map_err(db_err(ctx))?;
+                let record: BatchRecord = decode(v.value(), "anchor batch")?;
+                let id = id.value();
+                let cids = table
+                    .range((id, 0)..=(id, u32::MAX))
+                    .map_err(db_err(ctx))?
+                    .take(members)
+                    .map(|e| cid_from(e.map_err(db_err(ctx))?.1.value()))
+                    .collect::<Result<_, _>>()?;
+                out.push((record, cids));
+            }
+            Ok(out)
+        })
+    }
+
     /// The members of a batch (as CIDv1), in tree order.
     ///
     /// # Errors
@@ -588,6 +619,25 @@ mod tests {
         assert_eq!(store.anchor_counts().unwrap().failed, 2);
         // A failed CID can be queued again.
         assert!(store.anchor_enqueue(&[a], 9).unwrap()[0].newly_queued);
+    }
+
+    #[test]
+    fn recent_batches_newest_first_with_their_first_members() {
+        let (_dir, store) = open();
+        let a = *raw(&b"a"[..]).cid();
+        let b = *raw(&b"b"[..]).cid();
+        let c = *raw(&b"c"[..]).cid();
+        store.anchor_enqueue(&[a, b, c], 1).unwrap();
+        let first = store.anchor_create_batch(&[a, b], record(), None).unwrap();
+        let second = store.anchor_create_batch(&[c], record(), None).unwrap();
+        let listed: Vec<(u64, Vec<Cid>)> = store
+            .anchor_recent_batches(5, 1)
+            .unwrap()
+            .into_iter()
+            .map(|(r, m)| (r.id, m))
+            .collect();
+        assert_eq!(listed, vec![(second.id, vec![c]), (first.id, vec![a])]);
+        assert_eq!(store.anchor_recent_batches(1, 9).unwrap().len(), 1);
     }
 
     #[test]

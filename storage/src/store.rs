@@ -773,6 +773,11 @@ mod tests {
         assert_eq!(stat.block_bytes, 100 + b.data().len() as u64);
         assert_eq!((stat.recursive_pins, stat.direct_pins), (1, 1));
         assert!(stat.file_bytes > 0);
+        let usage = store.usage().unwrap();
+        assert_eq!(
+            (usage.blocks, usage.block_bytes, usage.file_bytes),
+            (2, stat.block_bytes, stat.file_bytes)
+        );
         let m = store.metrics();
         assert_eq!((m.blocks_put, m.bytes_put), (2, stat.block_bytes));
     }

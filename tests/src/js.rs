@@ -1,5 +1,6 @@
 //! The Node scripts in `tests/js`: a second UnixFS importer configured as
-//! Kubo's `ipfs add`, and a CAR verifier built on `@ipld/car`.
+//! Kubo's `ipfs add`, a CAR verifier built on `@ipld/car`, and the status
+//! page driven in Debian's chromium by `playwright-core`.
 
 use std::path::Path;
 use std::process::Command;
@@ -132,6 +133,39 @@ pub fn js_car_verify(path: &Path) -> Result<CarReport> {
         );
     }
     Ok(report)
+}
+
+/// Where `webui.mjs` finds the browser (Debian's `chromium`; playwright-core downloads none).
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// Starting chromium, the checks, a mirrored upload and the screenshot, on a loaded machine.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `tests/js/webui.mjs` with `spec` (its fields are described there): it opens the status
+/// page in chromium, checks it, waits for a live update and saves a screenshot. Its report, or
+/// why a check failed. Fails loudly when chromium or playwright-core is missing.
+pub fn js_webui_check(spec: &serde_json::Value) -> Result<serde_json::Value> {
+    if !Path::new(CHROMIUM).is_file() {
+        bail!(
+            "{CHROMIUM} not found (Debian package chromium): {}",
+            crate::paths::INSTALL_HINT
+        );
+    }
+    let dir = js_dir()?;
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        bail!(
+            "npm playwright-core is not installed in {}: {}",
+            dir.display(),
+            crate::paths::INSTALL_HINT
+        );
+    }
+    let mut cmd = node_script("webui.mjs")?;
+    cmd.arg(spec.to_string());
+    let out = run_with_timeout(&mut cmd, BROWSER_TIMEOUT)?;
+    if !out.status.success() {
+        bail!("webui.mjs failed ({}): {}", out.status, out.stderr_str());
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("webui.mjs printed {:?}", out.stdout_str()))
 }
 
 // The scripts run in tests/js, so relative paths would resolve there.

@@ -39,12 +39,13 @@ pub use data::{
 pub use gateway::{GatewayServer, HttpAnswer};
 pub use js::{
     CarReport, ImportEntry, ImportOptions, ImportResult, js_car_verify, js_unixfs_import,
+    js_webui_check,
 };
 pub use kubo::{KeyType, KuboAdd, KuboOptions, KuboPeer, PubsubMessage, SubscriptionId};
 pub use load::{Kind, LoadReport, Tally, run_users};
 pub use mirror::{mirror_config, mirror_options};
 pub use node::StargateNode;
-pub use paths::{repo_root, stargate_bin, venv_python, workspace_bin};
+pub use paths::{repo_root, stargate_bin, test_artifacts_dir, venv_python, workspace_bin};
 pub use process::{CommandOutput, run_with_timeout, wait_or_kill};
 pub use regtest::{
     BURN_ADDRESS, COINBASE_MATURITY, ChainSource, NewWallet, Payer, Regtest, SEGWIT_HEIGHT,

@@ -55,6 +55,15 @@ pub fn stargate_bin() -> Result<PathBuf> {
     workspace_bin("stargate")
 }
 
+/// `target/test-artifacts`, created: where tests leave files for people to look at
+/// (screenshots), beside the build they come from.
+pub fn test_artifacts_dir() -> Result<PathBuf> {
+    let profile = target_profile_dir()?;
+    let dir = profile.parent().unwrap_or(&profile).join("test-artifacts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// The Python interpreter of the test venv (`.venv` at the repo root).
 pub fn venv_python() -> Result<PathBuf> {
     let python = repo_root().join(".venv/bin/python");

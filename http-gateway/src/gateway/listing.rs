@@ -187,7 +187,7 @@ fn parent_href(req: &GatewayRequest) -> Option<String> {
 }
 
 /// A size for people: bytes below 1 KiB, then KiB, MiB, GiB, TiB with one decimal.
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

@@ -20,6 +20,8 @@ mod sniff;
 mod stream;
 mod trustless;
 
+pub(crate) use listing::human_size;
+
 #[cfg(test)]
 mod tests;
 
