@@ -9,7 +9,7 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransac
 use stargate_protocol::{Block, Cid, Multihash};
 
 use crate::StoreError;
-use crate::blocks::{IndexEntry, hash_matches};
+use crate::blocks::{IndexEntry, hash_matches, reconcile_totals};
 use crate::cache::BlockCache;
 use crate::error::db_err;
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -168,6 +168,7 @@ impl Store {
         })?;
         let txn = db.begin_write().map_err(db_err("opening the database"))?;
         prepare(&txn, &file)?;
+        reconcile_totals(&txn)?;
         txn.commit().map_err(db_err("opening the database"))?;
 
         let db = Arc::new(db);

@@ -227,8 +227,7 @@ pub(crate) fn prepare(txn: &WriteTransaction, file: &Path) -> Result<(), StoreEr
                 .map_err(db_err(ctx))?;
         }
     }
-    create_all(txn)?;
-    crate::blocks::reconcile_totals(txn)
+    create_all(txn)
 }
 
 /// Opens a table for reading. Every table exists once the store is open.
