@@ -18,6 +18,7 @@ use tempfile::TempDir;
 use crate::data::write_pseudo_random_file;
 use crate::launch::{read_log, spawn_daemon, stargate_command, terminate, wait_started};
 use crate::process::{CommandOutput, run_with_timeout};
+use crate::regtest::{BURN_ADDRESS, COINBASE_MATURITY, Regtest};
 use crate::wait::wait_for;
 
 /// From spawn to a daemon that answers `id`.
@@ -292,6 +293,34 @@ impl StargateDaemon {
                 .with_context(|| format!("{series}{n}: not a count")),
             None => Ok(0),
         }
+    }
+
+    /// Funds the daemon's wallet (its `[chain]` pointing at `regtest`): one coinbase to its
+    /// address, matured, then waits until the wallet counts it as confirmed. Returns the address.
+    ///
+    /// # Errors
+    /// Mining failed, or the balance stayed at zero for `timeout`.
+    pub fn fund_wallet(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        regtest: &Regtest,
+        timeout: Duration,
+    ) -> Result<String> {
+        let address = self.cli_ok(&["wallet", "address"])?.trim().to_owned();
+        rt.block_on(regtest.mine_blocks(1, &address))?;
+        rt.block_on(regtest.mine_blocks(COINBASE_MATURITY, BURN_ADDRESS))?;
+        wait_for(timeout, || {
+            let balance = self.cli_ok(&["wallet", "balance"]).ok()?;
+            let confirmed: u64 = balance.lines().find_map(|l| {
+                l.strip_prefix("confirmed ")?
+                    .strip_suffix(" sat")?
+                    .parse()
+                    .ok()
+            })?;
+            (confirmed > 0).then_some(())
+        })
+        .with_context(|| format!("the wallet was never funded; log:\n{}", self.log()))?;
+        Ok(address)
     }
 
     /// The daemon's log so far.

@@ -10,8 +10,7 @@ use anyhow::{Context, Result, bail, ensure};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use stargate_tests::{
-    BURN_ADDRESS, COINBASE_MATURITY, DaemonOptions, Regtest, StargateDaemon, StargateNode,
-    wait_for, write_text_file,
+    BURN_ADDRESS, DaemonOptions, Regtest, StargateDaemon, StargateNode, wait_for, write_text_file,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -76,21 +75,8 @@ fn anchoring_through_the_daemon() -> Result<()> {
     );
 
     // Fund the wallet: one coinbase, matured.
-    let address = daemon.cli_ok(&["wallet", "address"])?.trim().to_owned();
+    let address = daemon.fund_wallet(&rt, &regtest, WAIT)?;
     ensure!(address.starts_with("bcrt1"), "{address}");
-    rt.block_on(regtest.mine_blocks(1, &address))?;
-    rt.block_on(regtest.mine_blocks(COINBASE_MATURITY, BURN_ADDRESS))?;
-    wait_for(WAIT, || {
-        let balance = daemon.cli_ok(&["wallet", "balance"]).ok()?;
-        let confirmed: u64 = balance.lines().find_map(|l| {
-            l.strip_prefix("confirmed ")?
-                .strip_suffix(" sat")?
-                .parse()
-                .ok()
-        })?;
-        (confirmed > 0).then_some(())
-    })
-    .with_context(|| format!("the wallet was never funded; log:\n{}", daemon.log()))?;
 
     // Content of our own, anchored from the CLI.
     let work = tempfile::tempdir()?;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::json;
 use stargate_tests::{
-    BURN_ADDRESS, COINBASE_MATURITY, Regtest, StargateDaemon, js_webui_check, mirror_options,
-    test_artifacts_dir, wait_for,
+    BURN_ADDRESS, Regtest, StargateDaemon, js_webui_check, mirror_options, test_artifacts_dir,
+    wait_for,
 };
 
 /// Funding, confirmations, gossip and mirroring on a loaded 2-core machine.
@@ -75,20 +75,7 @@ fn the_status_page_shows_an_anchored_mirrored_upload_and_updates_itself() -> Res
     b.wait_topic_peers(&[a.peer_id()], WAIT)?;
 
     // Fund a's wallet: one coinbase, matured.
-    let address = a.cli_ok(&["wallet", "address"])?.trim().to_owned();
-    rt.block_on(regtest.mine_blocks(1, &address))?;
-    rt.block_on(regtest.mine_blocks(COINBASE_MATURITY, BURN_ADDRESS))?;
-    wait_for(WAIT, || {
-        let balance = a.cli_ok(&["wallet", "balance"]).ok()?;
-        let confirmed: u64 = balance.lines().find_map(|l| {
-            l.strip_prefix("confirmed ")?
-                .strip_suffix(" sat")?
-                .parse()
-                .ok()
-        })?;
-        (confirmed > 0).then_some(())
-    })
-    .with_context(|| format!("the wallet was never funded; log:\n{}", a.log()))?;
+    a.fund_wallet(&rt, &regtest, WAIT)?;
 
     // An upload, announced (b mirrors it) and anchored, confirmed under CONFIRMATIONS blocks.
     let cid = a.add_announced(200 * 1024, 1, "contract", &[])?;
